@@ -1,0 +1,1 @@
+//! Heka-compatible TOML configuration for hekate.

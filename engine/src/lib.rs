@@ -1,0 +1,2 @@
+//! hekate's engine.
+pub mod message;

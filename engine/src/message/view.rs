@@ -1,0 +1,453 @@
+//! A borrowed, lazy view over an encoded Heka message.
+//!
+//! [`MessageView::new`] walks the top-level tags once, recording where each header lives and where
+//! the fields start; nothing is copied or allocated. Fields are parsed only when asked for, so
+//! routing a message that only passes through costs one scan of its headers.
+
+use super::{FieldValue, Message, MessageAccess, ValueType};
+
+/// Why a byte string is not a well-formed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ViewError {
+    /// The bytes end inside a tag, a varint or a length-delimited value.
+    #[error("message truncated at byte {0}")]
+    Truncated(usize),
+    /// A varint longer than 10 bytes.
+    #[error("malformed varint at byte {0}")]
+    BadVarint(usize),
+    /// A known tag with the wrong wire type, a group, or tag 0.
+    #[error("invalid wire type {wire_type} for tag {tag} at byte {at}")]
+    BadWireType {
+        /// The field number.
+        tag: u64,
+        /// The wire type found.
+        wire_type: u8,
+        /// Offset of the key.
+        at: usize,
+    },
+    /// The message is longer than 4 GiB.
+    #[error("message too long")]
+    TooLong,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    #[inline]
+    fn of<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[self.start as usize..(self.start + self.len) as usize]
+    }
+}
+
+const WT_VARINT: u8 = 0;
+const WT_FIXED64: u8 = 1;
+const WT_LEN: u8 = 2;
+const WT_FIXED32: u8 = 5;
+
+#[inline(always)]
+fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, ViewError> {
+    let start = *pos;
+    let mut result = 0u64;
+    let mut shift = 0;
+    loop {
+        let Some(&b) = buf.get(*pos) else {
+            return Err(ViewError::Truncated(*pos));
+        };
+        *pos += 1;
+        result |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Ok(result);
+        }
+        shift += 7;
+        if shift >= 70 {
+            return Err(ViewError::BadVarint(start));
+        }
+    }
+}
+
+/// One (tag, wire type, value) entry of a protobuf message.
+#[derive(Clone, Copy)]
+enum Value {
+    Varint(u64),
+    Fixed64(u64),
+    Fixed32,
+    Len(Span),
+}
+
+#[inline(always)]
+fn next_entry(buf: &[u8], pos: &mut usize) -> Result<(u64, Value), ViewError> {
+    let at = *pos;
+    let key = varint(buf, pos)?;
+    let tag = key >> 3;
+    let wire_type = (key & 7) as u8;
+    if tag == 0 {
+        return Err(ViewError::BadWireType { tag, wire_type, at });
+    }
+    let value = match wire_type {
+        WT_VARINT => Value::Varint(varint(buf, pos)?),
+        WT_FIXED64 => {
+            let bytes = buf.get(*pos..*pos + 8).ok_or(ViewError::Truncated(*pos))?;
+            *pos += 8;
+            Value::Fixed64(u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
+        }
+        WT_LEN => {
+            let len = varint(buf, pos)?;
+            let end = (*pos as u64)
+                .checked_add(len)
+                .filter(|&e| e <= buf.len() as u64)
+                .ok_or(ViewError::Truncated(buf.len()))?;
+            let span = Span {
+                start: *pos as u32,
+                len: len as u32,
+            };
+            *pos = end as usize;
+            Value::Len(span)
+        }
+        WT_FIXED32 => {
+            if buf.len() < *pos + 4 {
+                return Err(ViewError::Truncated(*pos));
+            }
+            *pos += 4;
+            Value::Fixed32
+        }
+        _ => return Err(ViewError::BadWireType { tag, wire_type, at }),
+    };
+    Ok((tag, value))
+}
+
+/// A borrowed view of an encoded [`Message`]; see the module docs.
+#[derive(Clone, Copy, Debug)]
+pub struct MessageView<'a> {
+    buf: &'a [u8],
+    uuid: Span,
+    msg_type: Span,
+    logger: Span,
+    payload: Span,
+    env_version: Span,
+    hostname: Span,
+    timestamp: i64,
+    severity: i32,
+    pid: i32,
+    fields_start: u32,
+    field_count: u32,
+}
+
+impl<'a> MessageView<'a> {
+    /// Scans the top level of `buf`, an encoded message.
+    ///
+    /// Fails when the top level is malformed: a truncated entry, a bad varint, a group, or a known
+    /// tag with the wrong wire type. A field's own contents are checked when it is read.
+    pub fn new(buf: &'a [u8]) -> Result<Self, ViewError> {
+        if buf.len() > u32::MAX as usize {
+            return Err(ViewError::TooLong);
+        }
+        let mut v = MessageView {
+            buf,
+            uuid: Span::default(),
+            msg_type: Span::default(),
+            logger: Span::default(),
+            payload: Span::default(),
+            env_version: Span::default(),
+            hostname: Span::default(),
+            timestamp: 0,
+            severity: 7,
+            pid: 0,
+            fields_start: buf.len() as u32,
+            field_count: 0,
+        };
+        let mut pos = 0;
+        while pos < buf.len() {
+            let at = pos;
+            let (tag, value) = next_entry(buf, &mut pos)?;
+            let wrong = |wire_type| ViewError::BadWireType { tag, wire_type, at };
+            match (tag, value) {
+                (1, Value::Len(s)) => v.uuid = s,
+                (2, Value::Varint(n)) => v.timestamp = n as i64,
+                (3, Value::Len(s)) => v.msg_type = s,
+                (4, Value::Len(s)) => v.logger = s,
+                (5, Value::Varint(n)) => v.severity = n as i32,
+                (6, Value::Len(s)) => v.payload = s,
+                (7, Value::Len(s)) => v.env_version = s,
+                (8, Value::Varint(n)) => v.pid = n as i32,
+                (9, Value::Len(s)) => v.hostname = s,
+                (10, Value::Len(_)) => {
+                    if v.field_count == 0 {
+                        v.fields_start = at as u32;
+                    }
+                    v.field_count += 1;
+                }
+                (1..=10, Value::Varint(_)) => return Err(wrong(WT_VARINT)),
+                (1..=10, Value::Len(_)) => return Err(wrong(WT_LEN)),
+                (1..=10, Value::Fixed64(_)) => return Err(wrong(WT_FIXED64)),
+                (1..=10, Value::Fixed32) => return Err(wrong(WT_FIXED32)),
+                _ => {} // unknown tags are skipped, as protobuf requires
+            }
+        }
+        Ok(v)
+    }
+
+    /// The encoded bytes this view reads.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// Number of dynamic fields.
+    pub fn field_count(&self) -> usize {
+        self.field_count as usize
+    }
+
+    /// The dynamic fields, in order.
+    pub fn fields(&self) -> FieldViews<'a> {
+        FieldViews {
+            buf: self.buf,
+            pos: self.fields_start as usize,
+            remaining: self.field_count,
+        }
+    }
+
+    /// Fully decodes the message into its owned form.
+    pub fn to_owned_message(&self) -> Result<Message, prost::DecodeError> {
+        Message::decode_bytes(self.buf)
+    }
+}
+
+impl MessageAccess for MessageView<'_> {
+    #[inline]
+    fn uuid(&self) -> &[u8] {
+        self.uuid.of(self.buf)
+    }
+    #[inline]
+    fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+    #[inline]
+    fn msg_type(&self) -> &[u8] {
+        self.msg_type.of(self.buf)
+    }
+    #[inline]
+    fn logger(&self) -> &[u8] {
+        self.logger.of(self.buf)
+    }
+    #[inline]
+    fn severity(&self) -> i32 {
+        self.severity
+    }
+    #[inline]
+    fn payload(&self) -> &[u8] {
+        self.payload.of(self.buf)
+    }
+    #[inline]
+    fn env_version(&self) -> &[u8] {
+        self.env_version.of(self.buf)
+    }
+    #[inline]
+    fn pid(&self) -> i32 {
+        self.pid
+    }
+    #[inline]
+    fn hostname(&self) -> &[u8] {
+        self.hostname.of(self.buf)
+    }
+    fn field_value(&self, name: &[u8], fi: usize, ai: usize) -> Option<FieldValue<'_>> {
+        self.fields()
+            .filter(|f| f.name() == Some(name))
+            .nth(fi)
+            .and_then(|f| f.value(ai))
+    }
+}
+
+/// Iterator over the [`FieldView`]s of a message.
+#[derive(Clone, Debug)]
+pub struct FieldViews<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    remaining: u32,
+}
+
+impl<'a> Iterator for FieldViews<'a> {
+    type Item = FieldView<'a>;
+
+    fn next(&mut self) -> Option<FieldView<'a>> {
+        while self.remaining > 0 {
+            // The top level was validated by MessageView::new, so entries parse.
+            let (tag, value) = next_entry(self.buf, &mut self.pos).ok()?;
+            if let (10, Value::Len(s)) = (tag, value) {
+                self.remaining -= 1;
+                return Some(FieldView { buf: s.of(self.buf) });
+            }
+        }
+        None
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining as usize, Some(self.remaining as usize))
+    }
+}
+
+/// A borrowed view of one encoded [`Field`](super::Field).
+///
+/// A field whose own encoding is malformed has no name and no values.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldView<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> FieldView<'a> {
+    /// Walks the entries of this field; stops (returning false) on malformed input.
+    fn for_each(&self, mut f: impl FnMut(u64, Value) -> bool) -> bool {
+        let mut pos = 0;
+        while pos < self.buf.len() {
+            match next_entry(self.buf, &mut pos) {
+                Ok((tag, value)) => {
+                    if !f(tag, value) {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// The encoded bytes of this field.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// The field's name (the last `name` entry wins, as in a full decode); `None` when absent or
+    /// malformed.
+    pub fn name(&self) -> Option<&'a [u8]> {
+        let mut name = None;
+        let buf = self.buf;
+        let ok = self.for_each(|tag, value| {
+            if let (1, Value::Len(s)) = (tag, value) {
+                name = Some(s.of(buf));
+            }
+            true
+        });
+        if ok { name } else { None }
+    }
+
+    /// The field's value type; an unknown enum value reads as STRING.
+    pub fn value_type(&self) -> ValueType {
+        let mut vt = 0i32;
+        self.for_each(|tag, value| {
+            if let (2, Value::Varint(n)) = (tag, value) {
+                vt = n as i32;
+            }
+            true
+        });
+        ValueType::try_from(vt).unwrap_or(ValueType::String)
+    }
+
+    /// The representation, `""` when absent.
+    pub fn representation(&self) -> &'a [u8] {
+        let mut repr: &[u8] = b"";
+        let buf = self.buf;
+        self.for_each(|tag, value| {
+            if let (3, Value::Len(s)) = (tag, value) {
+                repr = s.of(buf);
+            }
+            true
+        });
+        repr
+    }
+
+    /// Number of values in the array that the value type selects.
+    pub fn len(&self) -> usize {
+        let mut n = 0;
+        let vt = self.value_type();
+        self.values_of(vt, |_| {
+            n += 1;
+            true
+        });
+        n
+    }
+
+    /// True when the selected array is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Value `ai` of the array that the value type selects.
+    pub fn value(&self, ai: usize) -> Option<FieldValue<'a>> {
+        let vt = self.value_type();
+        let mut i = 0;
+        let mut found = None;
+        self.values_of(vt, |v| {
+            if i == ai {
+                found = Some(v);
+                return false;
+            }
+            i += 1;
+            true
+        });
+        found
+    }
+
+    /// Every value of the selected array, in order.
+    pub fn values(&self) -> Vec<FieldValue<'a>> {
+        let mut out = Vec::new();
+        self.values_of(self.value_type(), |v| {
+            out.push(v);
+            true
+        });
+        out
+    }
+
+    /// Calls `f` with each value of type `vt`, packed or not, until it returns false.
+    fn values_of(&self, vt: ValueType, mut f: impl FnMut(FieldValue<'a>) -> bool) {
+        let buf = self.buf;
+        let tag_of = match vt {
+            ValueType::String => 4,
+            ValueType::Bytes => 5,
+            ValueType::Integer => 6,
+            ValueType::Double => 7,
+            ValueType::Bool => 8,
+        };
+        self.for_each(|tag, value| {
+            if tag != tag_of {
+                return true;
+            }
+            match (vt, value) {
+                (ValueType::String, Value::Len(s)) => f(FieldValue::String(s.of(buf))),
+                (ValueType::Bytes, Value::Len(s)) => f(FieldValue::Bytes(s.of(buf))),
+                (ValueType::Integer, Value::Varint(n)) => f(FieldValue::Integer(n as i64)),
+                (ValueType::Bool, Value::Varint(n)) => f(FieldValue::Bool(n != 0)),
+                (ValueType::Double, Value::Fixed64(n)) => f(FieldValue::Double(f64::from_bits(n))),
+                (ValueType::Integer | ValueType::Bool, Value::Len(s)) => {
+                    let packed = s.of(buf);
+                    let mut p = 0;
+                    while p < packed.len() {
+                        let Ok(n) = varint(packed, &mut p) else {
+                            return false;
+                        };
+                        let v = if vt == ValueType::Bool {
+                            FieldValue::Bool(n != 0)
+                        } else {
+                            FieldValue::Integer(n as i64)
+                        };
+                        if !f(v) {
+                            return false;
+                        }
+                    }
+                    true
+                }
+                (ValueType::Double, Value::Len(s)) => {
+                    for chunk in s.of(buf).chunks_exact(8) {
+                        let n = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                        if !f(FieldValue::Double(f64::from_bits(n))) {
+                            return false;
+                        }
+                    }
+                    true
+                }
+                _ => true,
+            }
+        });
+    }
+}
