@@ -72,7 +72,7 @@ fn assert_agree(msg: &Message, view: &MessageView<'_>) {
     assert_eq!(view.hostname(), MessageAccess::hostname(msg));
     assert_eq!(view.field_count(), msg.fields.len());
     for (fv, f) in view.fields().zip(&msg.fields) {
-        assert_eq!(fv.name(), Some(f.name.as_bytes()));
+        assert_eq!(fv.name(), f.name.as_bytes());
         assert_eq!(fv.value_type(), f.kind());
         assert_eq!(
             fv.representation(),

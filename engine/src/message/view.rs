@@ -254,7 +254,7 @@ impl MessageAccess for MessageView<'_> {
     }
     fn field_value(&self, name: &[u8], fi: usize, ai: usize) -> Option<FieldValue<'_>> {
         self.fields()
-            .filter(|f| f.name() == Some(name))
+            .filter(|f| f.name() == name)
             .nth(fi)
             .and_then(|f| f.value(ai))
     }
@@ -318,18 +318,18 @@ impl<'a> FieldView<'a> {
         self.buf
     }
 
-    /// The field's name (the last `name` entry wins, as in a full decode); `None` when absent or
-    /// malformed.
-    pub fn name(&self) -> Option<&'a [u8]> {
-        let mut name = None;
+    /// The field's name (the last `name` entry wins, as in a full decode); `""` when absent, as
+    /// the schema's default, or when the field is malformed.
+    pub fn name(&self) -> &'a [u8] {
+        let mut name: &[u8] = b"";
         let buf = self.buf;
         let ok = self.for_each(|tag, value| {
             if let (1, Value::Len(s)) = (tag, value) {
-                name = Some(s.of(buf));
+                name = s.of(buf);
             }
             true
         });
-        if ok { name } else { None }
+        if ok { name } else { b"" }
     }
 
     /// The field's value type; an unknown enum value reads as STRING.
