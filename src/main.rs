@@ -1,1 +1,126 @@
-fn main() {}
+//! The `hekate` command: the daemon and Heka's tools as subcommands.
+
+mod cat;
+mod show;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hekate_config::{Config, HekaCatalog};
+use hekate_engine::matcher::MatcherSpec;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hekate",
+    version,
+    about = "A thread-per-core, Heka-compatible log and metrics pipeline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate a configuration file or directory; list every problem with its file and line.
+    Check {
+        /// A TOML file, or a directory whose *.toml files are merged in alphabetical order.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Read Heka-framed protobuf streams and print the messages that match.
+    Cat {
+        /// A message matcher expression; every message when omitted.
+        #[arg(short, long = "match", default_value = "TRUE")]
+        matcher: String,
+        /// How to print matching messages.
+        #[arg(short, long, value_enum, default_value = "text")]
+        format: cat::Format,
+        /// Largest message accepted, in bytes.
+        #[arg(long, default_value_t = 65536)]
+        max_message_size: u32,
+        /// Files to read, in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Cat {
+            matcher,
+            format,
+            max_message_size,
+            files,
+        } => run_cat(&matcher, format, max_message_size, &files),
+        Command::Version => {
+            println!("hekate {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn matcher_check(expr: &str) -> Result<(), String> {
+    MatcherSpec::parse(expr)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match Config::load_and_validate(path, &HekaCatalog, &matcher_check) {
+        Ok(config) => {
+            println!(
+                "{}: configuration is valid ({} plugin sections)",
+                path.display(),
+                config
+                    .plugins
+                    .iter()
+                    .filter(|p| !p.is_default_instance())
+                    .count()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            if !errors.to_string().ends_with('\n') {
+                eprintln!();
+            }
+            eprintln!("{}: {} problem(s) found", path.display(), errors.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cat(
+    matcher: &str,
+    format: cat::Format,
+    max_message_size: u32,
+    files: &[PathBuf],
+) -> ExitCode {
+    let spec = match MatcherSpec::parse(matcher) {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("hekate cat: invalid --match expression: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut warn = io::stderr().lock();
+    let result = cat::cat(files, &spec, format, max_message_size, &mut out, &mut warn)
+        .and_then(|summary| out.flush().map(|()| summary));
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hekate cat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

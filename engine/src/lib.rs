@@ -1,2 +1,4 @@
 //! hekate's engine.
+pub mod framing;
+pub mod matcher;
 pub mod message;

@@ -1,0 +1,208 @@
+//! Heka's stream [`Header`](crate::message::Header), read and written by hand.
+//!
+//! The header sits on the hot path of every record, so it is neither built nor parsed through
+//! prost: writing needs no owned strings and reading borrows the signer name and digest from the
+//! record buffer. Fields are written in tag order (1, 3, 4, 5, 6), which is what Heka's gogoproto
+//! marshaller emits, so signed headers are byte-identical to hekad's.
+
+/// Key of `message_length` (field 1, varint).
+pub(crate) const KEY_MESSAGE_LENGTH: u8 = 0x08;
+/// Key of `hmac_hash_function` (field 3, varint).
+pub(crate) const KEY_HASH_FUNCTION: u8 = 0x18;
+/// Key of `hmac_signer` (field 4, length-delimited).
+pub(crate) const KEY_SIGNER: u8 = 0x22;
+/// Key of `hmac_key_version` (field 5, varint).
+pub(crate) const KEY_KEY_VERSION: u8 = 0x28;
+/// Key of `hmac` (field 6, length-delimited).
+pub(crate) const KEY_HMAC: u8 = 0x32;
+
+const WT_VARINT: u64 = 0;
+const WT_FIXED64: u64 = 1;
+const WT_LEN: u64 = 2;
+const WT_FIXED32: u64 = 5;
+
+/// The fields of a decoded header, borrowed from the record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct HeaderFields<'a> {
+    /// Length of the message that follows; wider than `u32` so an overlong varint reads as
+    /// oversized rather than wrapping.
+    pub message_length: u64,
+    /// Raw `HmacHashFunction` value (0 = MD5, the proto default).
+    pub hash_function: i32,
+    /// `hmac_signer` (empty when absent).
+    pub signer: &'a [u8],
+    /// `hmac_key_version` (0 when absent).
+    pub key_version: u32,
+    /// `hmac`, when present (even if empty).
+    pub hmac: Option<&'a [u8]>,
+}
+
+/// Reads a base-128 varint at `*pos`, advancing it; `None` when truncated or longer than 10 bytes.
+#[inline(always)]
+pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for i in 0..10 {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Number of bytes the varint encoding of `v` takes.
+#[inline]
+pub(crate) fn varint_len(v: u64) -> usize {
+    // ceil(significant bits / 7), with 0 taking one byte.
+    let bits = 64 - (v | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+/// Appends the varint encoding of `v`.
+#[inline]
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// The message length of an unsigned header (`08 <varint>` and nothing else), the form almost every
+/// record carries; `None` for any other header, which then takes the general path.
+#[inline(always)]
+pub(crate) fn unsigned_length(header: &[u8]) -> Option<u64> {
+    if header.first() != Some(&KEY_MESSAGE_LENGTH) {
+        return None;
+    }
+    let mut pos = 1;
+    let len = read_varint(header, &mut pos)?;
+    (pos == header.len()).then_some(len)
+}
+
+/// Decodes a header with protobuf rules: fields in any order, the last occurrence wins, unknown
+/// fields are skipped. Fails on a malformed entry, a known field with the wrong wire type, a group,
+/// field number 0, or a missing `message_length` (a required field).
+pub(crate) fn parse(header: &[u8]) -> Option<HeaderFields<'_>> {
+    let mut fields = HeaderFields::default();
+    let mut has_length = false;
+    let mut pos = 0;
+    while pos < header.len() {
+        let key = read_varint(header, &mut pos)?;
+        let (field, wire_type) = (key >> 3, key & 7);
+        match (field, wire_type) {
+            (0, _) => return None,
+            (1, WT_VARINT) => {
+                fields.message_length = read_varint(header, &mut pos)?;
+                has_length = true;
+            }
+            // Go truncates these varints to 32 bits; so do we.
+            (3, WT_VARINT) => fields.hash_function = read_varint(header, &mut pos)? as i32,
+            (5, WT_VARINT) => fields.key_version = read_varint(header, &mut pos)? as u32,
+            (4, WT_LEN) => fields.signer = read_len(header, &mut pos)?,
+            (6, WT_LEN) => fields.hmac = Some(read_len(header, &mut pos)?),
+            (1 | 3..=6, _) => return None,
+            (_, WT_VARINT) => {
+                read_varint(header, &mut pos)?;
+            }
+            (_, WT_LEN) => {
+                read_len(header, &mut pos)?;
+            }
+            (_, WT_FIXED64) => pos = skip(header, pos, 8)?,
+            (_, WT_FIXED32) => pos = skip(header, pos, 4)?,
+            _ => return None,
+        }
+    }
+    has_length.then_some(fields)
+}
+
+#[inline]
+fn skip(buf: &[u8], pos: usize, n: usize) -> Option<usize> {
+    let end = pos.checked_add(n)?;
+    (end <= buf.len()).then_some(end)
+}
+
+#[inline]
+fn read_len<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    let len = usize::try_from(read_varint(buf, pos)?).ok()?;
+    let end = skip(buf, *pos, len)?;
+    let bytes = &buf[*pos..end];
+    *pos = end;
+    Some(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Header, HmacHashFunction};
+    use prost::Message as _;
+
+    #[test]
+    fn varint_round_trip_and_length() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            assert_eq!(out.len(), varint_len(v), "{v}");
+            let mut pos = 0;
+            assert_eq!(read_varint(&out, &mut pos), Some(v));
+            assert_eq!(pos, out.len());
+        }
+        assert_eq!(read_varint(&[0x80; 11], &mut 0), None);
+        assert_eq!(read_varint(&[0x80], &mut 0), None);
+    }
+
+    #[test]
+    fn parse_agrees_with_prost() {
+        let header = Header {
+            message_length: 300,
+            hmac_hash_function: Some(HmacHashFunction::Sha1 as i32),
+            hmac_signer: Some("ops".into()),
+            hmac_key_version: Some(7),
+            hmac: Some(vec![1, 2, 3]),
+        };
+        let bytes = header.encode_to_vec();
+        let f = parse(&bytes).unwrap();
+        assert_eq!(f.message_length, 300);
+        assert_eq!(f.hash_function, 1);
+        assert_eq!(f.signer, b"ops");
+        assert_eq!(f.key_version, 7);
+        assert_eq!(f.hmac, Some(&[1u8, 2, 3][..]));
+        assert_eq!(unsigned_length(&bytes), None);
+
+        let plain = Header {
+            message_length: 5,
+            ..Default::default()
+        }
+        .encode_to_vec();
+        assert_eq!(unsigned_length(&plain), Some(5));
+        assert_eq!(parse(&plain).unwrap().hmac, None);
+    }
+
+    #[test]
+    fn parse_rejects_malformed_headers() {
+        assert_eq!(parse(&[]), None, "missing message_length");
+        assert_eq!(parse(&[0x18, 0x01]), None, "missing message_length");
+        assert_eq!(parse(&[0x0a, 0x00]), None, "message_length as bytes");
+        assert_eq!(parse(&[0x08]), None, "truncated varint");
+        assert_eq!(parse(&[0x08, 0x01, 0x32, 0x05, 0x00]), None, "short hmac");
+        assert_eq!(parse(&[0x08, 0x01, 0x0b]), None, "group");
+        assert_eq!(parse(&[0x00, 0x01]), None, "field 0");
+        // Unknown fields of every wire type are skipped.
+        let f = parse(&[
+            0x08, 0x02, 0x10, 0x05, 0x39, 0, 0, 0, 0, 0, 0, 0, 0, 0x7d, 0, 0, 0, 0,
+        ]);
+        assert_eq!(f.map(|f| f.message_length), Some(2));
+    }
+}
