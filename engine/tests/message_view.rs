@@ -3,8 +3,8 @@
 use hekate_engine::message::{
     Field, FieldValue, Message, MessageAccess, MessageView, ValueType, uuid_string,
 };
-use prost::Message as _;
 use proptest::prelude::*;
+use prost::Message as _;
 
 fn field_strategy() -> impl Strategy<Value = Field> {
     let name = prop::sample::select(vec!["status", "host", "bytes", "ratio", "ok", "raw", "a b"]);
@@ -17,10 +17,14 @@ fn field_strategy() -> impl Strategy<Value = Field> {
         };
         let mut s = seed;
         for i in 0..n {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             match kind {
                 0 => f.value_string.push(format!("v{i}-{}", s % 1000)),
-                1 => f.value_bytes.push(s.to_le_bytes()[..(s % 8) as usize].to_vec()),
+                1 => f
+                    .value_bytes
+                    .push(s.to_le_bytes()[..(s % 8) as usize].to_vec()),
                 2 => f.value_integer.push(s as i64),
                 3 => f.value_double.push((s % 100_000) as f64 / 7.0 - 5000.0),
                 _ => f.value_bool.push(s % 2 == 0),
@@ -187,7 +191,10 @@ fn missing_headers_read_as_schema_defaults() {
     assert_eq!(view.severity(), 7);
     assert_eq!(view.pid(), 0);
     assert_eq!(view.msg_type(), b"");
-    assert_eq!(uuid_string(view.uuid()), "abababab-abab-abab-abab-abababababab");
+    assert_eq!(
+        uuid_string(view.uuid()),
+        "abababab-abab-abab-abab-abababababab"
+    );
 }
 
 #[test]
@@ -198,11 +205,17 @@ fn repeated_field_names_are_indexed_in_order() {
         .add_field(Field::boolean("tag", true));
     let bytes = msg.to_bytes();
     let view = MessageView::new(&bytes).unwrap();
-    assert_eq!(view.field_value(b"tag", 0, 0), Some(FieldValue::String(b"a")));
+    assert_eq!(
+        view.field_value(b"tag", 0, 0),
+        Some(FieldValue::String(b"a"))
+    );
     assert_eq!(view.field_value(b"tag", 1, 0), Some(FieldValue::Integer(7)));
     assert_eq!(view.field_value(b"tag", 2, 0), Some(FieldValue::Bool(true)));
     assert_eq!(view.field_value(b"tag", 3, 0), None);
-    assert_eq!(view.fields().nth(1).unwrap().value_type(), ValueType::Integer);
+    assert_eq!(
+        view.fields().nth(1).unwrap().value_type(),
+        ValueType::Integer
+    );
 }
 
 #[test]

@@ -277,7 +277,9 @@ impl<'a> Iterator for FieldViews<'a> {
             let (tag, value) = next_entry(self.buf, &mut self.pos).ok()?;
             if let (10, Value::Len(s)) = (tag, value) {
                 self.remaining -= 1;
-                return Some(FieldView { buf: s.of(self.buf) });
+                return Some(FieldView {
+                    buf: s.of(self.buf),
+                });
             }
         }
         None
