@@ -58,11 +58,11 @@ impl Parser<'_> {
     }
 
     fn peek(&mut self) -> Result<&Token, MatcherError> {
-        if self.peeked.is_none() {
-            self.peeked = Some(self.lexer.next_token()?);
-        }
-        // Just filled.
-        self.peeked.as_ref().ok_or(MatcherError::Empty)
+        let tok = match self.peeked.take() {
+            Some(tok) => tok,
+            None => self.lexer.next_token()?,
+        };
+        Ok(self.peeked.insert(tok))
     }
 
     /// The source text of a token.
