@@ -253,10 +253,17 @@ impl MessageAccess for MessageView<'_> {
         self.hostname.of(self.buf)
     }
     fn field_value(&self, name: &[u8], fi: usize, ai: usize) -> Option<FieldValue<'_>> {
-        self.fields()
-            .filter(|f| f.name() == name)
-            .nth(fi)
-            .and_then(|f| f.value(ai))
+        let mut seen = 0;
+        for f in self.fields() {
+            let (field_name, vt) = f.name_and_type();
+            if field_name == name {
+                if seen == fi {
+                    return f.value_of(vt, ai);
+                }
+                seen += 1;
+            }
+        }
+        None
     }
 }
 
@@ -375,9 +382,31 @@ impl<'a> FieldView<'a> {
         self.len() == 0
     }
 
+    /// Name and value type in one pass over the field (`""` and STRING when malformed).
+    fn name_and_type(&self) -> (&'a [u8], ValueType) {
+        let mut name: &[u8] = b"";
+        let mut vt = 0i32;
+        let buf = self.buf;
+        let ok = self.for_each(|tag, value| {
+            match (tag, value) {
+                (1, Value::Len(s)) => name = s.of(buf),
+                (2, Value::Varint(n)) => vt = n as i32,
+                _ => {}
+            }
+            true
+        });
+        if !ok {
+            return (b"", ValueType::String);
+        }
+        (name, ValueType::try_from(vt).unwrap_or(ValueType::String))
+    }
+
     /// Value `ai` of the array that the value type selects.
     pub fn value(&self, ai: usize) -> Option<FieldValue<'a>> {
-        let vt = self.value_type();
+        self.value_of(self.value_type(), ai)
+    }
+
+    fn value_of(&self, vt: ValueType, ai: usize) -> Option<FieldValue<'a>> {
         let mut i = 0;
         let mut found = None;
         self.values_of(vt, |v| {
