@@ -226,6 +226,29 @@ fn malformed_top_level_is_refused() {
     assert!(MessageView::new(&[6 << 3 | 2, 10, b'x']).is_err());
     // Truncated varint.
     assert!(MessageView::new(&[2 << 3, 0x80]).is_err());
-    // Group wire type.
+    // An unterminated group, and an end group without a start.
     assert!(MessageView::new(&[11 << 3 | 3]).is_err());
+    assert!(MessageView::new(&[11 << 3 | 4]).is_err());
+    // A known tag as a group.
+    assert!(MessageView::new(&[3 << 3 | 3, 3 << 3 | 4]).is_err());
+}
+
+#[test]
+fn unknown_groups_are_skipped_like_a_full_decode_does() {
+    // Unknown group 11 holding a varint and a nested group 12, then Type = "t".
+    let bytes = [
+        11 << 3 | 3,
+        1 << 3,
+        5,
+        12 << 3 | 3,
+        12 << 3 | 4,
+        11 << 3 | 4,
+        3 << 3 | 2,
+        1,
+        b't',
+    ];
+    let view = MessageView::new(&bytes).unwrap();
+    let msg = Message::decode_bytes(&bytes).unwrap();
+    assert_eq!(view.msg_type(), b"t");
+    assert_eq!(msg.r#type(), "t");
 }

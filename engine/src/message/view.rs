@@ -15,7 +15,7 @@ pub enum ViewError {
     /// A varint longer than 10 bytes.
     #[error("malformed varint at byte {0}")]
     BadVarint(usize),
-    /// A known tag with the wrong wire type, a group, or tag 0.
+    /// A known tag with the wrong wire type, an unbalanced group, or tag 0.
     #[error("invalid wire type {wire_type} for tag {tag} at byte {at}")]
     BadWireType {
         /// The field number.
@@ -46,6 +46,8 @@ impl Span {
 const WT_VARINT: u8 = 0;
 const WT_FIXED64: u8 = 1;
 const WT_LEN: u8 = 2;
+const WT_START_GROUP: u8 = 3;
+const WT_END_GROUP: u8 = 4;
 const WT_FIXED32: u8 = 5;
 
 #[inline(always)]
@@ -76,6 +78,8 @@ enum Value {
     Fixed64(u64),
     Fixed32,
     Len(Span),
+    /// A skipped group.
+    Group,
 }
 
 #[inline(always)]
@@ -114,9 +118,41 @@ fn next_entry(buf: &[u8], pos: &mut usize) -> Result<(u64, Value), ViewError> {
             *pos += 4;
             Value::Fixed32
         }
+        WT_START_GROUP => {
+            skip_group(buf, pos, tag, 1)?;
+            Value::Group
+        }
         _ => return Err(ViewError::BadWireType { tag, wire_type, at }),
     };
     Ok((tag, value))
+}
+
+/// Skips a (deprecated) group up to its matching end tag, as a full decode does for unknown
+/// fields; nesting is limited like prost's recursion limit.
+fn skip_group(buf: &[u8], pos: &mut usize, tag: u64, depth: u32) -> Result<(), ViewError> {
+    const MAX_DEPTH: u32 = 100;
+    loop {
+        let at = *pos;
+        let key = varint(buf, pos)?;
+        let (inner, wire_type) = (key >> 3, (key & 7) as u8);
+        match wire_type {
+            WT_END_GROUP if inner == tag => return Ok(()),
+            WT_START_GROUP if depth < MAX_DEPTH && inner != 0 => {
+                skip_group(buf, pos, inner, depth + 1)?
+            }
+            WT_START_GROUP | WT_END_GROUP => {
+                return Err(ViewError::BadWireType {
+                    tag: inner,
+                    wire_type,
+                    at,
+                });
+            }
+            _ => {
+                *pos = at;
+                next_entry(buf, pos)?;
+            }
+        }
+    }
 }
 
 /// A borrowed view of an encoded [`Message`]; see the module docs.
@@ -184,6 +220,7 @@ impl<'a> MessageView<'a> {
                 (1..=10, Value::Len(_)) => return Err(wrong(WT_LEN)),
                 (1..=10, Value::Fixed64(_)) => return Err(wrong(WT_FIXED64)),
                 (1..=10, Value::Fixed32) => return Err(wrong(WT_FIXED32)),
+                (1..=10, Value::Group) => return Err(wrong(WT_START_GROUP)),
                 _ => {} // unknown tags are skipped, as protobuf requires
             }
         }
