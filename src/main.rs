@@ -1,6 +1,7 @@
 //! The `hekate` command: the daemon and Heka's tools as subcommands.
 
 mod cat;
+mod run;
 mod show;
 
 use std::io::{self, Write};
@@ -24,6 +25,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the daemon with a configuration, or the embedded default configuration.
+    Run {
+        /// A TOML file, or a directory whose *.toml files are merged in alphabetical order.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
     /// Validate a configuration file or directory; list every problem with its file and line.
     Check {
         /// A TOML file, or a directory whose *.toml files are merged in alphabetical order.
@@ -52,6 +59,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { config } => run::run(config.as_deref()),
         Command::Check { config } => check(&config),
         Command::Cat {
             matcher,

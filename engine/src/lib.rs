@@ -1,4 +1,66 @@
-//! hekate's engine.
+//! hekate's engine: the message model, Heka framing, the matcher language, the plugin traits and
+//! the thread-per-core runtime.
+//!
+//! # Threads
+//!
+//! ```text
+//!  shard s: one per worker core, a pinned glommio executor
+//!
+//!   socket ──io_uring──▶ splitter ──▶ view / decoder ──▶ router shard s
+//!                                                          │ one lane per (s, instance):
+//!                                                          │ an rtrb SPSC ring of batches
+//!               ┌──────────────────────────────────────────┼──────────────────────────┐
+//!               ▼                                          ▼                          ▼
+//!     per-shard instance on s                    single plugin on its home    … on another
+//!     (FileOutput, TcpOutput)                    shard (CounterFilter),       home shard
+//!                                                fed by every shard's router
+//!   filters inject ──▶ the router of their shard (loop count ≤ max_message_loops)
+//!
+//!  coordinator (the main thread, pinned): signals, stats snapshots, reports, shutdown
+//! ```
+//!
+//! - **One shard per worker core.** Each runs a glommio `LocalExecutor` pinned to its core;
+//!   tasks are `!Send` and never migrate. No lock is taken on the message path.
+//! - **Inputs run on every shard.** Listeners are bound with SO_REUSEPORT on every shard, so
+//!   the kernel spreads connections and datagrams. A connection is read by one task into a buffer
+//!   it reuses (io_uring via glommio); split, decode and routing happen inline on that task —
+//!   no hop between read and route ([`runtime::RecordStream`]).
+//! - **Every shard has a router** ([`runtime::RouterShard`]) holding the compiled matchers of
+//!   every filter and output. A message is viewed in place ([`message::MessageView`]: headers
+//!   located, nothing copied or decoded), each matcher is evaluated once, and the message bytes are
+//!   copied into the pending batch of each destination that matched. A message that only passes
+//!   through is never re-encoded: ProtobufEncoder writes the bytes it arrived in.
+//! - **Placement** ([`plugin::Placement`]). A *per-shard* plugin has an instance on every shard,
+//!   fed only by that shard's router. A *single* plugin has one instance on a home shard, fed by
+//!   every shard. Either way the path is a **lane**: an rtrb SPSC ring of batches from one source
+//!   shard to one instance — a full mesh, no MPSC queue, no lock. Emptied batches return on a
+//!   second ring, so steady traffic allocates nothing.
+//! - **Parking.** A runner whose lanes are empty registers its waker on a doorbell and sleeps in
+//!   the executor; a producer rings after each batch it pushes (a fence and a load when nobody
+//!   sleeps). An idle hekate only wakes for its once-a-second stats and signal checks: well
+//!   under 1% of a core.
+//! - **Back-pressure, not loss.** Lanes are bounded. When one is full the router keeps the batch
+//!   and the inputs of that shard stop reading until the consumer makes room; TCP flow control
+//!   then holds the sender. An output that cannot write (a slow peer, a reconnect) stops taking
+//!   batches, which propagates the same way.
+//! - **Filters inject** messages back into their shard's router after each batch; an injected
+//!   message carries its loop count (limited by `max_message_loops`), and a filter whose own
+//!   matcher selects what it injects is refused (circular reference), as in Heka.
+//! - **The coordinator** runs on the thread that started the pipeline, pinned to
+//!   `coordinator_core`. It is never on the message path: it takes signals (SIGINT/SIGTERM
+//!   shutdown, SIGUSR1 text report), merges the counters each shard pushes every second
+//!   ([`runtime::ShardSnapshot`]), injects `heka.all-report` every `report_interval`, and shuts
+//!   down in order: stop inputs (pending reads return end-of-stream, what was read is routed),
+//!   wait until every lane is drained, stop filters, drain again, stop outputs (they flush).
+//!
+//! # Where to start reading
+//!
+//! [`plugin`] (the traits a plugin implements), [`runtime::start`] and [`runtime::Running::run`]
+//! (start and coordination), `runtime/router.rs` (the hot path), `runtime/runner.rs` (how
+//! filters and outputs are driven).
+
 pub mod framing;
 pub mod matcher;
 pub mod message;
+pub mod plugin;
+pub mod runtime;

@@ -1,0 +1,628 @@
+//! Starting the shards and the coordinator: signals, stats snapshots, reports and shutdown.
+//!
+//! The coordinator runs on the thread that called [`Running::run`], pinned to the coordinator
+//! core. It never touches a message: it waits for signals with a timeout, merges the snapshots the
+//! shards push every second, injects a `heka.all-report` message every `report_interval`, and
+//! drives shutdown through its phases (inputs, then filters, then outputs), checking between
+//! phases that every lane has drained.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use hekate_config::Category;
+
+use super::doorbell::Doorbell;
+use super::layout::{Layout, allowed_cores, format_cores, memlock_limit, resolve};
+use super::report::{Report, ReportEntry, ReportField};
+use super::ring::{LaneCounters, lane};
+use super::router::Route;
+use super::shard::{
+    Control, InputPlan, InstanceKind, InstancePlan, Phase, Settings, ShardPlan, spawn,
+};
+use super::signals::{self, Signal};
+use super::stats::{PluginSnapshot, ShardSnapshot};
+use super::{Pipeline, PluginInfo, StartError};
+use crate::hlog;
+use crate::plugin::{Built, InputPlacement, MessageWriter, Placement, now_ns, random_uuid};
+
+/// How long shutdown may take before hekate exits anyway, saying what was left.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A filter or output as the coordinator sees it: its lanes and what its instances hold.
+#[derive(Debug)]
+struct ConsumerInfo {
+    plugin: usize,
+    /// (source shard, home shard, counters) per lane.
+    lanes: Vec<(usize, usize, Arc<LaneCounters>)>,
+    /// (home shard, messages held) per instance.
+    held: Vec<(usize, Arc<AtomicU64>)>,
+}
+
+/// Asks a running pipeline to shut down, as SIGTERM does (for embedding and tests).
+#[derive(Debug, Clone)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    /// Requests shutdown.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// One sentence per plugin that could not deliver everything before the shutdown timeout:
+    /// how many messages were left and where. Empty after a clean shutdown.
+    pub undelivered: Vec<String>,
+}
+
+/// A started pipeline; [`Running::run`] coordinates it until shutdown.
+#[derive(Debug)]
+pub struct Running {
+    control: Arc<Control>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    plugins: Arc<Vec<PluginInfo>>,
+    consumers: Vec<ConsumerInfo>,
+    snapshots: Vec<rtrb::Consumer<ShardSnapshot>>,
+    latest: Vec<Option<ShardSnapshot>>,
+    injections: rtrb::Producer<Vec<u8>>,
+    pending: Vec<Arc<AtomicU64>>,
+    layout: Layout,
+    report_interval: Duration,
+    hostname: String,
+    lane_messages: u64,
+    stop: Arc<AtomicBool>,
+    shutdown_timeout: Duration,
+    /// A second SIGINT/SIGTERM during shutdown: stop waiting.
+    forced: std::cell::Cell<bool>,
+}
+
+fn prepare_base_dir(dir: &Path) -> Result<(), StartError> {
+    let hint = "set `base_dir` in the [hekate] section to a directory hekate may write";
+    std::fs::create_dir_all(dir).map_err(|e| {
+        StartError::BaseDir(format!(
+            "base_dir {} cannot be created: {e}; {hint}",
+            dir.display()
+        ))
+    })?;
+    let probe = dir.join(format!(".hekate-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| {
+        StartError::BaseDir(format!(
+            "base_dir {} is not writable: {e}; {hint}",
+            dir.display()
+        ))
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Starts the pipeline: resolves the core layout, creates `base_dir`, builds the ring mesh and
+/// starts one pinned executor per worker core. Returns once every input listens, or the first
+/// reason it could not.
+///
+/// Blocks hekate's signals in the calling thread (and so in every thread started from now on):
+/// call it from the main thread before starting other threads.
+pub fn start(pipeline: Pipeline) -> Result<Running, StartError> {
+    signals::block();
+    let global = &pipeline.global;
+    let layout = resolve(global, &allowed_cores(), memlock_limit())?;
+    prepare_base_dir(&global.base_dir)?;
+    let shards = layout.workers.len();
+    let settings = Settings {
+        shards,
+        plugin_count: pipeline.plugins.len(),
+        hostname: global.hostname.clone(),
+        max_message_size: global.max_message_size,
+        max_loops: global.max_message_loops,
+        sample_every: global.sample_denominator.max(1),
+        batch_size: global.batch_size.max(1),
+        io_memory: layout.io_memory as usize,
+    };
+    let ring_capacity = global.ring_capacity.max(1);
+    let control = Arc::new(Control::new());
+    let spaces: Vec<Arc<Doorbell>> = (0..shards).map(|_| Arc::new(Doorbell::new())).collect();
+    let mut routes: Vec<Vec<Route>> = (0..shards).map(|_| Vec::new()).collect();
+    let mut instances: Vec<Vec<InstancePlan>> = (0..shards).map(|_| Vec::new()).collect();
+    let mut inputs: Vec<Vec<InputPlan>> = (0..shards).map(|_| Vec::new()).collect();
+    let mut consumers = Vec::new();
+    let mut next_home = 0usize;
+
+    for (p, info) in pipeline.plugins.iter().enumerate() {
+        if let Built::Input(input) = &info.built {
+            let on: Vec<usize> = match input.placement() {
+                InputPlacement::EveryShard => (0..shards).collect(),
+                InputPlacement::OneShard => {
+                    next_home += 1;
+                    vec![(next_home - 1) % shards]
+                }
+            };
+            for s in on {
+                inputs[s].push(InputPlan {
+                    plugin: p,
+                    name: info.name.clone(),
+                    input: Arc::clone(input),
+                });
+            }
+            continue;
+        }
+        let Some((matcher, signer)) = &info.route else {
+            continue;
+        };
+        let placement = pipeline.placement(p).unwrap_or(Placement::PerShard);
+        let homes: Vec<usize> = match placement {
+            Placement::PerShard => (0..shards).collect(),
+            Placement::Single => {
+                next_home += 1;
+                vec![(next_home - 1) % shards]
+            }
+        };
+        let mut consumer = ConsumerInfo {
+            plugin: p,
+            lanes: Vec::new(),
+            held: Vec::new(),
+        };
+        for home in homes {
+            let bell = Arc::new(Doorbell::new());
+            let sources: Vec<usize> = match placement {
+                Placement::PerShard => vec![home],
+                Placement::Single => (0..shards).collect(),
+            };
+            let mut lanes = Vec::new();
+            for s in sources {
+                let (tx, rx) = lane(ring_capacity, Arc::clone(&bell), Arc::clone(&spaces[s]));
+                consumer.lanes.push((s, home, Arc::clone(tx.counters())));
+                routes[s].push(Route::new(p, matcher.clone(), signer.clone(), tx));
+                lanes.push(rx);
+            }
+            let held = Arc::new(AtomicU64::new(0));
+            consumer.held.push((home, Arc::clone(&held)));
+            let kind = match &info.built {
+                Built::Filter(f) => InstanceKind::Filter(Arc::clone(f)),
+                Built::Output(o) => InstanceKind::Output(Arc::clone(o)),
+                _ => unreachable!("only filters and outputs have routes"),
+            };
+            instances[home].push(InstancePlan {
+                plugin: p,
+                name: info.name.clone(),
+                kind,
+                lanes,
+                bell,
+                held,
+                matcher: matcher.clone(),
+            });
+        }
+        consumers.push(consumer);
+    }
+
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let mut threads = Vec::new();
+    let mut snapshots = Vec::new();
+    let mut pending = Vec::new();
+    let (inject_tx, inject_rx) = rtrb::RingBuffer::new(16);
+    let mut inject_rx = Some(inject_rx);
+    let mut spawn_error = None;
+    for (shard, ((r, inst), inp)) in routes.into_iter().zip(instances).zip(inputs).enumerate() {
+        let (snap_tx, snap_rx) = rtrb::RingBuffer::new(4);
+        snapshots.push(snap_rx);
+        let published = Arc::new(AtomicU64::new(0));
+        pending.push(Arc::clone(&published));
+        let plan = ShardPlan {
+            shard,
+            core: layout.workers[shard],
+            settings: settings.clone(),
+            control: Arc::clone(&control),
+            routes: r,
+            space: Arc::clone(&spaces[shard]),
+            pending: published,
+            instances: inst,
+            inputs: inp,
+            snapshots: snap_tx,
+            injections: if shard == 0 { inject_rx.take() } else { None },
+        };
+        match spawn(plan, ready_tx.clone()) {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                spawn_error = Some(format!("cannot start the thread of shard {shard}: {e}"));
+                break;
+            }
+        }
+    }
+    drop(ready_tx);
+    let mut errors: Vec<String> = spawn_error.into_iter().collect();
+    for _ in 0..threads.len() {
+        match ready_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(())) => {}
+            Ok(Err(shard_errors)) => {
+                // Per-shard plugins fail the same way on every shard: say it once.
+                for e in shard_errors {
+                    if !errors.contains(&e) {
+                        errors.push(e);
+                    }
+                }
+            }
+            Err(_) => {
+                errors.push("a shard did not start within 30 seconds".to_string());
+                break;
+            }
+        }
+    }
+    let running = Running {
+        control,
+        threads,
+        plugins: Arc::new(pipeline.plugins),
+        consumers,
+        latest: (0..shards).map(|_| None).collect(),
+        snapshots,
+        injections: inject_tx,
+        pending,
+        layout,
+        report_interval: global.report_interval,
+        hostname: global.hostname.clone(),
+        lane_messages: (ring_capacity * settings.batch_size) as u64,
+        stop: Arc::new(AtomicBool::new(false)),
+        shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        forced: std::cell::Cell::new(false),
+    };
+    if !errors.is_empty() {
+        running.control.advance(Phase::StopOutputs);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for t in &running.threads {
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        return Err(StartError::Shard(errors.join("; ")));
+    }
+    Ok(running)
+}
+
+impl Running {
+    /// The resolved core layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// A handle that requests shutdown from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(Arc::clone(&self.stop))
+    }
+
+    /// How long shutdown may take (default [`DEFAULT_SHUTDOWN_TIMEOUT`]).
+    pub fn set_shutdown_timeout(&mut self, timeout: Duration) {
+        self.shutdown_timeout = timeout;
+    }
+
+    /// Coordinates until SIGINT, SIGTERM or [`StopHandle::stop`], then shuts down in order.
+    pub fn run(mut self) -> RunOutcome {
+        let _ = core_affinity::set_for_current(core_affinity::CoreId {
+            id: self.layout.coordinator,
+        });
+        hlog!(
+            "hekate started: {} worker shards on cores {}, coordinator on core {}",
+            self.layout.workers.len(),
+            format_cores(&self.layout.workers),
+            self.layout.coordinator
+        );
+        let mut next_report = Instant::now() + self.report_interval;
+        loop {
+            let now = Instant::now();
+            let wait = next_report
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(250));
+            match signals::wait(wait) {
+                Some(Signal::Shutdown) => break,
+                Some(Signal::Report) => {
+                    self.refresh();
+                    let text = self.report().to_text();
+                    use std::io::Write as _;
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(text.as_bytes());
+                    let _ = out.flush();
+                }
+                Some(Signal::Reload) => {
+                    hlog!("SIGHUP received; hekate does not reload its config yet")
+                }
+                Some(Signal::AbortSandboxes) => hlog!("SIGUSR2 received; no sandbox is running"),
+                None => {}
+            }
+            if self.stop.load(Ordering::Acquire) {
+                break;
+            }
+            self.collect();
+            if Instant::now() >= next_report {
+                self.refresh();
+                self.inject_report();
+                next_report += self.report_interval;
+                if next_report < Instant::now() {
+                    next_report = Instant::now() + self.report_interval;
+                }
+            }
+        }
+        self.shutdown()
+    }
+
+    /// Asks every shard for a fresh snapshot and waits (briefly) for them.
+    fn refresh(&mut self) {
+        let epoch = self.control.snapshot_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        self.control.bell.ring();
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            self.collect();
+            let fresh = self
+                .latest
+                .iter()
+                .all(|s| s.as_ref().is_some_and(|s| s.epoch >= epoch));
+            if fresh || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Takes the newest snapshot of every shard.
+    fn collect(&mut self) {
+        for (i, rx) in self.snapshots.iter_mut().enumerate() {
+            while let Ok(s) = rx.pop() {
+                self.latest[i] = Some(s);
+            }
+        }
+    }
+
+    /// Every plugin's counters, summed over the shards' latest snapshots.
+    fn merged(&self) -> (Vec<PluginSnapshot>, u64, u64) {
+        let mut merged: Vec<PluginSnapshot> = (0..self.plugins.len())
+            .map(|_| PluginSnapshot::default())
+            .collect();
+        let (mut routed, mut refused) = (0, 0);
+        for snap in self.latest.iter().flatten() {
+            for (m, s) in merged.iter_mut().zip(&snap.plugins) {
+                m.merge(s);
+            }
+            routed += snap.routed;
+            refused += snap.inject_refused;
+        }
+        (merged, routed, refused)
+    }
+
+    /// The current report (from the latest snapshots, at most a second old).
+    pub fn report(&self) -> Report {
+        let (merged, routed, refused) = self.merged();
+        let mut report = Report::default();
+        let pending: u64 = self.pending.iter().map(|p| p.load(Ordering::Acquire)).sum();
+        report.categories[0].push(ReportEntry {
+            name: "Router".into(),
+            fields: vec![
+                ReportField::count("ProcessMessageCount", routed),
+                ReportField::count("InChanLength", pending),
+                ReportField::count("InjectRefusedCount", refused),
+            ],
+        });
+        for (p, info) in self.plugins.iter().enumerate() {
+            let s = &merged[p];
+            let mut fields = Vec::new();
+            let slot = match info.category {
+                Category::Input => {
+                    fields.push(ReportField::count("ProcessMessageCount", s.received));
+                    fields.push(ReportField::count("DeliveredCount", s.delivered));
+                    fields.push(ReportField::count("DecodeFailureCount", s.decode_failures));
+                    fields.push(ReportField::count("DroppedCount", s.dropped));
+                    fields.push(ReportField::count("SkippedBytes", s.skipped_bytes));
+                    fields.push(ReportField::count("RejectedCount", s.rejected));
+                    1
+                }
+                Category::Splitter => 2,
+                Category::Decoder => 3,
+                Category::Encoder => 6,
+                Category::Filter | Category::Output => {
+                    let consumer = self.consumers.iter().find(|c| c.plugin == p);
+                    let (cap, len) = consumer.map_or((0, 0), |c| {
+                        (
+                            c.lanes.len() as u64 * self.lane_messages,
+                            c.lanes.iter().map(|l| l.2.in_flight()).sum::<u64>(),
+                        )
+                    });
+                    fields.push(ReportField::count("InChanCapacity", cap));
+                    fields.push(ReportField::count("InChanLength", len));
+                    fields.push(ReportField::count("MatchChanCapacity", cap));
+                    fields.push(ReportField::count("MatchChanLength", len));
+                    fields.push(ReportField::count("LeakCount", 0));
+                    fields.push(ReportField::ns(
+                        "MatchAvgDuration",
+                        s.match_ns.mean() as u64,
+                    ));
+                    fields.push(ReportField::count("ProcessMessageCount", s.received));
+                    if info.category == Category::Filter {
+                        fields.push(ReportField::count("InjectMessageCount", s.injected));
+                    }
+                    fields.push(ReportField::ns(
+                        "ProcessMessageAvgDuration",
+                        s.process_ns.mean() as u64,
+                    ));
+                    fields.push(ReportField::count("MatchedCount", s.matched));
+                    fields.push(ReportField::count("DeliveredCount", s.delivered));
+                    fields.push(ReportField::count("DroppedCount", s.dropped));
+                    fields.push(ReportField::ns(
+                        "MatchP99Duration",
+                        s.match_ns.value_at_quantile(0.99),
+                    ));
+                    fields.push(ReportField::ns(
+                        "ProcessMessageP99Duration",
+                        s.process_ns.value_at_quantile(0.99),
+                    ));
+                    if info.category == Category::Filter {
+                        4
+                    } else {
+                        5
+                    }
+                }
+            };
+            fields.extend(s.extra.iter().cloned());
+            report.categories[slot].push(ReportEntry {
+                name: info.name.clone(),
+                fields,
+            });
+        }
+        report
+    }
+
+    /// Injects a `heka.all-report` message into the first shard's router.
+    fn inject_report(&mut self) {
+        let payload = self.report().to_json();
+        let mut bytes = Vec::with_capacity(payload.len() + 128);
+        MessageWriter::new(&mut bytes)
+            .uuid(&random_uuid())
+            .timestamp(now_ns())
+            .msg_type(b"heka.all-report")
+            .logger(b"hekad")
+            .hostname(self.hostname.as_bytes())
+            .pid(std::process::id() as i32)
+            .payload(payload.as_bytes());
+        if self.injections.push(bytes).is_ok() {
+            self.control.bell.ring();
+        }
+    }
+
+    /// Messages in lanes and routers, and the sum of all pushes (to notice movement).
+    fn scan(&self) -> (u64, u64) {
+        let mut in_flight: u64 = self.pending.iter().map(|p| p.load(Ordering::Acquire)).sum();
+        let mut pushed = 0;
+        for c in &self.consumers {
+            for (_, _, l) in &c.lanes {
+                in_flight += l.in_flight();
+                pushed += l.pushed();
+            }
+        }
+        (in_flight, pushed)
+    }
+
+    /// Waits until nothing is in flight, twice in a row with no push in between.
+    fn wait_quiescent(&self, deadline: Instant) -> bool {
+        loop {
+            let (a, pa) = self.scan();
+            if a == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+                let (b, pb) = self.scan();
+                if b == 0 && pa == pb {
+                    return true;
+                }
+            }
+            if !self.pause(deadline) {
+                return false;
+            }
+        }
+    }
+
+    fn wait_zero(&self, counter: &AtomicUsize, deadline: Instant) -> bool {
+        while counter.load(Ordering::Acquire) > 0 {
+            if !self.pause(deadline) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Waits a few milliseconds during shutdown; false once the deadline passed or a second
+    /// SIGINT/SIGTERM asked to stop waiting.
+    fn pause(&self, deadline: Instant) -> bool {
+        if self.forced.get() || Instant::now() >= deadline {
+            return false;
+        }
+        if signals::wait(Duration::from_millis(5)) == Some(Signal::Shutdown) {
+            hlog!("Second shutdown signal: not waiting for the outputs any longer.");
+            self.forced.set(true);
+            return false;
+        }
+        true
+    }
+
+    /// Stops inputs, drains, stops filters, drains, stops outputs (which flush), and reports
+    /// whatever could not be delivered before the shutdown timeout.
+    fn shutdown(mut self) -> RunOutcome {
+        hlog!("Shutdown initiated.");
+        let deadline = Instant::now() + self.shutdown_timeout;
+        self.control.advance(Phase::StopInputs);
+        self.wait_zero(&self.control.inputs_live, deadline);
+        self.wait_quiescent(deadline);
+        self.control.advance(Phase::StopFilters);
+        self.wait_zero(&self.control.filters_live, deadline);
+        self.wait_quiescent(deadline);
+        self.control.advance(Phase::StopOutputs);
+        let clean = self.wait_zero(&self.control.outputs_live, deadline);
+        let mut outcome = RunOutcome::default();
+        if !clean || self.control.inputs_live.load(Ordering::Acquire) > 0 {
+            outcome.undelivered = self.leftovers();
+        }
+        let join_by = Instant::now() + Duration::from_secs(1);
+        for t in std::mem::take(&mut self.threads) {
+            while !t.is_finished() && Instant::now() < join_by {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+        self.collect();
+        outcome
+    }
+
+    /// One sentence per plugin or shard that still holds messages.
+    fn leftovers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &self.consumers {
+            let info = &self.plugins[c.plugin];
+            let queued: u64 = c.lanes.iter().map(|l| l.2.in_flight()).sum();
+            let held: u64 = c.held.iter().map(|h| h.1.load(Ordering::Acquire)).sum();
+            // `held` counts messages popped from a lane but not finished too; those are also
+            // in `queued`, so report the larger as the total for outputs that buffer.
+            let total = queued.max(held);
+            if total == 0 {
+                continue;
+            }
+            let mut cores: Vec<usize> = c
+                .held
+                .iter()
+                .filter(|h| h.1.load(Ordering::Acquire) > 0)
+                .map(|h| self.layout.workers[h.0])
+                .chain(
+                    c.lanes
+                        .iter()
+                        .filter(|l| l.2.in_flight() > 0)
+                        .map(|l| self.layout.workers[l.1]),
+                )
+                .collect();
+            cores.sort_unstable();
+            cores.dedup();
+            out.push(format!(
+                "{} '{}' ({}) on core {} could not deliver {total} messages before shutdown ended (timeout {:?}); they were lost",
+                if info.category == Category::Filter {
+                    "filter"
+                } else {
+                    "output"
+                },
+                info.name,
+                info.type_name,
+                format_cores(&cores),
+                self.shutdown_timeout
+            ));
+        }
+        for (shard, p) in self.pending.iter().enumerate() {
+            let n = p.load(Ordering::Acquire);
+            if n > 0 {
+                out.push(format!(
+                    "the router on core {} still held {n} messages waiting for a full lane; they were lost",
+                    self.layout.workers[shard]
+                ));
+            }
+        }
+        if self.control.inputs_live.load(Ordering::Acquire) > 0 {
+            out.push(
+                "some inputs were still blocked by back-pressure; data they had not read yet stays with the senders"
+                    .to_string(),
+            );
+        }
+        out
+    }
+}

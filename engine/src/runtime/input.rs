@@ -1,0 +1,513 @@
+//! What an input plugin gets from the runtime: its [`InputContext`] on one shard, and a
+//! [`RecordStream`] per connection that splits, decodes and routes inline on the reading task.
+//!
+//! The read buffer belongs to the stream and is reused for the life of the connection: the input
+//! reads into [`RecordStream::read_buf`], then hands the byte count to [`RecordStream::feed`].
+//! Records are borrowed from the buffer (no copy) until the router copies each matched message
+//! into its destination's batch. `feed` first waits while this shard's router is congested — the
+//! back-pressure that stops the input from reading when an output cannot keep up.
+
+use std::cell::RefCell;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use hekate_config::{ConfigError, PluginSection};
+
+use super::doorbell::{LocalEvent, LocalWait};
+use super::log::LogLimiter;
+use super::router::RouterShard;
+use super::stats::{PluginCounters, ShardStats, add};
+use crate::framing::SignerKeys;
+use crate::message::MessageView;
+use crate::plugin::{
+    BuildContext, Decoded, DecodedMessages, Decoder, DecoderPlugin, MessageWriter, RecordSource,
+    SplitOutcome, Splitter, SplitterPlugin, now_ns, random_uuid,
+};
+
+/// An input's record pipeline as configured: splitter, decoder and their options.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    /// The splitter cutting the byte stream into records.
+    pub splitter: Arc<dyn SplitterPlugin>,
+    /// The decoder; `None` turns each record into a message with the record as payload (or, for
+    /// splitters that deliver message bytes, routes the bytes as a message).
+    pub decoder: Option<Arc<dyn DecoderPlugin>>,
+    /// `send_decode_failures`: pass failed records on as payload messages with
+    /// `decode_failure = true`.
+    pub send_decode_failures: bool,
+    /// `log_decode_failures`.
+    pub log_decode_failures: bool,
+    /// Trusted signer keys (the input's `signer` subsections).
+    pub signers: Option<Arc<SignerKeys>>,
+}
+
+impl StreamSpec {
+    /// Reads the `splitter` and `decoder` options of an input section, with the plugin's
+    /// defaults. An empty `decoder = ""` means no decoder.
+    pub fn from_section(
+        section: &PluginSection,
+        ctx: &BuildContext<'_>,
+        default_splitter: &str,
+        default_decoder: Option<&str>,
+    ) -> Result<Self, ConfigError> {
+        let opts = section.input().cloned().unwrap_or_else(|| {
+            panic!(
+                "StreamSpec::from_section called for a {} section",
+                section.category()
+            )
+        });
+        let splitter_name = opts.splitter.as_deref().unwrap_or(default_splitter);
+        let splitter = ctx.splitter(splitter_name).ok_or_else(|| {
+            section.error_at_key(
+                "splitter",
+                format!(
+                    "section [{}] uses splitter `{splitter_name}`, which is not a splitter this build can run",
+                    section.name()
+                ),
+            )
+        })?;
+        let decoder_name = match opts.decoder.as_deref() {
+            Some("") => None,
+            Some(d) => Some(d),
+            None => default_decoder,
+        };
+        let decoder = match decoder_name {
+            None => None,
+            Some(name) => Some(ctx.decoder(name).ok_or_else(|| {
+                section.error_at_key(
+                    "decoder",
+                    format!(
+                        "section [{}] uses decoder `{name}`, which is not a decoder this build can run",
+                        section.name()
+                    ),
+                )
+            })?),
+        };
+        Ok(Self {
+            splitter,
+            decoder,
+            send_decode_failures: opts.send_decode_failures,
+            log_decode_failures: opts.log_decode_failures,
+            signers: None,
+        })
+    }
+}
+
+/// Connections of one shard to shut down for reading when the inputs stop.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    fds: RefCell<Vec<Option<RawFd>>>,
+}
+
+impl Connections {
+    /// Half-closes every registered connection: pending reads return end-of-stream, so each
+    /// connection task processes what it has read and ends on its own (no cancelled read, no
+    /// lost bytes).
+    pub(crate) fn shutdown_reads(&self) {
+        for fd in self.fds.borrow().iter().flatten() {
+            // SAFETY: the fd is registered only while its connection task holds it open.
+            unsafe {
+                libc::shutdown(*fd, libc::SHUT_RD);
+            }
+        }
+    }
+}
+
+/// Keeps a connection registered for shutdown; unregisters on drop. Drop it before the socket.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    conns: Rc<Connections>,
+    slot: usize,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.conns.fds.borrow_mut()[self.slot] = None;
+    }
+}
+
+/// One decoder instance per decoder plugin per shard.
+#[derive(Default)]
+pub(crate) struct DecoderCache {
+    decoders: RefCell<Vec<(usize, SharedDecoder)>>,
+}
+
+type SharedDecoder = Rc<RefCell<Box<dyn Decoder>>>;
+
+impl std::fmt::Debug for DecoderCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DecoderCache({})", self.decoders.borrow().len())
+    }
+}
+
+/// An input's view of the shard it runs on.
+#[derive(Debug, Clone)]
+pub struct InputContext {
+    /// The input's section name.
+    pub name: Rc<str>,
+    /// The shard index.
+    pub shard: usize,
+    /// The shard's CPU core.
+    pub core: usize,
+    /// Heka's hostname.
+    pub hostname: Rc<str>,
+    /// Global `max_message_size`.
+    pub max_message_size: u32,
+    pub(crate) plugin: usize,
+    pub(crate) router: Rc<RouterShard>,
+    pub(crate) stats: Rc<ShardStats>,
+    pub(crate) stop: LocalEvent,
+    pub(crate) conns: Rc<Connections>,
+    pub(crate) decoders: Rc<DecoderCache>,
+}
+
+impl InputContext {
+    /// Resolves when the input must stop (shutdown).
+    pub fn stopped(&self) -> LocalWait {
+        self.stop.wait()
+    }
+
+    /// Whether the input must stop.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.is_set()
+    }
+
+    /// Registers a connection so that shutdown ends its reads cleanly.
+    pub fn register_connection(&self, fd: RawFd) -> ConnectionGuard {
+        let mut fds = self.conns.fds.borrow_mut();
+        let slot = match fds.iter().position(Option::is_none) {
+            Some(i) => {
+                fds[i] = Some(fd);
+                i
+            }
+            None => {
+                fds.push(Some(fd));
+                fds.len() - 1
+            }
+        };
+        ConnectionGuard {
+            conns: Rc::clone(&self.conns),
+            slot,
+        }
+    }
+
+    /// This input's counters on this shard.
+    pub fn counters(&self) -> &PluginCounters {
+        &self.stats.plugins[self.plugin]
+    }
+
+    /// A record stream for one connection (or one datagram socket). `hostname` is the Hostname of
+    /// messages built from payloads (the remote host, or `None` for Heka's hostname).
+    pub fn stream(&self, spec: &StreamSpec, hostname: Option<&str>) -> RecordStream {
+        let splitter = spec.splitter.new_splitter(spec.signers.as_ref());
+        let decoder = spec.decoder.as_ref().map(|d| self.shared_decoder(d));
+        let protobuf = spec.decoder.as_ref().is_some_and(|d| d.is_protobuf())
+            || (spec.decoder.is_none() && spec.splitter.use_message_bytes());
+        let initial = spec.splitter.min_buffer_size().max(64 * 1024);
+        let max = spec.splitter.max_record_size().max(initial).max(256 * 1024);
+        RecordStream {
+            buf: vec![0; initial],
+            start: 0,
+            end: 0,
+            max_buf: max,
+            keep_truncated: spec.splitter.keep_truncated(),
+            splitter,
+            sink: RecordSink {
+                protobuf,
+                decoder,
+                decoded: DecodedMessages::default(),
+                scratch: Vec::new(),
+                send_decode_failures: spec.send_decode_failures,
+                log_decode_failures: spec.log_decode_failures,
+                input: Rc::clone(&self.name),
+                hostname: hostname.map_or_else(|| Rc::clone(&self.hostname), Rc::from),
+                router: Rc::clone(&self.router),
+                stats: Rc::clone(&self.stats),
+                plugin: self.plugin,
+                limiter: LogLimiter::new(5),
+            },
+        }
+    }
+
+    /// One decoder instance per decoder plugin per shard, shared by the input's streams.
+    fn shared_decoder(&self, plugin: &Arc<dyn DecoderPlugin>) -> SharedDecoder {
+        let key = Arc::as_ptr(plugin) as *const () as usize;
+        let mut decoders = self.decoders.decoders.borrow_mut();
+        if let Some((_, d)) = decoders.iter().find(|(k, _)| *k == key) {
+            return Rc::clone(d);
+        }
+        let d = Rc::new(RefCell::new(plugin.new_decoder()));
+        decoders.push((key, Rc::clone(&d)));
+        d
+    }
+}
+
+/// Splits, decodes and routes the bytes of one connection. See the module docs.
+pub struct RecordStream {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    max_buf: usize,
+    keep_truncated: bool,
+    splitter: Box<dyn Splitter>,
+    sink: RecordSink,
+}
+
+impl std::fmt::Debug for RecordStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordStream")
+            .field("buffered", &(self.end - self.start))
+            .field("capacity", &self.buf.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordStream {
+    /// The free end of the read buffer. Unconsumed bytes are moved to the front first, and the
+    /// buffer grows (up to the largest record) when a partial record fills it.
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() && self.buf.len() < self.max_buf {
+            let grown = (self.buf.len() * 2).min(self.max_buf);
+            self.buf.resize(grown, 0);
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Ensures the free end of the buffer holds at least `n` bytes (a whole datagram).
+    pub fn reserve(&mut self, n: usize) {
+        if self.buf.len() - self.end < n {
+            self.buf.resize(self.end + n, 0);
+        }
+    }
+
+    /// Takes `n` bytes just read into [`RecordStream::read_buf`]: waits while the router is
+    /// congested, then splits, decodes and routes every complete record.
+    pub async fn feed(&mut self, n: usize) {
+        self.end += n;
+        let router = Rc::clone(&self.sink.router);
+        if router.congested() {
+            router.flush(false).await;
+        }
+        self.split(false);
+        if self.start == 0 && self.end == self.buf.len() && self.buf.len() >= self.max_buf {
+            // One record is larger than the largest buffer: cut it here.
+            let (start, end) = (self.start, self.end);
+            if self.keep_truncated {
+                self.sink.record(&self.buf[start..end], None);
+            } else {
+                self.sink.skipped((end - start) as u64, Skip::TooLong);
+            }
+            self.start = end;
+        }
+        router.flush(true).await;
+    }
+
+    /// End of stream: handles what is left (a final partial record is delivered or counted as
+    /// skipped, as the splitter decides) and pushes everything routed.
+    pub async fn finish(&mut self) {
+        let router = Rc::clone(&self.sink.router);
+        if router.congested() {
+            router.flush(false).await;
+        }
+        self.split(true);
+        self.start = 0;
+        self.end = 0;
+        router.flush(true).await;
+    }
+
+    /// One datagram of `n` bytes read into [`RecordStream::read_buf`]: every record in it, then
+    /// the splitter starts afresh. `hostname` overrides the Hostname of payload messages.
+    pub async fn feed_datagram(&mut self, n: usize, hostname: Option<&str>) {
+        if let Some(h) = hostname
+            && *self.sink.hostname != *h
+        {
+            self.sink.hostname = Rc::from(h);
+        }
+        self.end += n;
+        let router = Rc::clone(&self.sink.router);
+        if router.congested() {
+            router.flush(false).await;
+        }
+        self.split(true);
+        self.start = 0;
+        self.end = 0;
+        self.splitter.reset();
+        router.flush(true).await;
+    }
+
+    fn split(&mut self, eof: bool) {
+        loop {
+            let data = &self.buf[self.start..self.end];
+            if data.is_empty() {
+                break;
+            }
+            let step = if eof {
+                self.splitter.finish(data)
+            } else {
+                self.splitter.split(data)
+            };
+            self.start += step.consumed;
+            if step.skipped > 0 {
+                self.sink
+                    .skipped(step.skipped, if eof { Skip::AtEnd } else { Skip::Garbage });
+            }
+            match step.outcome {
+                SplitOutcome::Record { bytes, signer } => self.sink.record(bytes, signer),
+                SplitOutcome::Rejected => add(&self.sink.counters().rejected, 1),
+                SplitOutcome::NeedData => {
+                    if eof && self.start < self.end {
+                        // The splitter kept a partial record at the end of the stream.
+                        let rest = (self.end - self.start) as u64;
+                        self.sink.skipped(rest, Skip::AtEnd);
+                        self.start = self.end;
+                    }
+                    break;
+                }
+            }
+            if step.consumed == 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// Why bytes were skipped.
+#[derive(Debug, Clone, Copy)]
+enum Skip {
+    Garbage,
+    AtEnd,
+    TooLong,
+}
+
+/// Where records go once split: decoded (or viewed) and routed, with counters.
+struct RecordSink {
+    protobuf: bool,
+    decoder: Option<SharedDecoder>,
+    decoded: DecodedMessages,
+    scratch: Vec<u8>,
+    send_decode_failures: bool,
+    log_decode_failures: bool,
+    input: Rc<str>,
+    hostname: Rc<str>,
+    router: Rc<RouterShard>,
+    stats: Rc<ShardStats>,
+    plugin: usize,
+    limiter: LogLimiter,
+}
+
+impl RecordSink {
+    fn counters(&self) -> &PluginCounters {
+        &self.stats.plugins[self.plugin]
+    }
+
+    fn skipped(&mut self, bytes: u64, why: Skip) {
+        add(&self.stats.plugins[self.plugin].skipped_bytes, bytes);
+        let input = &self.input;
+        match why {
+            Skip::Garbage => self.limiter.log(format_args!(
+                "Input '{input}': skipped {bytes} bytes of data that is not a valid record"
+            )),
+            Skip::AtEnd => self.limiter.log(format_args!(
+                "Input '{input}': dropped {bytes} bytes at the end of a stream (an incomplete record or garbage)"
+            )),
+            Skip::TooLong => self.limiter.log(format_args!(
+                "Input '{input}': dropped a record longer than the largest buffer ({bytes} bytes so far)"
+            )),
+        }
+    }
+
+    #[inline]
+    fn record(&mut self, bytes: &[u8], signer: Option<&str>) {
+        add(&self.stats.plugins[self.plugin].received, 1);
+        if self.protobuf {
+            match MessageView::new(bytes) {
+                Ok(view) => {
+                    self.router.route(&view, signer, 0);
+                    add(&self.stats.plugins[self.plugin].delivered, 1);
+                }
+                Err(e) => self.decode_failed(bytes, &e.to_string()),
+            }
+            return;
+        }
+        let Some(decoder) = &self.decoder else {
+            self.payload_message(bytes, None);
+            return;
+        };
+        self.decoded.clear();
+        let source = RecordSource {
+            input: &self.input,
+            hostname: &self.hostname,
+        };
+        let result = decoder
+            .borrow_mut()
+            .decode(bytes, &source, &mut self.decoded);
+        match result {
+            Ok(Decoded::Record) => match MessageView::new(bytes) {
+                Ok(view) => {
+                    self.router.route(&view, signer, 0);
+                    add(&self.stats.plugins[self.plugin].delivered, 1);
+                }
+                Err(e) => self.decode_failed(bytes, &e.to_string()),
+            },
+            Ok(Decoded::Messages(_)) => {
+                for msg in self.decoded.iter() {
+                    if let Err(e) = self.router.route_bytes(msg, signer, 0) {
+                        self.limiter.log(format_args!(
+                            "Input '{}': the decoder produced a malformed message: {e}",
+                            self.input
+                        ));
+                        add(&self.stats.plugins[self.plugin].dropped, 1);
+                    } else {
+                        add(&self.stats.plugins[self.plugin].delivered, 1);
+                    }
+                }
+            }
+            Err(e) => self.decode_failed(bytes, &e.0),
+        }
+    }
+
+    fn decode_failed(&mut self, record: &[u8], why: &str) {
+        add(&self.stats.plugins[self.plugin].decode_failures, 1);
+        if self.log_decode_failures {
+            self.limiter.log(format_args!(
+                "Input '{}': decoding a record of {} bytes failed: {why}",
+                self.input,
+                record.len()
+            ));
+        }
+        if self.send_decode_failures {
+            self.payload_message(record, Some(true));
+        } else {
+            add(&self.stats.plugins[self.plugin].dropped, 1);
+        }
+    }
+
+    /// Builds a message around a payload (Heka: Uuid, Timestamp, Logger = input name, Hostname,
+    /// Payload) and routes it.
+    fn payload_message(&mut self, record: &[u8], decode_failure: Option<bool>) {
+        self.scratch.clear();
+        let payload = String::from_utf8_lossy(record);
+        let mut w = MessageWriter::new(&mut self.scratch);
+        w.uuid(&random_uuid())
+            .timestamp(now_ns())
+            .logger(self.input.as_bytes())
+            .hostname(self.hostname.as_bytes())
+            .payload(payload.as_bytes());
+        if let Some(flag) = decode_failure {
+            w.field_bool("decode_failure", flag);
+        }
+        match MessageView::new(&self.scratch) {
+            Ok(view) => {
+                self.router.route(&view, None, 0);
+                add(&self.stats.plugins[self.plugin].delivered, 1);
+            }
+            Err(_) => add(&self.stats.plugins[self.plugin].dropped, 1),
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The router shard: every worker's own copy of the compiled matchers of all filters and outputs.
+//!
+//! Inputs (and filters injecting) call [`RouterShard::route`] for each message, synchronously, on
+//! the task that read it: the message is viewed in place, each matcher is evaluated once, and the
+//! message bytes are copied into the pending batch of every destination that matched. A batch
+//! full (by `batch_size` messages or 64 KiB) is queued; [`RouterShard::flush`] pushes queued
+//! batches into the lanes and, when a lane is full, waits until its consumer makes room. Callers
+//! flush before routing more, so a slow destination holds up the inputs of this shard instead of
+//! growing a queue.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::batch::Batch;
+use super::doorbell::Doorbell;
+use super::ring::LaneTx;
+use super::stats::{ShardStats, add};
+use crate::matcher::MatcherSpec;
+use crate::message::{MessageView, ViewError};
+
+/// A batch is handed on once it holds this many bytes, whatever `batch_size` says.
+pub const BATCH_BYTES: usize = 64 * 1024;
+
+/// One destination of a router shard: a filter or output instance, and the lane to it.
+#[derive(Debug)]
+pub struct Route {
+    /// The plugin number (for counters).
+    pub plugin: usize,
+    /// The compiled `message_matcher`.
+    pub matcher: MatcherSpec,
+    /// `message_signer`: only records signed by this signer match.
+    pub signer: Option<Box<str>>,
+    /// The lane to the instance that serves this shard.
+    pub lane: LaneTx,
+    filling: Batch,
+    queued: VecDeque<Batch>,
+}
+
+impl Route {
+    /// A destination fed through `lane`.
+    pub fn new(plugin: usize, matcher: MatcherSpec, signer: Option<String>, lane: LaneTx) -> Self {
+        Self {
+            plugin,
+            matcher,
+            signer: signer.map(String::into_boxed_str),
+            lane,
+            filling: Batch::default(),
+            queued: VecDeque::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RouterState {
+    routes: Vec<Route>,
+    /// Messages in `filling` and `queued` batches.
+    pending: u64,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct RouterShard {
+    state: RefCell<RouterState>,
+    space: Arc<Doorbell>,
+    stats: Rc<ShardStats>,
+    sample_every: u32,
+    batch_size: usize,
+    published: Arc<AtomicU64>,
+}
+
+impl RouterShard {
+    /// A router over `routes`. `space` is the doorbell every lane consumer of this shard rings
+    /// when it frees a slot; `published` receives the pending message count for the coordinator.
+    pub fn new(
+        routes: Vec<Route>,
+        space: Arc<Doorbell>,
+        stats: Rc<ShardStats>,
+        sample_every: u32,
+        batch_size: usize,
+        published: Arc<AtomicU64>,
+    ) -> Self {
+        Self {
+            state: RefCell::new(RouterState { routes, pending: 0 }),
+            space,
+            stats,
+            sample_every: sample_every.max(1),
+            batch_size: batch_size.max(1),
+            published,
+        }
+    }
+
+    /// Routes one message, viewed over its encoded bytes. Never waits: call
+    /// [`RouterShard::flush`] afterwards.
+    #[inline]
+    pub fn route(&self, view: &MessageView<'_>, signer: Option<&str>, loops: u8) {
+        add(&self.stats.routed, 1);
+        let mut st = self.state.borrow_mut();
+        let st = &mut *st;
+        let bytes = view.bytes();
+        for r in st.routes.iter_mut() {
+            if let Some(want) = &r.signer
+                && signer != Some(&**want)
+            {
+                continue;
+            }
+            let counters = &self.stats.plugins[r.plugin];
+            let matched = if counters.sample_match(self.sample_every) {
+                let t = Instant::now();
+                let m = r.matcher.matches(view);
+                counters.record_match(t);
+                m
+            } else {
+                r.matcher.matches(view)
+            };
+            if !matched {
+                continue;
+            }
+            add(&counters.matched, 1);
+            r.filling.push(bytes, loops);
+            st.pending += 1;
+            if r.filling.len() >= self.batch_size || r.filling.bytes() >= BATCH_BYTES {
+                let fresh = r.lane.recycled().unwrap_or_else(|| {
+                    Batch::with_capacity(self.batch_size, self.batch_size * 384)
+                });
+                let full = std::mem::replace(&mut r.filling, fresh);
+                r.queued.push_back(full);
+            }
+        }
+    }
+
+    /// Views and routes an encoded message.
+    pub fn route_bytes(
+        &self,
+        bytes: &[u8],
+        signer: Option<&str>,
+        loops: u8,
+    ) -> Result<(), ViewError> {
+        let view = MessageView::new(bytes)?;
+        self.route(&view, signer, loops);
+        Ok(())
+    }
+
+    /// Pushes queued batches into their lanes, waiting while a lane is full. With `partial`, the
+    /// batches being filled are pushed too (end of a read: nothing waits for more traffic).
+    pub async fn flush(&self, partial: bool) {
+        self.flush_where(partial, |_| true).await;
+    }
+
+    /// Like [`RouterShard::flush`], but never waits for room in the lanes of plugin `except`.
+    ///
+    /// A filter flushing what it injected uses this: the lane that feeds the filter itself may
+    /// be full of messages only the filter can take out, and waiting for it would deadlock.
+    pub async fn flush_except(&self, partial: bool, except: usize) {
+        self.flush_where(partial, |r| r.plugin != except).await;
+    }
+
+    /// Pushes what fits now, without waiting (the coordinator's injections; the rest goes with
+    /// the next flush).
+    pub fn flush_now(&self, partial: bool) {
+        self.try_flush(partial, |_| true);
+        self.publish();
+    }
+
+    async fn flush_where(&self, partial: bool, must: impl Fn(&Route) -> bool + Copy) {
+        loop {
+            let blocked = self.try_flush(partial, must);
+            self.publish();
+            if !blocked {
+                break;
+            }
+            self.space.wait(|| self.can_progress(must)).await;
+        }
+    }
+
+    /// Whether batches wait for room in a lane (the inputs of this shard should wait too).
+    pub fn congested(&self) -> bool {
+        self.state
+            .borrow()
+            .routes
+            .iter()
+            .any(|r| !r.queued.is_empty())
+    }
+
+    /// Pushes every queued batch that fits; true if a batch of a `must` route is left.
+    fn try_flush(&self, partial: bool, must: impl Fn(&Route) -> bool) -> bool {
+        let mut st = self.state.borrow_mut();
+        let st = &mut *st;
+        let mut blocked = false;
+        for r in st.routes.iter_mut() {
+            if partial && !r.filling.is_empty() {
+                let fresh = r.lane.recycled().unwrap_or_else(|| {
+                    Batch::with_capacity(self.batch_size, self.batch_size * 384)
+                });
+                let part = std::mem::replace(&mut r.filling, fresh);
+                r.queued.push_back(part);
+            }
+            while let Some(b) = r.queued.pop_front() {
+                let n = b.len() as u64;
+                match r.lane.try_push(b) {
+                    Ok(()) => st.pending -= n,
+                    Err(b) => {
+                        r.queued.push_front(b);
+                        blocked |= must(r);
+                        break;
+                    }
+                }
+            }
+        }
+        blocked
+    }
+
+    fn can_progress(&self, must: impl Fn(&Route) -> bool) -> bool {
+        let st = self.state.borrow();
+        let mut waiting = st.routes.iter().filter(|r| must(r) && !r.queued.is_empty());
+        let mut any = false;
+        let room = waiting.any(|r| {
+            any = true;
+            r.lane.has_room()
+        });
+        room || !any
+    }
+
+    fn publish(&self) {
+        let pending = self.state.borrow().pending;
+        self.published.store(pending, Ordering::Release);
+    }
+
+    /// Messages routed but not yet pushed into a lane.
+    pub fn pending(&self) -> u64 {
+        self.state.borrow().pending
+    }
+
+    /// The shard's counters.
+    pub fn stats(&self) -> &Rc<ShardStats> {
+        &self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use crate::runtime::ring::lane;
+
+    fn msg(t: &str) -> Vec<u8> {
+        let mut m = Message::new_now();
+        m.r#type = Some(t.into());
+        m.to_bytes()
+    }
+
+    #[test]
+    fn routes_by_matcher_and_signer_and_batches() {
+        let space = Arc::new(Doorbell::new());
+        let bell = Arc::new(Doorbell::new());
+        let (tx_a, mut rx_a) = lane(4, Arc::clone(&bell), Arc::clone(&space));
+        let (tx_b, mut rx_b) = lane(4, Arc::clone(&bell), Arc::clone(&space));
+        let routes = vec![
+            Route::new(0, MatcherSpec::parse("Type == 'a'").unwrap(), None, tx_a),
+            Route::new(
+                1,
+                MatcherSpec::parse("TRUE").unwrap(),
+                Some("ops".into()),
+                tx_b,
+            ),
+        ];
+        let stats = Rc::new(ShardStats::new(0, 2));
+        let published = Arc::new(AtomicU64::new(0));
+        let router = RouterShard::new(
+            routes,
+            space,
+            Rc::clone(&stats),
+            1,
+            2,
+            Arc::clone(&published),
+        );
+        for t in ["a", "b", "a", "a"] {
+            router.route_bytes(&msg(t), None, 0).unwrap();
+        }
+        router.route_bytes(&msg("b"), Some("ops"), 1).unwrap();
+        assert!(router.congested());
+        assert_eq!(router.pending(), 4);
+        let ex = glommio::LocalExecutorBuilder::default()
+            .io_memory(64 << 10)
+            .make()
+            .unwrap();
+        ex.run(router.flush(true));
+        assert_eq!(published.load(Ordering::Acquire), 0);
+        let a: Vec<usize> = std::iter::from_fn(|| rx_a.try_pop())
+            .map(|b| b.len())
+            .collect();
+        assert_eq!(a, [2, 1]);
+        let b = rx_b.try_pop().unwrap();
+        assert_eq!(b.iter().next().unwrap().1, 1);
+        assert_eq!(stats.plugins[0].matched.get(), 3);
+        assert_eq!(stats.plugins[1].matched.get(), 1);
+        assert_eq!(stats.routed.get(), 5);
+    }
+}

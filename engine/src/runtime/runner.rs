@@ -1,0 +1,440 @@
+//! The tasks that drive filter and output instances: pop batches from the instance's lanes
+//! (one per source shard), call the plugin once per message, route what filters inject, flush
+//! outputs, fire timers, and park on the doorbell when every lane is empty.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+
+use super::batch::Batch;
+use super::doorbell::{Doorbell, LocalEvent};
+use super::log::LogLimiter;
+use super::ring::LaneRx;
+use super::router::RouterShard;
+use super::stats::{FieldCollector, PluginCounters, ShardStats, add};
+use crate::matcher::MatcherSpec;
+use crate::message::{Message, MessageView};
+use crate::plugin::{Delivery, Filter, Inject, Output, ProcessError};
+
+/// The lanes feeding one instance, and the doorbell their producers ring.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    lanes: Vec<LaneRx>,
+    bell: Arc<Doorbell>,
+    next: usize,
+}
+
+impl Inbound {
+    pub(crate) fn new(lanes: Vec<LaneRx>, bell: Arc<Doorbell>) -> Self {
+        Self {
+            lanes,
+            bell,
+            next: 0,
+        }
+    }
+
+    /// The next batch, taking lanes in turn so that no source shard starves another.
+    fn pop(&mut self) -> Option<(usize, Batch)> {
+        let n = self.lanes.len();
+        for i in 0..n {
+            let lane = (self.next + i) % n;
+            if let Some(b) = self.lanes[lane].try_pop() {
+                self.next = (lane + 1) % n;
+                return Some((lane, b));
+            }
+        }
+        None
+    }
+
+    fn done(&mut self, lane: usize, batch: Batch) {
+        self.lanes[lane].done(batch);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lanes.iter().all(LaneRx::is_empty)
+    }
+
+    /// Parks until a batch arrives, `deadline` passes or `stop` is set.
+    async fn wait(&self, deadline: Option<Instant>, stop: &LocalEvent) {
+        let arrival = self.bell.wait(|| !self.is_empty());
+        let timer = async {
+            match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    glommio::timer::sleep(left).await;
+                }
+                None => future::pending::<()>().await,
+            }
+        };
+        future::or(future::or(arrival, timer), stop.wait()).await;
+    }
+}
+
+/// What every runner needs besides its plugin and lanes.
+#[derive(Debug, Clone)]
+pub(crate) struct RunnerCtx {
+    pub(crate) name: Rc<str>,
+    pub(crate) plugin: usize,
+    pub(crate) stats: Rc<ShardStats>,
+    pub(crate) sample_every: u32,
+    pub(crate) router: Rc<RouterShard>,
+    pub(crate) stop: LocalEvent,
+    /// Messages the instance holds (popped but not finished, or buffered by an output).
+    pub(crate) held: Arc<AtomicU64>,
+    /// Decremented when the runner ends.
+    pub(crate) live: Arc<AtomicUsize>,
+    pub(crate) max_loops: u32,
+    /// The instance's own matcher, to refuse injections that would come back to it.
+    pub(crate) matcher: MatcherSpec,
+}
+
+impl RunnerCtx {
+    fn counters(&self) -> &PluginCounters {
+        &self.stats.plugins[self.plugin]
+    }
+}
+
+/// Decrements a live count when dropped (also when a runner's future is dropped).
+struct LiveGuard(Arc<AtomicUsize>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+const REPORT_REFRESH: Duration = Duration::from_secs(1);
+
+/// Drives an output until the outputs stop and its lanes are drained.
+pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, ctx: RunnerCtx) {
+    let _live = LiveGuard(Arc::clone(&ctx.live));
+    let mut limiter = LogLimiter::new(5);
+    let mut refreshed = Instant::now();
+    loop {
+        while let Some((lane, batch)) = inbound.pop() {
+            ctx.held
+                .store(batch.len() as u64 + out.buffered(), Ordering::Release);
+            let c = ctx.counters();
+            for (bytes, loops) in batch.iter() {
+                add(&c.received, 1);
+                let view = match MessageView::new(bytes) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        add(&c.dropped, 1);
+                        limiter.log(format_args!(
+                            "Output '{}': malformed message: {e}",
+                            ctx.name
+                        ));
+                        continue;
+                    }
+                };
+                let d = Delivery { view, loops };
+                let sampled = c.sample_process(ctx.sample_every).then(Instant::now);
+                if let Err(e) = out.process(&d) {
+                    add(&c.dropped, 1);
+                    limiter.log(format_args!("Output '{}': {e}", ctx.name));
+                }
+                if let Some(t) = sampled {
+                    c.record_process(t);
+                }
+                if out.must_flush() {
+                    flush_output(&mut *out, &ctx, &mut limiter).await;
+                }
+            }
+            inbound.done(lane, batch);
+            if out.should_flush(Instant::now()) {
+                flush_output(&mut *out, &ctx, &mut limiter).await;
+            }
+            add(&ctx.counters().delivered, out.take_written());
+            ctx.held.store(out.buffered(), Ordering::Release);
+        }
+        if refreshed.elapsed() >= REPORT_REFRESH {
+            refresh_output_report(&*out, &ctx);
+            refreshed = Instant::now();
+        }
+        let mut deadline = out.flush_deadline();
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            if out.should_flush(Instant::now()) {
+                flush_output(&mut *out, &ctx, &mut limiter).await;
+                add(&ctx.counters().delivered, out.take_written());
+                ctx.held.store(out.buffered(), Ordering::Release);
+                continue;
+            }
+            // A deadline in the past that does not make the output flush would spin.
+            deadline = None;
+        }
+        if ctx.stop.is_set() && inbound.is_empty() {
+            break;
+        }
+        inbound.wait(deadline, &ctx.stop).await;
+    }
+    while out.buffered() > 0 {
+        flush_output(&mut *out, &ctx, &mut limiter).await;
+        add(&ctx.counters().delivered, out.take_written());
+        ctx.held.store(out.buffered(), Ordering::Release);
+    }
+    out.close().await;
+    refresh_output_report(&*out, &ctx);
+    ctx.held.store(0, Ordering::Release);
+}
+
+/// Flushes, retrying after a pause while the output keeps its messages (back-pressure).
+async fn flush_output(out: &mut dyn Output, ctx: &RunnerCtx, limiter: &mut LogLimiter) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match out.flush().await {
+            Ok(()) => return,
+            Err(e) if e.dropped > 0 => {
+                add(&ctx.counters().dropped, e.dropped);
+                limiter.log(format_args!(
+                    "Output '{}': {e}; {} messages were dropped",
+                    ctx.name, e.dropped
+                ));
+                return;
+            }
+            Err(e) => {
+                limiter.log(format_args!("Output '{}': {e}; retrying", ctx.name));
+                glommio::timer::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn refresh_output_report(out: &dyn Output, ctx: &RunnerCtx) {
+    let mut sink = FieldCollector::default();
+    out.report(&mut sink);
+    ctx.counters().set_extra(sink.fields);
+}
+
+/// Collects a filter's injected messages, refusing those that loop too often or would come back
+/// to the filter itself.
+struct Injector {
+    buf: Vec<u8>,
+    ends: Vec<(usize, u8)>,
+    parent_loops: u8,
+    max_loops: u32,
+    matcher: MatcherSpec,
+    name: Rc<str>,
+    /// Refusals since the runner last looked (each one logged here).
+    refused: u64,
+    limiter: LogLimiter,
+}
+
+impl Injector {
+    fn push(&mut self, bytes: &[u8]) -> Result<(), ProcessError> {
+        let result = self.check(bytes);
+        if let Err(e) = &result {
+            self.refused += 1;
+            self.limiter
+                .log(format_args!("Filter '{}': {e}", self.name));
+        }
+        result
+    }
+
+    fn check(&mut self, bytes: &[u8]) -> Result<(), ProcessError> {
+        let loops = u32::from(self.parent_loops) + 1;
+        if loops > self.max_loops {
+            return Err(ProcessError(format!(
+                "an injected message was dropped: it has been injected {loops} times, more than max_message_loops {}",
+                self.max_loops
+            )));
+        }
+        let view = MessageView::new(bytes)
+            .map_err(|e| ProcessError(format!("an injected message is malformed: {e}")))?;
+        if self.matcher.matches(&view) {
+            return Err(ProcessError(format!(
+                "filter '{}' attempted to inject a message to itself (circular reference: its message_matcher selects the message)",
+                self.name
+            )));
+        }
+        self.buf.extend_from_slice(bytes);
+        self.ends.push((self.buf.len(), loops.min(255) as u8));
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+    }
+}
+
+impl Inject for Injector {
+    fn inject(&mut self, msg: &Message) -> Result<(), ProcessError> {
+        use prost::Message as _;
+        let bytes = msg.encode_to_vec();
+        self.push(&bytes)
+    }
+
+    fn inject_encoded(&mut self, bytes: &[u8]) -> Result<(), ProcessError> {
+        self.push(bytes)
+    }
+}
+
+/// Routes what the filter injected (synchronously; the caller flushes).
+fn route_injected(inj: &mut Injector, ctx: &RunnerCtx) {
+    let mut start = 0;
+    for &(end, loops) in &inj.ends {
+        // Checked by `Injector::push`, so this view cannot fail.
+        if ctx
+            .router
+            .route_bytes(&inj.buf[start..end], None, loops)
+            .is_ok()
+        {
+            add(&ctx.counters().injected, 1);
+        }
+        start = end;
+    }
+    inj.clear();
+}
+
+/// Counts the injections refused during the last call; `true` if there were any (the error a
+/// filter returned for them is then not a failure of the message it processed).
+fn take_refused(inj: &mut Injector, ctx: &RunnerCtx) -> bool {
+    let n = std::mem::take(&mut inj.refused);
+    add(&ctx.stats.inject_refused, n);
+    n > 0
+}
+
+/// Drives a filter until the filters stop and its lanes are drained.
+pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound, ctx: RunnerCtx) {
+    let _live = LiveGuard(Arc::clone(&ctx.live));
+    let mut limiter = LogLimiter::new(5);
+    let mut inj = Injector {
+        buf: Vec::new(),
+        ends: Vec::new(),
+        parent_loops: 0,
+        max_loops: ctx.max_loops,
+        matcher: ctx.matcher.clone(),
+        name: Rc::clone(&ctx.name),
+        refused: 0,
+        limiter: LogLimiter::new(5),
+    };
+    let ticker = filter.ticker_interval().filter(|d| !d.is_zero());
+    let mut next_tick = ticker.map(|d| Instant::now() + d);
+    let mut refreshed = Instant::now();
+    loop {
+        while let Some((lane, batch)) = inbound.pop() {
+            ctx.held.store(batch.len() as u64, Ordering::Release);
+            let c = ctx.counters();
+            for (bytes, loops) in batch.iter() {
+                add(&c.received, 1);
+                let Ok(view) = MessageView::new(bytes) else {
+                    add(&c.dropped, 1);
+                    continue;
+                };
+                inj.parent_loops = loops;
+                let sampled = c.sample_process(ctx.sample_every).then(Instant::now);
+                let result = filter.process(&Delivery { view, loops }, &mut inj);
+                let refused = take_refused(&mut inj, &ctx);
+                match result {
+                    Ok(()) => add(&c.delivered, 1),
+                    Err(_) if refused => add(&c.delivered, 1),
+                    Err(e) => {
+                        add(&c.dropped, 1);
+                        limiter.log(format_args!("Filter '{}': {e}", ctx.name));
+                    }
+                }
+                if let Some(t) = sampled {
+                    c.record_process(t);
+                }
+                route_injected(&mut inj, &ctx);
+            }
+            // Injected messages are in their lanes before the batch counts as done, so the
+            // coordinator never sees an empty pipeline while a message is still on its way.
+            ctx.router.flush_except(true, ctx.plugin).await;
+            inbound.done(lane, batch);
+            ctx.held.store(0, Ordering::Release);
+        }
+        if let (Some(t), Some(every)) = (next_tick, ticker)
+            && Instant::now() >= t
+        {
+            inj.parent_loops = 0;
+            let result = filter.timer_event(crate::plugin::now_ns(), &mut inj);
+            if let Err(e) = result
+                && !take_refused(&mut inj, &ctx)
+            {
+                limiter.log(format_args!("Filter '{}': timer_event: {e}", ctx.name));
+            }
+            route_injected(&mut inj, &ctx);
+            ctx.router.flush_except(true, ctx.plugin).await;
+            next_tick = Some(t + every)
+                .filter(|n| *n > Instant::now())
+                .or(Some(Instant::now() + every));
+            continue;
+        }
+        if refreshed.elapsed() >= REPORT_REFRESH {
+            let mut sink = FieldCollector::default();
+            filter.report(&mut sink);
+            ctx.counters().set_extra(sink.fields);
+            refreshed = Instant::now();
+        }
+        if ctx.stop.is_set() && inbound.is_empty() {
+            break;
+        }
+        inbound.wait(next_tick, &ctx.stop).await;
+    }
+    inj.parent_loops = 0;
+    filter.shutdown(&mut inj);
+    take_refused(&mut inj, &ctx);
+    route_injected(&mut inj, &ctx);
+    ctx.router.flush_except(true, ctx.plugin).await;
+    let mut sink = FieldCollector::default();
+    filter.report(&mut sink);
+    ctx.counters().set_extra(sink.fields);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn injector(matcher: &str, max_loops: u32) -> Injector {
+        Injector {
+            buf: Vec::new(),
+            ends: Vec::new(),
+            parent_loops: 0,
+            max_loops,
+            matcher: MatcherSpec::parse(matcher).unwrap(),
+            name: Rc::from("f"),
+            refused: 0,
+            limiter: LogLimiter::new(5),
+        }
+    }
+
+    fn typed(t: &str) -> Message {
+        let mut m = Message::new_now();
+        m.r#type = Some(t.into());
+        m
+    }
+
+    #[test]
+    fn injections_carry_their_loop_count() {
+        let mut inj = injector("Type == 'in'", 4);
+        inj.parent_loops = 2;
+        inj.inject(&typed("out")).unwrap();
+        assert_eq!(inj.ends, [(inj.buf.len(), 3)]);
+    }
+
+    #[test]
+    fn too_many_loops_are_refused() {
+        let mut inj = injector("Type == 'in'", 4);
+        inj.parent_loops = 4;
+        let e = inj.inject(&typed("out")).unwrap_err();
+        assert!(e.0.contains("max_message_loops 4"), "{e}");
+        assert!(inj.ends.is_empty());
+    }
+
+    #[test]
+    fn a_message_coming_back_to_the_filter_is_refused() {
+        let mut inj = injector("Type == 'loop'", 4);
+        let e = inj.inject(&typed("loop")).unwrap_err();
+        assert!(e.0.contains("circular reference"), "{e}");
+        assert!(inj.inject_encoded(&[0xff]).is_err());
+        inj.inject(&typed("elsewhere")).unwrap();
+        assert_eq!(inj.ends.len(), 1);
+        assert_eq!(inj.refused, 2);
+    }
+}

@@ -1,0 +1,319 @@
+//! One worker shard: a thread pinned to its core running a glommio `LocalExecutor` with the
+//! shard's router, its filter and output instances, its inputs and a control task.
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use super::doorbell::{Doorbell, LocalEvent};
+use super::input::{Connections, DecoderCache, InputContext};
+use super::ring::LaneRx;
+use super::router::{Route, RouterShard};
+use super::runner::{Inbound, RunnerCtx, run_filter, run_output};
+use super::stats::{ShardSnapshot, ShardStats};
+use crate::hlog;
+use crate::matcher::MatcherSpec;
+use crate::plugin::{FilterPlugin, InputPlugin, OutputPlugin, PluginContext};
+
+/// How often a shard sends its counters to the coordinator.
+pub(crate) const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The pipeline's phase, advanced by the coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub(crate) enum Phase {
+    Running = 0,
+    StopInputs = 1,
+    StopFilters = 2,
+    StopOutputs = 3,
+}
+
+/// State every shard and the coordinator share.
+#[derive(Debug)]
+pub(crate) struct Control {
+    phase: AtomicU8,
+    /// Rung on every phase change and every coordinator injection.
+    pub(crate) bell: Doorbell,
+    pub(crate) inputs_live: Arc<AtomicUsize>,
+    pub(crate) filters_live: Arc<AtomicUsize>,
+    pub(crate) outputs_live: Arc<AtomicUsize>,
+    /// Raised by the coordinator when it wants fresh snapshots (SIGUSR1, reports).
+    pub(crate) snapshot_epoch: AtomicU64,
+}
+
+impl Control {
+    pub(crate) fn new() -> Self {
+        Self {
+            phase: AtomicU8::new(Phase::Running as u8),
+            bell: Doorbell::new(),
+            inputs_live: Arc::new(AtomicUsize::new(0)),
+            filters_live: Arc::new(AtomicUsize::new(0)),
+            outputs_live: Arc::new(AtomicUsize::new(0)),
+            snapshot_epoch: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Running,
+            1 => Phase::StopInputs,
+            2 => Phase::StopFilters,
+            _ => Phase::StopOutputs,
+        }
+    }
+
+    pub(crate) fn advance(&self, phase: Phase) {
+        self.phase.fetch_max(phase as u8, Ordering::AcqRel);
+        self.bell.ring();
+    }
+}
+
+/// Settings every shard needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) shards: usize,
+    pub(crate) plugin_count: usize,
+    pub(crate) hostname: String,
+    pub(crate) max_message_size: u32,
+    pub(crate) max_loops: u32,
+    pub(crate) sample_every: u32,
+    pub(crate) batch_size: usize,
+    pub(crate) io_memory: usize,
+}
+
+/// A filter or output instance to create on a shard.
+pub(crate) enum InstanceKind {
+    Filter(Arc<dyn FilterPlugin>),
+    Output(Arc<dyn OutputPlugin>),
+}
+
+pub(crate) struct InstancePlan {
+    pub(crate) plugin: usize,
+    pub(crate) name: String,
+    pub(crate) kind: InstanceKind,
+    pub(crate) lanes: Vec<LaneRx>,
+    pub(crate) bell: Arc<Doorbell>,
+    pub(crate) held: Arc<AtomicU64>,
+    pub(crate) matcher: MatcherSpec,
+}
+
+pub(crate) struct InputPlan {
+    pub(crate) plugin: usize,
+    pub(crate) name: String,
+    pub(crate) input: Arc<dyn InputPlugin>,
+}
+
+/// Everything one shard starts with.
+pub(crate) struct ShardPlan {
+    pub(crate) shard: usize,
+    pub(crate) core: usize,
+    pub(crate) settings: Settings,
+    pub(crate) control: Arc<Control>,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) space: Arc<Doorbell>,
+    pub(crate) pending: Arc<AtomicU64>,
+    pub(crate) instances: Vec<InstancePlan>,
+    pub(crate) inputs: Vec<InputPlan>,
+    pub(crate) snapshots: rtrb::Producer<ShardSnapshot>,
+    pub(crate) injections: Option<rtrb::Consumer<Vec<u8>>>,
+}
+
+/// Starts the shard's thread; it reports on `ready` once its inputs listen (or why it failed).
+pub(crate) fn spawn(
+    plan: ShardPlan,
+    ready: mpsc::Sender<Result<(), Vec<String>>>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let name = format!("hekate-shard{}", plan.shard);
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            let ex = LocalExecutorBuilder::new(Placement::Fixed(plan.core))
+                .io_memory(plan.settings.io_memory)
+                .name(&name)
+                .make();
+            match ex {
+                Ok(ex) => ex.run(shard_main(plan, ready)),
+                Err(e) => {
+                    let _ = ready.send(Err(vec![format!(
+                        "cannot start the executor of shard {} on core {}: {e}",
+                        plan.shard, plan.core
+                    )]));
+                }
+            }
+        })
+}
+
+async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>>) {
+    let ShardPlan {
+        shard,
+        core,
+        settings,
+        control,
+        routes,
+        space,
+        pending,
+        instances,
+        inputs,
+        mut snapshots,
+        mut injections,
+    } = plan;
+    let stats = Rc::new(ShardStats::new(shard, settings.plugin_count));
+    let router = Rc::new(RouterShard::new(
+        routes,
+        space,
+        Rc::clone(&stats),
+        settings.sample_every,
+        settings.batch_size,
+        pending,
+    ));
+    let stop_inputs = LocalEvent::new();
+    let stop_filters = LocalEvent::new();
+    let stop_outputs = LocalEvent::new();
+    let conns = Rc::new(Connections::default());
+    let mut errors = Vec::new();
+    let mut filters = Vec::new();
+    let mut outputs = Vec::new();
+    let mut input_tasks = Vec::new();
+
+    for inst in instances {
+        let pctx = PluginContext {
+            name: inst.name.clone(),
+            shard,
+            core,
+            shards: settings.shards,
+            hostname: settings.hostname.clone(),
+            max_message_size: settings.max_message_size,
+        };
+        let (live, stop) = match inst.kind {
+            InstanceKind::Filter(_) => (&control.filters_live, &stop_filters),
+            InstanceKind::Output(_) => (&control.outputs_live, &stop_outputs),
+        };
+        let rctx = RunnerCtx {
+            name: Rc::from(inst.name.as_str()),
+            plugin: inst.plugin,
+            stats: Rc::clone(&stats),
+            sample_every: settings.sample_every,
+            router: Rc::clone(&router),
+            stop: stop.clone(),
+            held: inst.held,
+            live: Arc::clone(live),
+            max_loops: settings.max_loops,
+            matcher: inst.matcher,
+        };
+        let inbound = Inbound::new(inst.lanes, inst.bell);
+        match inst.kind {
+            InstanceKind::Filter(p) => match p.new_filter(&pctx) {
+                Ok(f) => {
+                    live.fetch_add(1, Ordering::AcqRel);
+                    filters.push(glommio::spawn_local(run_filter(f, inbound, rctx)).detach());
+                }
+                Err(e) => errors.push(format!("filter '{}' cannot start: {e}", inst.name)),
+            },
+            InstanceKind::Output(p) => match p.new_output(&pctx) {
+                Ok(o) => {
+                    live.fetch_add(1, Ordering::AcqRel);
+                    outputs.push(glommio::spawn_local(run_output(o, inbound, rctx)).detach());
+                }
+                Err(e) => errors.push(format!("output '{}' cannot start: {e}", inst.name)),
+            },
+        }
+    }
+
+    let decoders = Rc::new(DecoderCache::default());
+    let hostname: Rc<str> = Rc::from(settings.hostname.as_str());
+    for input in inputs {
+        let ctx = InputContext {
+            name: Rc::from(input.name.as_str()),
+            shard,
+            core,
+            hostname: Rc::clone(&hostname),
+            max_message_size: settings.max_message_size,
+            plugin: input.plugin,
+            router: Rc::clone(&router),
+            stats: Rc::clone(&stats),
+            stop: stop_inputs.clone(),
+            conns: Rc::clone(&conns),
+            decoders: Rc::clone(&decoders),
+        };
+        match input.input.start(ctx) {
+            Ok(fut) => {
+                control.inputs_live.fetch_add(1, Ordering::AcqRel);
+                let control = Arc::clone(&control);
+                let name = input.name.clone();
+                input_tasks.push(
+                    glommio::spawn_local(async move {
+                        if let Err(e) = fut.await {
+                            hlog!("Input '{name}' on core {core} stopped: {e}");
+                        }
+                        control.inputs_live.fetch_sub(1, Ordering::AcqRel);
+                    })
+                    .detach(),
+                );
+            }
+            Err(e) => errors.push(format!("input '{}' cannot start: {e}", input.name)),
+        }
+    }
+
+    let _ = ready.send(if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    });
+
+    // The control loop: follow the coordinator's phases, route its injections, send snapshots.
+    let mut seen = Phase::Running;
+    let mut last_snapshot = Instant::now();
+    let mut epoch = control.snapshot_epoch.load(Ordering::Acquire);
+    loop {
+        let phase = control.phase();
+        if phase >= Phase::StopInputs && seen < Phase::StopInputs {
+            stop_inputs.set();
+            conns.shutdown_reads();
+        }
+        if phase >= Phase::StopFilters && seen < Phase::StopFilters {
+            stop_filters.set();
+        }
+        if phase >= Phase::StopOutputs && seen < Phase::StopOutputs {
+            stop_outputs.set();
+        }
+        seen = phase;
+        if let Some(rx) = injections.as_mut() {
+            while let Ok(bytes) = rx.pop() {
+                if router.route_bytes(&bytes, None, 0).is_err() {
+                    hlog!("the coordinator injected a malformed message");
+                }
+            }
+        }
+        // Never wait here: this task must keep following the phases even when the lanes are
+        // full. What does not fit now goes with the next flush of any task of this shard.
+        router.flush_now(true);
+        let wanted = control.snapshot_epoch.load(Ordering::Acquire);
+        if last_snapshot.elapsed() >= SNAPSHOT_INTERVAL || wanted != epoch {
+            epoch = wanted;
+            let mut snap = stats.snapshot();
+            snap.epoch = epoch;
+            let _ = snapshots.push(snap);
+            last_snapshot = Instant::now();
+        }
+        if seen == Phase::StopOutputs {
+            break;
+        }
+        let changed = control.bell.wait(|| {
+            control.phase() != seen
+                || control.snapshot_epoch.load(Ordering::Acquire) != epoch
+                || injections.as_ref().is_some_and(|rx| !rx.is_empty())
+        });
+        let tick = glommio::timer::sleep(SNAPSHOT_INTERVAL.saturating_sub(last_snapshot.elapsed()));
+        future::or(changed, tick).await;
+    }
+    for t in input_tasks.into_iter().chain(filters).chain(outputs) {
+        t.await;
+    }
+    let mut snap = stats.snapshot();
+    snap.epoch = control.snapshot_epoch.load(Ordering::Acquire);
+    let _ = snapshots.push(snap);
+}

@@ -1,0 +1,328 @@
+//! Per-shard counters and sampled latency histograms, and the snapshots shards push to the
+//! coordinator.
+//!
+//! Counters live in `Cell`s on the shard that owns them: incrementing one is a plain add, never
+//! an atomic. Latency is sampled one message in `sample_denominator` (Heka's default 1000) into
+//! HDR histograms. Every second a shard copies its counters and histograms into a
+//! [`ShardSnapshot`] and pushes it over an SPSC ring to the coordinator, which merges the shards
+//! for reports.
+
+use std::cell::{Cell, RefCell};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+
+use super::report::{ReportField, ReportValue};
+use crate::plugin::ReportSink;
+
+/// Highest latency a histogram tracks (one hour, in ns); longer samples saturate.
+const MAX_TRACKED_NS: u64 = 3_600_000_000_000;
+
+/// A latency histogram in nanoseconds, two significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_TRACKED_NS, 2).expect("valid histogram bounds")
+}
+
+/// The counters of one plugin on one shard.
+#[derive(Debug)]
+pub struct PluginCounters {
+    /// Messages that reached the plugin (for inputs: records read).
+    pub received: Cell<u64>,
+    /// Messages the router of this shard matched for the plugin.
+    pub matched: Cell<u64>,
+    /// Messages processed (filters), written (outputs) or routed (inputs).
+    pub delivered: Cell<u64>,
+    /// Messages lost to an error, with the reason logged.
+    pub dropped: Cell<u64>,
+    /// Records that failed to decode.
+    pub decode_failures: Cell<u64>,
+    /// Messages the plugin injected.
+    pub injected: Cell<u64>,
+    /// Corrupt bytes skipped by the input's splitter.
+    pub skipped_bytes: Cell<u64>,
+    /// Records refused by the input's splitter (bad or unknown signature).
+    pub rejected: Cell<u64>,
+    /// Sampled matcher latency (ns).
+    pub match_ns: RefCell<Histogram<u64>>,
+    /// Sampled per-message processing latency (ns).
+    pub process_ns: RefCell<Histogram<u64>>,
+    /// The plugin's own report fields, refreshed by its runner.
+    pub extra: RefCell<Vec<ReportField>>,
+    match_tick: Cell<u32>,
+    process_tick: Cell<u32>,
+}
+
+impl Default for PluginCounters {
+    fn default() -> Self {
+        Self {
+            received: Cell::new(0),
+            matched: Cell::new(0),
+            delivered: Cell::new(0),
+            dropped: Cell::new(0),
+            decode_failures: Cell::new(0),
+            injected: Cell::new(0),
+            skipped_bytes: Cell::new(0),
+            rejected: Cell::new(0),
+            match_ns: RefCell::new(new_histogram()),
+            process_ns: RefCell::new(new_histogram()),
+            extra: RefCell::new(Vec::new()),
+            match_tick: Cell::new(0),
+            process_tick: Cell::new(0),
+        }
+    }
+}
+
+/// Adds `n` to a counter cell.
+#[inline]
+pub fn add(c: &Cell<u64>, n: u64) {
+    c.set(c.get() + n);
+}
+
+#[inline]
+fn tick(c: &Cell<u32>, every: u32) -> bool {
+    let t = c.get() + 1;
+    if t >= every {
+        c.set(0);
+        true
+    } else {
+        c.set(t);
+        false
+    }
+}
+
+impl PluginCounters {
+    /// Whether to time this matcher evaluation (one in `every`).
+    #[inline]
+    pub fn sample_match(&self, every: u32) -> bool {
+        tick(&self.match_tick, every)
+    }
+
+    /// Whether to time this process call (one in `every`).
+    #[inline]
+    pub fn sample_process(&self, every: u32) -> bool {
+        tick(&self.process_tick, every)
+    }
+
+    /// Records a matcher latency sample.
+    pub fn record_match(&self, since: Instant) {
+        let ns = since.elapsed().as_nanos() as u64;
+        self.match_ns.borrow_mut().saturating_record(ns.max(1));
+    }
+
+    /// Records a processing latency sample.
+    pub fn record_process(&self, since: Instant) {
+        let ns = since.elapsed().as_nanos() as u64;
+        self.process_ns.borrow_mut().saturating_record(ns.max(1));
+    }
+
+    /// Replaces the plugin's own report fields.
+    pub fn set_extra(&self, fields: Vec<ReportField>) {
+        *self.extra.borrow_mut() = fields;
+    }
+
+    fn snapshot(&self) -> PluginSnapshot {
+        PluginSnapshot {
+            received: self.received.get(),
+            matched: self.matched.get(),
+            delivered: self.delivered.get(),
+            dropped: self.dropped.get(),
+            decode_failures: self.decode_failures.get(),
+            injected: self.injected.get(),
+            skipped_bytes: self.skipped_bytes.get(),
+            rejected: self.rejected.get(),
+            match_ns: self.match_ns.borrow().clone(),
+            process_ns: self.process_ns.borrow().clone(),
+            extra: self.extra.borrow().clone(),
+        }
+    }
+}
+
+/// Everything one shard counts, indexed by plugin number.
+#[derive(Debug)]
+pub struct ShardStats {
+    /// The shard index.
+    pub shard: usize,
+    /// One entry per plugin of the pipeline (all categories), in plugin-number order.
+    pub plugins: Vec<PluginCounters>,
+    /// Messages this shard's router evaluated.
+    pub routed: Cell<u64>,
+    /// Injected messages refused (loop limit or circular reference).
+    pub inject_refused: Cell<u64>,
+}
+
+impl ShardStats {
+    /// Zeroed counters for `plugins` plugins.
+    pub fn new(shard: usize, plugins: usize) -> Self {
+        Self {
+            shard,
+            plugins: (0..plugins).map(|_| PluginCounters::default()).collect(),
+            routed: Cell::new(0),
+            inject_refused: Cell::new(0),
+        }
+    }
+
+    /// A copy of every counter and histogram.
+    pub fn snapshot(&self) -> ShardSnapshot {
+        ShardSnapshot {
+            shard: self.shard,
+            plugins: self.plugins.iter().map(PluginCounters::snapshot).collect(),
+            routed: self.routed.get(),
+            inject_refused: self.inject_refused.get(),
+            epoch: 0,
+        }
+    }
+}
+
+/// One plugin's counters at a point in time, on one shard or summed over all.
+#[derive(Debug, Clone)]
+pub struct PluginSnapshot {
+    /// See [`PluginCounters::received`].
+    pub received: u64,
+    /// See [`PluginCounters::matched`].
+    pub matched: u64,
+    /// See [`PluginCounters::delivered`].
+    pub delivered: u64,
+    /// See [`PluginCounters::dropped`].
+    pub dropped: u64,
+    /// See [`PluginCounters::decode_failures`].
+    pub decode_failures: u64,
+    /// See [`PluginCounters::injected`].
+    pub injected: u64,
+    /// See [`PluginCounters::skipped_bytes`].
+    pub skipped_bytes: u64,
+    /// See [`PluginCounters::rejected`].
+    pub rejected: u64,
+    /// Sampled matcher latency (ns).
+    pub match_ns: Histogram<u64>,
+    /// Sampled processing latency (ns).
+    pub process_ns: Histogram<u64>,
+    /// The plugin's own report fields (from its instances; the last shard's win).
+    pub extra: Vec<ReportField>,
+}
+
+impl Default for PluginSnapshot {
+    fn default() -> Self {
+        Self {
+            received: 0,
+            matched: 0,
+            delivered: 0,
+            dropped: 0,
+            decode_failures: 0,
+            injected: 0,
+            skipped_bytes: 0,
+            rejected: 0,
+            match_ns: new_histogram(),
+            process_ns: new_histogram(),
+            extra: Vec::new(),
+        }
+    }
+}
+
+impl PluginSnapshot {
+    /// Adds another shard's numbers to these.
+    pub fn merge(&mut self, other: &PluginSnapshot) {
+        self.received += other.received;
+        self.matched += other.matched;
+        self.delivered += other.delivered;
+        self.dropped += other.dropped;
+        self.decode_failures += other.decode_failures;
+        self.injected += other.injected;
+        self.skipped_bytes += other.skipped_bytes;
+        self.rejected += other.rejected;
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.match_ns.add(&other.match_ns);
+        let _ = self.process_ns.add(&other.process_ns);
+        if !other.extra.is_empty() {
+            merge_extra(&mut self.extra, &other.extra);
+        }
+    }
+}
+
+/// Sums integer and float fields of the same name; strings keep the first value.
+fn merge_extra(into: &mut Vec<ReportField>, from: &[ReportField]) {
+    for f in from {
+        match into.iter_mut().find(|g| g.name == f.name) {
+            Some(g) => match (&mut g.value, &f.value) {
+                (ReportValue::Int(a), ReportValue::Int(b)) => *a += b,
+                (ReportValue::Float(a), ReportValue::Float(b)) => *a += b,
+                _ => {}
+            },
+            None => into.push(f.clone()),
+        }
+    }
+}
+
+/// Every counter of one shard at a point in time.
+#[derive(Debug, Clone)]
+pub struct ShardSnapshot {
+    /// The shard index.
+    pub shard: usize,
+    /// One entry per plugin.
+    pub plugins: Vec<PluginSnapshot>,
+    /// See [`ShardStats::routed`].
+    pub routed: u64,
+    /// See [`ShardStats::inject_refused`].
+    pub inject_refused: u64,
+    /// The coordinator's request this snapshot answers (0 for periodic ones).
+    pub epoch: u64,
+}
+
+/// Collects a plugin's own report fields.
+#[derive(Debug, Default)]
+pub struct FieldCollector {
+    /// The fields, in the order the plugin added them.
+    pub fields: Vec<ReportField>,
+}
+
+impl ReportSink for FieldCollector {
+    fn int(&mut self, name: &str, value: i64, representation: &str) {
+        self.fields.push(ReportField::new(
+            name,
+            ReportValue::Int(value),
+            representation,
+        ));
+    }
+
+    fn float(&mut self, name: &str, value: f64, representation: &str) {
+        self.fields.push(ReportField::new(
+            name,
+            ReportValue::Float(value),
+            representation,
+        ));
+    }
+
+    fn string(&mut self, name: &str, value: &str) {
+        self.fields.push(ReportField::new(
+            name,
+            ReportValue::Str(value.to_string()),
+            "",
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_merge_across_shards() {
+        let a = ShardStats::new(0, 1);
+        let b = ShardStats::new(1, 1);
+        add(&a.plugins[0].received, 3);
+        add(&b.plugins[0].received, 4);
+        a.plugins[0].match_ns.borrow_mut().record(100).unwrap();
+        b.plugins[0].match_ns.borrow_mut().record(300).unwrap();
+        let mut total = a.snapshot().plugins[0].clone();
+        total.merge(&b.snapshot().plugins[0]);
+        assert_eq!(total.received, 7);
+        assert_eq!(total.match_ns.len(), 2);
+        assert!((total.match_ns.mean() - 200.0).abs() < 5.0);
+    }
+
+    #[test]
+    fn sampling_takes_one_in_n() {
+        let c = PluginCounters::default();
+        let hits = (0..3000).filter(|_| c.sample_match(1000)).count();
+        assert_eq!(hits, 3);
+    }
+}

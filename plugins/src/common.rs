@@ -1,0 +1,138 @@
+//! Small helpers shared by several plugins.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use hekate_config::{ConfigError, PluginSection};
+use hekate_engine::framing::SignerKeys;
+use serde::Deserialize;
+
+/// Resolves a Heka address: `host:port`, or `:port` for every interface.
+pub(crate) fn resolve_address(address: &str) -> Result<SocketAddr, String> {
+    let full = if address.starts_with(':') {
+        format!("0.0.0.0{address}")
+    } else {
+        address.to_string()
+    };
+    full.to_socket_addrs()
+        .map_err(|e| format!("address `{address}` is not a valid host:port: {e}"))?
+        .next()
+        .ok_or_else(|| format!("address `{address}` resolves to no address"))
+}
+
+/// Reads a socket address option, located in the config on error.
+pub(crate) fn address_option(
+    section: &PluginSection,
+    key: &str,
+    address: &str,
+) -> Result<SocketAddr, ConfigError> {
+    resolve_address(address)
+        .map_err(|e| section.error_at_value(key, format!("{e} in section [{}]", section.name())))
+}
+
+/// Turns on TCP keep-alive with the given idle period (seconds).
+pub(crate) fn set_keepalive(fd: RawFd, period_secs: u32) -> std::io::Result<()> {
+    let on: libc::c_int = 1;
+    let idle = period_secs.max(1) as libc::c_int;
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: plain setsockopt calls on a socket we own, with pointers to live ints.
+    unsafe {
+        if libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_KEEPALIVE,
+            (&on as *const libc::c_int).cast(),
+            len,
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPIDLE,
+            (&idle as *const libc::c_int).cast(),
+            len,
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// One `[name.signer.<signer>_<version>]` subsection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignerConfig {
+    /// The shared secret.
+    pub(crate) hmac_key: String,
+}
+
+/// Builds the trusted keys of `signer` subsections (`None` when there are none).
+pub(crate) fn signer_keys(
+    section: &PluginSection,
+    signers: &BTreeMap<String, SignerConfig>,
+) -> Result<Option<Arc<SignerKeys>>, ConfigError> {
+    if signers.is_empty() {
+        return Ok(None);
+    }
+    let mut keys = SignerKeys::new();
+    for (name, cfg) in signers {
+        keys.insert_section(name, cfg.hmac_key.as_bytes())
+            .map_err(|e| {
+                section.error_at_key(
+                    &format!("signer.{name}"),
+                    format!("{e} in section [{}]", section.name()),
+                )
+            })?;
+    }
+    Ok(Some(Arc::new(keys)))
+}
+
+/// Test support: the sample TOML of a plugin's `//!` block, and building it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use hekate_config::Config;
+    use hekate_engine::runtime::Pipeline;
+
+    /// The first ```toml block of the `//!` docs of a source file.
+    pub(crate) fn doc_sample(source: &str) -> String {
+        let mut out = String::new();
+        let mut inside = false;
+        for line in source.lines() {
+            let Some(doc) = line.strip_prefix("//!") else {
+                break;
+            };
+            let doc = doc.strip_prefix(' ').unwrap_or(doc);
+            if inside {
+                if doc.starts_with("```") {
+                    return out;
+                }
+                out.push_str(doc);
+                out.push('\n');
+            } else if doc.starts_with("```toml") {
+                inside = true;
+            }
+        }
+        panic!("no ```toml block in the module docs");
+    }
+
+    /// Builds a config text with the crate's registry.
+    pub(crate) fn build(toml: &str) -> Result<Pipeline, String> {
+        let registry = crate::registry();
+        let config = Config::from_str(toml, "sample.toml").map_err(|e| e.to_string())?;
+        Pipeline::build(&config, &registry).map_err(|e| e.to_string())
+    }
+
+    /// Builds a plugin's doc sample, with an input added when the sample has none.
+    pub(crate) fn build_doc_sample(source: &str) -> Pipeline {
+        let mut sample = doc_sample(source);
+        if !sample.contains("Input\"") && !sample.contains("Input]") {
+            sample.push_str("\n[SampleInput]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:0\"\n");
+        }
+        build(&sample).unwrap_or_else(|e| panic!("the doc sample does not build: {e}\n{sample}"))
+    }
+}

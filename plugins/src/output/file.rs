@@ -1,0 +1,327 @@
+//! FileOutput: appends encoded messages to a file. With the default ProtobufEncoder and framing,
+//! the file is a Heka stream that `hekate cat` reads.
+//!
+//! One instance runs on every worker shard and all of them append to the same file: each
+//! flush is one `write(2)` of whole records on a file opened with `O_APPEND`, so records from
+//! different shards never interleave. A relative `path` is taken under `base_dir`.
+//!
+//! ```toml
+//! [FileOutput]
+//! message_matcher = "TRUE"
+//! path = "received.hekad"
+//! perm = "644"
+//! folder_perm = "700"
+//! flush_interval = 1000
+//! flush_count = 1
+//! flush_operator = "AND"
+//! encoder = "ProtobufEncoder"
+//! use_framing = true
+//! ```
+//!
+//! Options: `path` (required), `perm` ("644", octal), `folder_perm` ("700", octal, for
+//! directories it creates), `flush_interval` (1000 ms; 0 turns the interval off), `flush_count`
+//! (1), `flush_operator` ("AND": write when both the count and the interval are reached; "OR":
+//! when either is), `rotation_interval` (0; rotation is not supported yet), `encoder`
+//! (ProtobufEncoder), `use_framing` (true with ProtobufEncoder). Flush rules are checked after
+//! every batch of messages; whatever they say, the buffer is written once it holds 256 KiB, so
+//! memory stays bounded. While a write is pending the output takes no message (back-pressure).
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hekate_config::{ConfigError, PluginSection};
+use hekate_engine::plugin::{
+    BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
+    PluginContext, PluginError, PluginType, ProcessError, ReportSink,
+};
+use serde::Deserialize;
+
+use super::{EncodedWriter, Encoding};
+
+/// The registry entry.
+pub const TYPE: PluginType = PluginType {
+    name: "FileOutput",
+    options: &[
+        "path",
+        "perm",
+        "folder_perm",
+        "flush_interval",
+        "flush_count",
+        "flush_operator",
+        "rotation_interval",
+    ],
+    required: &["path"],
+    default_matcher: None,
+    build,
+};
+
+/// The buffer is written once it holds this much, whatever the flush rules say.
+const BUFFER_LIMIT: usize = 256 * 1024;
+
+fn default_perm() -> String {
+    "644".into()
+}
+fn default_folder_perm() -> String {
+    "700".into()
+}
+fn default_flush_interval() -> u64 {
+    1000
+}
+fn default_flush_count() -> u64 {
+    1
+}
+fn default_operator() -> String {
+    "AND".into()
+}
+
+/// FileOutput's own options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    /// The file to append to.
+    path: String,
+    /// File permissions (octal string).
+    #[serde(default = "default_perm")]
+    perm: String,
+    /// Permissions of created directories (octal string).
+    #[serde(default = "default_folder_perm")]
+    folder_perm: String,
+    /// Milliseconds between writes; 0 turns the interval off.
+    #[serde(default = "default_flush_interval")]
+    flush_interval: u64,
+    /// Messages per write.
+    #[serde(default = "default_flush_count")]
+    flush_count: u64,
+    /// "AND" or "OR" of the two rules.
+    #[serde(default = "default_operator")]
+    flush_operator: String,
+    /// Hours between file rotations (only 0 is supported).
+    #[serde(default)]
+    rotation_interval: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operator {
+    And,
+    Or,
+}
+
+#[derive(Debug)]
+struct FileOutputPlugin {
+    path: PathBuf,
+    perm: u32,
+    folder_perm: u32,
+    interval: Option<Duration>,
+    count: u64,
+    operator: Operator,
+    encoding: Encoding,
+}
+
+fn octal(section: &PluginSection, key: &str, value: &str) -> Result<u32, ConfigError> {
+    u32::from_str_radix(value, 8).ok().filter(|v| *v <= 0o7777).ok_or_else(|| {
+        section.error_at_value(
+            key,
+            format!("`{key}` of section [{}] must be octal permissions such as \"644\", not {value:?}", section.name()),
+        )
+    })
+}
+
+fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
+    let opts: Options = section.options()?;
+    let operator = match opts.flush_operator.to_ascii_uppercase().as_str() {
+        "AND" => Operator::And,
+        "OR" => Operator::Or,
+        _ => {
+            return Err(section.error_at_value(
+                "flush_operator",
+                format!(
+                    "`flush_operator` of section [{}] must be \"AND\" or \"OR\"",
+                    section.name()
+                ),
+            ));
+        }
+    };
+    if opts.rotation_interval != 0 {
+        return Err(section.error_at_value(
+            "rotation_interval",
+            format!(
+                "file rotation is not supported yet; remove `rotation_interval` from section [{}]",
+                section.name()
+            ),
+        ));
+    }
+    let mut path = PathBuf::from(&opts.path);
+    if path.is_relative() {
+        path = ctx.global.base_dir.join(path);
+    }
+    Ok(Built::Output(Arc::new(FileOutputPlugin {
+        path,
+        perm: octal(section, "perm", &opts.perm)?,
+        folder_perm: octal(section, "folder_perm", &opts.folder_perm)?,
+        interval: (opts.flush_interval > 0).then(|| Duration::from_millis(opts.flush_interval)),
+        count: opts.flush_count.max(1),
+        operator,
+        encoding: Encoding::from_section(section, ctx, Some("ProtobufEncoder"))?,
+    })))
+}
+
+impl OutputPlugin for FileOutputPlugin {
+    fn placement(&self) -> Placement {
+        Placement::PerShard
+    }
+
+    fn new_output(&self, ctx: &PluginContext) -> Result<Box<dyn Output>, PluginError> {
+        if let Some(dir) = self.path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(self.folder_perm)
+                .create(dir)
+                .map_err(|e| {
+                    PluginError::io(format!("cannot create directory {}", dir.display()), e)
+                })?;
+        }
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(self.perm)
+            .open(&self.path)
+            .map_err(|e| PluginError::io(format!("cannot open {}", self.path.display()), e))?;
+        let _ = ctx;
+        Ok(Box::new(FileOutput {
+            file,
+            path: self.path.clone(),
+            writer: self.encoding.writer(),
+            buf: Vec::with_capacity(BUFFER_LIMIT + 64 * 1024),
+            pending: 0,
+            written: 0,
+            total_written: 0,
+            last_flush: Instant::now(),
+            interval: self.interval,
+            count: self.count,
+            operator: self.operator,
+        }))
+    }
+}
+
+struct FileOutput {
+    file: File,
+    path: PathBuf,
+    writer: EncodedWriter,
+    buf: Vec<u8>,
+    /// Messages in `buf`.
+    pending: u64,
+    /// Messages written since the last `take_written`.
+    written: u64,
+    total_written: u64,
+    last_flush: Instant,
+    interval: Option<Duration>,
+    count: u64,
+    operator: Operator,
+}
+
+impl Output for FileOutput {
+    #[inline]
+    fn process(&mut self, msg: &Delivery<'_>) -> Result<(), ProcessError> {
+        if self.writer.write(msg, &mut self.buf)? {
+            self.pending += 1;
+        }
+        Ok(())
+    }
+
+    fn must_flush(&self) -> bool {
+        self.buf.len() >= BUFFER_LIMIT
+    }
+
+    fn should_flush(&self, now: Instant) -> bool {
+        if self.pending == 0 {
+            return false;
+        }
+        let counted = self.pending >= self.count;
+        let timed = self
+            .interval
+            .map(|i| now.duration_since(self.last_flush) >= i);
+        match self.operator {
+            Operator::And => counted && timed.unwrap_or(true),
+            Operator::Or => counted || timed.unwrap_or(false),
+        }
+    }
+
+    fn flush_deadline(&self) -> Option<Instant> {
+        let interval = self.interval?;
+        let waiting = match self.operator {
+            Operator::And => self.pending >= self.count,
+            Operator::Or => self.pending > 0,
+        };
+        waiting.then(|| self.last_flush + interval)
+    }
+
+    fn flush(&mut self) -> LocalBoxFuture<'_, Result<(), OutputError>> {
+        let result = (|| {
+            if self.buf.is_empty() {
+                return Ok(());
+            }
+            // One write(2) of whole records; O_APPEND keeps shards' writes apart.
+            let mut done = 0;
+            while done < self.buf.len() {
+                match self.file.write(&self.buf[done..]) {
+                    Ok(0) => break,
+                    Ok(n) => done += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.buf.drain(..done);
+                        return Err(OutputError::retry(format!(
+                            "writing to {} failed: {e}",
+                            self.path.display()
+                        )));
+                    }
+                }
+            }
+            self.buf.clear();
+            self.written += self.pending;
+            self.total_written += self.pending;
+            self.pending = 0;
+            Ok(())
+        })();
+        self.last_flush = Instant::now();
+        Box::pin(std::future::ready(result))
+    }
+
+    fn buffered(&self) -> u64 {
+        self.pending
+    }
+
+    fn take_written(&mut self) -> u64 {
+        std::mem::take(&mut self.written)
+    }
+
+    fn report(&self, sink: &mut dyn ReportSink) {
+        sink.int("WrittenCount", self.total_written as i64, "count");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::common::testing::{build, build_doc_sample};
+
+    #[test]
+    fn doc_sample_builds() {
+        build_doc_sample(include_str!("file.rs"));
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        let base = "[i]\ntype = \"TcpInput\"\naddress = \":1\"\n[f]\ntype = \"FileOutput\"\nmessage_matcher = \"TRUE\"\npath = \"x\"\n";
+        let e = build(&format!("{base}perm = \"9x\"\n")).unwrap_err();
+        assert!(e.contains("octal"), "{e}");
+        let e = build(&format!("{base}flush_operator = \"XOR\"\n")).unwrap_err();
+        assert!(e.contains("AND"), "{e}");
+        let e = build(&format!("{base}rotation_interval = 4\n")).unwrap_err();
+        assert!(e.contains("rotation"), "{e}");
+    }
+}

@@ -1,0 +1,363 @@
+//! TcpOutput: sends encoded messages to a TCP address, e.g. an upstream hekate or hekad.
+//!
+//! One instance runs on every worker shard, each with its own connection. Messages are encoded
+//! (and framed) into a buffer that is sent after every batch. When the connection fails the
+//! output reconnects, waiting `retries.delay` (doubling up to `retries.max_delay`, plus up to
+//! `retries.max_jitter`) between attempts, and resends from the first record the peer may not
+//! have received whole. While it is disconnected or the peer does not read, it takes no new
+//! message: the rings fill and the inputs stop reading (back-pressure; nothing is dropped). After
+//! `retries.max_retries` failed attempts (default: retry forever) the buffered messages are
+//! dropped and counted.
+//!
+//! ```toml
+//! [upstream]
+//! type = "TcpOutput"
+//! message_matcher = "Type != 'heka.counter-output'"
+//! address = "127.0.0.1:5566"
+//! keep_alive = true
+//! reconnect_after = 0
+//!
+//! [upstream.retries]
+//! delay = "250ms"
+//! max_delay = "30s"
+//! max_jitter = "500ms"
+//! max_retries = -1
+//! ```
+//!
+//! Options: `address` (required), `keep_alive` (false), `keep_alive_period` (7200 s),
+//! `reconnect_after` (0: never; else reconnect after this many messages), `encoder`
+//! (ProtobufEncoder), `use_framing` (true with ProtobufEncoder), `retries`. Not supported yet:
+//! `local_address`, `use_tls`, and disk buffering (`use_buffering` is accepted; the output
+//! back-pressures instead of queueing to disk).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::AsyncWriteExt as _;
+use hekate_config::{ConfigError, PluginSection, RetryOptions};
+use hekate_engine::hlog;
+use hekate_engine::plugin::{
+    BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
+    PluginContext, PluginError, PluginType, ProcessError, ReportSink, random_uuid,
+};
+use serde::Deserialize;
+
+use super::{EncodedWriter, Encoding};
+use crate::common::{address_option, set_keepalive};
+
+/// The registry entry.
+pub const TYPE: PluginType = PluginType {
+    name: "TcpOutput",
+    options: &[
+        "address",
+        "local_address",
+        "use_tls",
+        "tls",
+        "keep_alive",
+        "keep_alive_period",
+        "reconnect_after",
+    ],
+    required: &["address"],
+    default_matcher: None,
+    build,
+};
+
+/// The buffer is sent once it holds this much, even inside a batch.
+const BUFFER_LIMIT: usize = 256 * 1024;
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn default_keep_alive_period() -> u32 {
+    7200
+}
+
+/// TcpOutput's own options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    /// Where to connect.
+    address: String,
+    /// Local address to bind (not supported yet).
+    #[serde(default)]
+    local_address: Option<String>,
+    /// TLS (not supported yet).
+    #[serde(default)]
+    use_tls: bool,
+    /// TLS settings (not supported yet).
+    #[serde(default)]
+    tls: Option<Ignored>,
+    /// TCP keep-alive.
+    #[serde(default)]
+    keep_alive: bool,
+    /// Keep-alive idle period, in seconds.
+    #[serde(default = "default_keep_alive_period")]
+    keep_alive_period: u32,
+    /// Reconnect after this many messages (0 = never).
+    #[serde(default)]
+    reconnect_after: u64,
+}
+
+/// Any table, accepted so that the error can name the option.
+#[derive(Debug, Deserialize)]
+struct Ignored {}
+
+#[derive(Debug)]
+struct TcpOutputPlugin {
+    address: SocketAddr,
+    keep_alive: Option<u32>,
+    reconnect_after: u64,
+    retries: RetryOptions,
+    encoding: Encoding,
+}
+
+fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
+    let opts: Options = section.options()?;
+    for (set, key) in [
+        (opts.local_address.is_some(), "local_address"),
+        (opts.use_tls, "use_tls"),
+        (opts.tls.is_some(), "tls"),
+    ] {
+        if set {
+            return Err(section.error_at_key(
+                key,
+                format!(
+                    "`{key}` is not supported by TcpOutput yet (section [{}])",
+                    section.name()
+                ),
+            ));
+        }
+    }
+    let common = section.output().cloned().unwrap_or_default();
+    Ok(Built::Output(Arc::new(TcpOutputPlugin {
+        address: address_option(section, "address", &opts.address)?,
+        keep_alive: opts.keep_alive.then_some(opts.keep_alive_period),
+        reconnect_after: opts.reconnect_after,
+        retries: common.retries,
+        encoding: Encoding::from_section(section, ctx, Some("ProtobufEncoder"))?,
+    })))
+}
+
+impl OutputPlugin for TcpOutputPlugin {
+    fn placement(&self) -> Placement {
+        Placement::PerShard
+    }
+
+    fn new_output(&self, ctx: &PluginContext) -> Result<Box<dyn Output>, PluginError> {
+        Ok(Box::new(TcpOutput {
+            name: ctx.name.clone(),
+            address: self.address,
+            keep_alive: self.keep_alive,
+            reconnect_after: self.reconnect_after,
+            retries: self.retries,
+            writer: self.encoding.writer(),
+            conn: None,
+            since_connect: 0,
+            buf: Vec::with_capacity(BUFFER_LIMIT + 64 * 1024),
+            ends: Vec::new(),
+            written: 0,
+            total_written: 0,
+            reconnects: 0,
+        }))
+    }
+}
+
+struct TcpOutput {
+    name: String,
+    address: SocketAddr,
+    keep_alive: Option<u32>,
+    reconnect_after: u64,
+    retries: RetryOptions,
+    writer: EncodedWriter,
+    conn: Option<glommio::net::TcpStream>,
+    since_connect: u64,
+    buf: Vec<u8>,
+    /// End offset of each record in `buf`.
+    ends: Vec<usize>,
+    written: u64,
+    total_written: u64,
+    reconnects: u64,
+}
+
+fn jitter(max: Duration) -> Duration {
+    let nanos = max.as_nanos() as u64;
+    if nanos == 0 {
+        return Duration::ZERO;
+    }
+    let r = u64::from_le_bytes(random_uuid()[..8].try_into().expect("8 bytes"));
+    Duration::from_nanos(r % nanos)
+}
+
+impl TcpOutput {
+    /// Connects, retrying per the `retries` options. `Err` once `max_retries` is exhausted.
+    async fn connect(&mut self) -> Result<(), String> {
+        let mut delay = self.retries.delay;
+        let mut attempt: u64 = 0;
+        loop {
+            let result =
+                glommio::net::TcpStream::connect_timeout(self.address, CONNECT_TIMEOUT).await;
+            match result {
+                Ok(stream) => {
+                    if let Some(period) = self.keep_alive {
+                        use std::os::fd::AsRawFd as _;
+                        if let Err(e) = set_keepalive(stream.as_raw_fd(), period) {
+                            hlog!("Output '{}': cannot turn on keep-alive: {e}", self.name);
+                        }
+                    }
+                    let _ = stream.set_nodelay(true);
+                    if attempt > 0 {
+                        hlog!("Output '{}': connected to {}", self.name, self.address);
+                    }
+                    self.conn = Some(stream);
+                    self.since_connect = 0;
+                    return Ok(());
+                }
+                Err(e) => {
+                    attempt += 1;
+                    if self.retries.max_retries.is_some_and(|max| attempt > max) {
+                        return Err(format!(
+                            "cannot connect to {} after {attempt} attempts: {e}",
+                            self.address
+                        ));
+                    }
+                    if attempt == 1 || attempt.is_power_of_two() {
+                        hlog!(
+                            "Output '{}': cannot connect to {} ({e}); retrying in {:?}",
+                            self.name,
+                            self.address,
+                            delay
+                        );
+                    }
+                    glommio::timer::sleep(delay + jitter(self.retries.max_jitter)).await;
+                    delay = (delay * 2).min(self.retries.max_delay.max(self.retries.delay));
+                }
+            }
+        }
+    }
+
+    /// Forgets the records the peer received whole (the first `sent` bytes went out).
+    fn drop_sent(&mut self, sent: usize) {
+        let whole = self.ends.partition_point(|&e| e <= sent);
+        if whole == 0 {
+            return;
+        }
+        let cut = self.ends[whole - 1];
+        self.buf.drain(..cut);
+        self.ends.drain(..whole);
+        for e in &mut self.ends {
+            *e -= cut;
+        }
+        self.written += whole as u64;
+        self.total_written += whole as u64;
+        self.since_connect += whole as u64;
+    }
+
+    async fn send(&mut self) -> Result<(), OutputError> {
+        while !self.buf.is_empty() {
+            if self.conn.is_none()
+                && let Err(e) = self.connect().await
+            {
+                let dropped = self.ends.len() as u64;
+                self.buf.clear();
+                self.ends.clear();
+                return Err(OutputError {
+                    message: e,
+                    dropped,
+                });
+            }
+            let conn = self.conn.as_mut().expect("connected above");
+            let mut sent = 0;
+            let mut failed = None;
+            while sent < self.buf.len() {
+                match conn.write(&self.buf[sent..]).await {
+                    Ok(0) => {
+                        failed = Some("the connection was closed".to_string());
+                        break;
+                    }
+                    Ok(n) => sent += n,
+                    Err(e) => {
+                        failed = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            self.drop_sent(sent);
+            if let Some(e) = failed {
+                hlog!(
+                    "Output '{}': sending to {} failed: {e}; reconnecting",
+                    self.name,
+                    self.address
+                );
+                self.conn = None;
+                self.reconnects += 1;
+                continue;
+            }
+            if self.reconnect_after > 0 && self.since_connect >= self.reconnect_after {
+                if let Some(mut c) = self.conn.take() {
+                    let _ = c.close().await;
+                }
+                self.reconnects += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Output for TcpOutput {
+    #[inline]
+    fn process(&mut self, msg: &Delivery<'_>) -> Result<(), ProcessError> {
+        if self.writer.write(msg, &mut self.buf)? {
+            self.ends.push(self.buf.len());
+        }
+        Ok(())
+    }
+
+    fn must_flush(&self) -> bool {
+        self.buf.len() >= BUFFER_LIMIT
+    }
+
+    fn should_flush(&self, _now: Instant) -> bool {
+        !self.buf.is_empty()
+    }
+
+    fn flush(&mut self) -> LocalBoxFuture<'_, Result<(), OutputError>> {
+        Box::pin(self.send())
+    }
+
+    fn buffered(&self) -> u64 {
+        self.ends.len() as u64
+    }
+
+    fn take_written(&mut self) -> u64 {
+        std::mem::take(&mut self.written)
+    }
+
+    fn close(&mut self) -> LocalBoxFuture<'_, ()> {
+        Box::pin(async {
+            if let Some(mut c) = self.conn.take() {
+                let _ = c.close().await;
+            }
+        })
+    }
+
+    fn report(&self, sink: &mut dyn ReportSink) {
+        sink.int("WrittenCount", self.total_written as i64, "count");
+        sink.int("ReconnectCount", self.reconnects as i64, "count");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::common::testing::{build, build_doc_sample};
+
+    #[test]
+    fn doc_sample_builds() {
+        build_doc_sample(include_str!("tcp.rs"));
+    }
+
+    #[test]
+    fn unsupported_options_are_refused() {
+        let e = build("[i]\ntype = \"TcpInput\"\naddress = \":1\"\n[o]\ntype = \"TcpOutput\"\nmessage_matcher = \"TRUE\"\naddress = \"127.0.0.1:1\"\nuse_tls = true\n").unwrap_err();
+        assert!(e.contains("use_tls"), "{e}");
+    }
+}

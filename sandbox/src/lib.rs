@@ -1,0 +1,102 @@
+//! hekate's Lua sandbox: Heka's Lua API on a Lua 5.1 state, so that existing Heka Lua
+//! decoders, filters and encoders run unmodified.
+//!
+//! # Lifecycle
+//!
+//! ```text
+//! Sandbox::new(script, plugin type, name, SandboxConfig)
+//!   ├─ environment for the plugin type (reference §5.2, §5.4), limits installed
+//!   ├─ the script's global code runs (under the limits)
+//!   └─ preserved data restored (preserve_data)
+//! process_message(msg, host) / timer_event(ns, host)   ← any number of times
+//!   └─ Ok(Outcome) | Err(Terminated)  → build termination_message(name, reason), stop feeding it
+//! preserve()                                           ← on shutdown
+//! ```
+//!
+//! # Example
+//!
+//! ```
+//! use hekate_engine::message::{Message, MessageView};
+//! use hekate_sandbox::{Outcome, PluginType, Sandbox, SandboxConfig, ScriptSource, VecHost};
+//!
+//! let script = r#"
+//!     count = 0
+//!     function process_message()
+//!         count = count + 1
+//!         inject_message({Type = "seen", Payload = read_message("Type")})
+//!         return 0
+//!     end"#;
+//! let mut sb = Sandbox::new(
+//!     ScriptSource::source("counter.lua", script),
+//!     PluginType::Filter,
+//!     "Counter",
+//!     SandboxConfig::default(),
+//! )?;
+//! let mut m = Message::new_now();
+//! m.r#type = Some("nginx.access".into());
+//! let bytes = m.to_bytes();
+//! let mut host = VecHost::new();
+//! assert_eq!(sb.process_message(&MessageView::new(&bytes)?, &mut host), Ok(Outcome::Ok));
+//! let injected = host.messages();
+//! assert_eq!(injected[0].r#type.as_deref(), Some("heka.sandbox.seen"));
+//! assert_eq!(injected[0].logger.as_deref(), Some("Counter"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Host interface
+//!
+//! Each call gets the message to read — a zero-copy [`MessageView`](hekate_engine::message::MessageView)
+//! (hot path) or an owned [`Message`](hekate_engine::message::Message), see [`MessageRef`] — and a
+//! [`SandboxHost`], borrowed for that call only. The host receives each injected message as its
+//! complete protobuf encoding (Uuid and Timestamp filled in; in filters the `heka.sandbox.` Type
+//! prefix, Logger and Hostname applied), encoded straight from the Lua table into a buffer the
+//! sandbox reuses, so the runtime copies it into its own message buffer and routes it with a
+//! `MessageView`. The host can refuse a message ([`InjectError`]); the refusal becomes the script's
+//! Lua error, as in hekad. `read_message` reads straight from the view; neither side allocates
+//! per message on these paths. Decoders and encoders that call `write_message` work on a copy of
+//! the message, available after the call from [`Sandbox::take_written_message`] (a decoder that
+//! injected nothing passes that copy, or the original, on). Inputs run their long-lived
+//! `process_message` with [`Sandbox::run_input`].
+//!
+//! A `Sandbox` is `!Send`: it lives on the core that runs it.
+//!
+//! # Limits
+//!
+//! `memory_limit` (Lua heap + circular buffers), `instruction_limit` (per call, count hook),
+//! `output_limit` (payload buffer, injected message, `cjson.encode`), `max_process_inject` /
+//! `max_timer_inject` (filters). Breaking a limit, an uncaught Lua error, a fatal (> 0) or
+//! non-numeric status terminates the sandbox: every later call returns the same [`Terminated`].
+//!
+//! # Modules
+//!
+//! `require` gives `string`, `table`, `math`, `os` (restricted, UTC), `lpeg` and `re` (LPeg 1.0,
+//! linked from Debian's `lua-lpeg-dev`), `cjson`, `circular_buffer`, and `<name>.lua` files from
+//! the `;`-separated `module_directory`. Bytecode is never loaded.
+
+#![warn(missing_docs)]
+
+mod api;
+mod cfunc;
+mod circular_buffer;
+mod cjson;
+mod config;
+mod error;
+mod host;
+mod lua_util;
+mod message_table;
+mod modules;
+mod number;
+mod preserve;
+mod raw_table;
+mod read;
+mod sandbox;
+mod state;
+mod time_util;
+
+pub use circular_buffer::{Aggregation, CircularBuffer, Format};
+pub use config::{ConfigValue, PluginType, SandboxConfig, ScriptSource, preservation_file_name};
+pub use error::{InjectError, SandboxError, Terminated};
+pub use host::{SandboxHost, VecHost, system_now_ns};
+pub use number::{format_g, number_string, write_number};
+pub use sandbox::{Outcome, Sandbox, SandboxStats, SandboxStatus, termination_message};
+pub use state::MessageRef;

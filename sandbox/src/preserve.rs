@@ -1,0 +1,159 @@
+//! `preserve_data`: global data serialised as Lua source (reference §5.5).
+//!
+//! The file starts with a guard that discards it when the script's `_PRESERVATION_VERSION`
+//! (default 0) differs from the one it was written with, then assigns every global that holds
+//! data: strings, numbers, booleans, tables (shared and cyclic references kept), circular
+//! buffers. Functions, threads, light userdata, the standard library and module tables are
+//! skipped. The file is run after the script's own global code, so restored values win.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+
+use mlua::{AnyUserData, Table, Value};
+
+use crate::circular_buffer::CircularBuffer;
+use crate::number::format_g;
+
+const MAX_DEPTH: usize = 100;
+
+fn is_identifier(s: &[u8]) -> bool {
+    const KEYWORDS: &[&str] = &[
+        "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "if", "in",
+        "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
+    ];
+    !s.is_empty()
+        && !s[0].is_ascii_digit()
+        && s.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        && !KEYWORDS.iter().any(|k| k.as_bytes() == s)
+}
+
+/// A Lua string literal for arbitrary bytes.
+pub(crate) fn quote(s: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for &c in s {
+        match c {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(c as char),
+            _ => out.push_str(&format!("\\{c:03}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn number_literal(d: f64) -> String {
+    if d.is_nan() {
+        "0/0".into()
+    } else if d.is_infinite() {
+        if d > 0.0 { "1/0".into() } else { "-1/0".into() }
+    } else if d.fract() == 0.0 && d.abs() < 1e15 {
+        format!("{}", d as i64)
+    } else {
+        format_g(d, 17)
+    }
+}
+
+/// A literal for a primitive value usable as a table key or value; `None` otherwise.
+fn primitive(v: &Value) -> Option<String> {
+    match v {
+        Value::Boolean(b) => Some(b.to_string()),
+        Value::Integer(i) => Some(number_literal(*i as f64)),
+        Value::Number(d) => Some(number_literal(*d)),
+        Value::String(s) => Some(quote(&s.as_bytes())),
+        _ => None,
+    }
+}
+
+struct Serializer<'a> {
+    out: String,
+    seen: HashMap<*const c_void, String>,
+    skip: &'a [*const c_void],
+}
+
+impl Serializer<'_> {
+    fn value(&mut self, path: &str, v: &Value, depth: usize) -> mlua::Result<()> {
+        if let Some(lit) = primitive(v) {
+            self.out.push_str(&format!("{path} = {lit}\n"));
+            return Ok(());
+        }
+        match v {
+            Value::Table(t) => self.table(path, t, depth),
+            Value::UserData(ud) => self.userdata(path, ud),
+            _ => Ok(()),
+        }
+    }
+
+    fn userdata(&mut self, path: &str, ud: &AnyUserData) -> mlua::Result<()> {
+        if !ud.is::<CircularBuffer>() {
+            return Ok(());
+        }
+        let p = ud.to_pointer();
+        if let Some(first) = self.seen.get(&p) {
+            self.out.push_str(&format!("{path} = {first}\n"));
+            return Ok(());
+        }
+        self.seen.insert(p, path.to_owned());
+        ud.borrow::<CircularBuffer>()?
+            .serialize_lua(path, &mut self.out);
+        Ok(())
+    }
+
+    fn table(&mut self, path: &str, t: &Table, depth: usize) -> mlua::Result<()> {
+        let p = t.to_pointer();
+        if self.skip.contains(&p) {
+            return Ok(());
+        }
+        if let Some(first) = self.seen.get(&p) {
+            self.out.push_str(&format!("{path} = {first}\n"));
+            return Ok(());
+        }
+        if depth > MAX_DEPTH {
+            return Err(mlua::Error::RuntimeError(format!(
+                "{path}: tables nested deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        self.seen.insert(p, path.to_owned());
+        self.out.push_str(&format!("{path} = {{}}\n"));
+        for pair in t.pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            let Some(key) = primitive(&k) else { continue };
+            let child = format!("{path}[{key}]");
+            self.value(&child, &v, depth + 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// Serialises the globals of `globals`, skipping the tables in `skip` (library and module
+/// tables).
+pub(crate) fn serialize(
+    globals: &Table,
+    skip: &[*const c_void],
+    version: i64,
+) -> mlua::Result<String> {
+    let mut s = Serializer {
+        out: format!("if (_PRESERVATION_VERSION or 0) ~= {version} then return end\n"),
+        seen: HashMap::new(),
+        skip,
+    };
+    for pair in globals.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        let path = match &k {
+            Value::String(name) if name.as_bytes().as_ref() == b"_VERSION" => continue,
+            Value::String(name) if is_identifier(&name.as_bytes()) => {
+                String::from_utf8_lossy(&name.as_bytes()).into_owned()
+            }
+            other => match primitive(other) {
+                Some(key) => format!("_G[{key}]"),
+                None => continue,
+            },
+        };
+        s.value(&path, &v, 0)?;
+    }
+    Ok(s.out)
+}

@@ -1,0 +1,4 @@
+function process_message()
+    while true do end
+    return 0
+end

@@ -1,0 +1,2 @@
+require "loop_a"
+return {}

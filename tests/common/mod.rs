@@ -1,0 +1,328 @@
+//! Harness of the end-to-end tests: start the real `hekate` binary on a config, talk to it over
+//! real sockets, read what its outputs wrote, stop it with signals. Every wait is bounded.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hekate_engine::framing::{HekaSplitter, SplitOutcome, encode_record};
+use hekate_engine::message::{Field, Message};
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("hekate-e2e-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A TCP port nothing listens on right now.
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A UDP port nothing is bound to right now.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `hekate run -c <dir>/hekate.toml`.
+pub struct Hekate {
+    pub child: Child,
+    pub dir: PathBuf,
+}
+
+impl Hekate {
+    /// Writes `config` and starts hekate on it; waits until every port in `ports` accepts.
+    pub fn start(dir: &Path, config: &str, ports: &[u16]) -> Hekate {
+        Self::start_with_env(dir, config, ports, &[])
+    }
+
+    /// [`Hekate::start`] with extra environment variables.
+    pub fn start_with_env(dir: &Path, config: &str, ports: &[u16], env: &[(&str, &str)]) -> Hekate {
+        let path = dir.join("hekate.toml");
+        std::fs::write(&path, config).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hekate"))
+            .args(["run", "-c"])
+            .arg(&path)
+            .envs(env.iter().copied())
+            .stdout(Stdio::from(
+                std::fs::File::create(dir.join("stdout")).unwrap(),
+            ))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("stderr")).unwrap(),
+            ))
+            .spawn()
+            .expect("start hekate");
+        let mut h = Hekate {
+            child,
+            dir: dir.to_path_buf(),
+        };
+        for &port in ports {
+            h.wait_listening(port);
+        }
+        h
+    }
+
+    fn wait_listening(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "hekate exited with {status} before listening:\n{}",
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hekate does not listen on {port}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child.
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait(Duration::from_secs(30))
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("hekate did not exit within {timeout:?}:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stdout")).unwrap_or_default()
+    }
+
+    /// Resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+
+    /// User + system CPU time, in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after.split_whitespace().collect();
+        // Fields 14 and 15 of stat; `after` starts at field 3.
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    }
+
+    /// (thread name, Cpus_allowed_list) of every thread.
+    pub fn thread_affinities(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for t in std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap() {
+            let t = t.unwrap().path();
+            let name = std::fs::read_to_string(t.join("comm")).unwrap_or_default();
+            let status = std::fs::read_to_string(t.join("status")).unwrap_or_default();
+            let cpus = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            out.push((name.trim().to_string(), cpus));
+        }
+        out
+    }
+}
+
+impl Drop for Hekate {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // Keep the directory (config, logs, outputs) of a failed test for a look.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A message of type `ty` from connection `conn` with sequence number `seq`, padded to about
+/// `size` bytes of payload.
+pub fn message(ty: &str, conn: u32, seq: u64, size: usize) -> Message {
+    let mut m = Message::new_now();
+    m.r#type = Some(ty.into());
+    m.logger = Some("e2e".into());
+    let mut payload = format!("conn {conn} seq {seq} ");
+    while payload.len() < size {
+        payload.push('x');
+    }
+    m.payload = Some(payload);
+    m.add_field(Field::integer("conn", i64::from(conn)));
+    m.add_field(Field::integer("seq", seq as i64));
+    m
+}
+
+/// Heka-framed records of `msgs`.
+pub fn framed(msgs: impl IntoIterator<Item = Message>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in msgs {
+        encode_record(&m.to_bytes(), None, &mut out).unwrap();
+    }
+    out
+}
+
+/// Every message of a Heka stream (garbage skipped).
+pub fn parse_stream(bytes: &[u8]) -> Vec<Message> {
+    let mut s = HekaSplitter::default();
+    let mut pos = 0;
+    let mut out = Vec::new();
+    loop {
+        let step = s.split(&bytes[pos..]);
+        pos += step.consumed;
+        match step.outcome {
+            SplitOutcome::Record(r) => out.push(Message::decode_bytes(r.message).unwrap()),
+            SplitOutcome::Rejected(_) => {}
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Every message of a Heka-framed file (none if it does not exist).
+pub fn read_stream(path: &Path) -> Vec<Message> {
+    std::fs::read(path)
+        .map(|b| parse_stream(&b))
+        .unwrap_or_default()
+}
+
+/// (conn, seq) of a test message.
+pub fn conn_seq(m: &Message) -> Option<(u32, u64)> {
+    let conn = m
+        .fields
+        .iter()
+        .find(|f| f.name == "conn")?
+        .value_integer
+        .first()?;
+    let seq = m
+        .fields
+        .iter()
+        .find(|f| f.name == "seq")?
+        .value_integer
+        .first()?;
+    Some((*conn as u32, *seq as u64))
+}
+
+/// Waits until `check` holds, up to `timeout`.
+pub fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A TCP server that collects every byte of every connection (for TcpOutput), optionally only
+/// after `start_reading` is released.
+pub struct Sink {
+    pub addr: SocketAddr,
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    gate: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Sink {
+    /// A sink that reads at once (`paused = false`) or once [`Sink::resume`] is called.
+    pub fn start(paused: bool) -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let gate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(!paused));
+        let (r, g) = (received.clone(), gate.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let (r, g) = (r.clone(), g.clone());
+                std::thread::spawn(move || {
+                    while !g.load(Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    let mut buf = vec![0u8; 1 << 16];
+                    let mut mine = Vec::new();
+                    loop {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => mine.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    r.lock().unwrap().extend_from_slice(&mine);
+                });
+            }
+        });
+        Sink {
+            addr,
+            received,
+            gate,
+        }
+    }
+
+    /// Starts reading.
+    pub fn resume(&self) {
+        self.gate.store(true, Ordering::Release);
+    }
+}
+
+/// Sends `bytes` on a new connection and closes it.
+pub fn send_tcp(port: u16, bytes: &[u8]) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(bytes).unwrap();
+}

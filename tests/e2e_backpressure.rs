@@ -1,0 +1,257 @@
+//! Back-pressure and shutdown under load, through the real binary.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A slow output back-pressures: the sender is blocked, resident memory stays bounded, and once
+/// the output drains every message is delivered, none lost.
+#[test]
+fn a_slow_output_blocks_the_sender_and_loses_nothing() {
+    let dir = temp_dir("backpressure");
+    let port = free_tcp_port();
+    let sink = Sink::start(true);
+    let config = format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+ring_capacity = 4
+batch_size = 64
+
+[TcpInput]
+address = "127.0.0.1:{port}"
+
+[upstream]
+type = "TcpOutput"
+message_matcher = "TRUE"
+address = "{sink}"
+"#,
+        base = dir.join("base").display(),
+        sink = sink.addr,
+    );
+    let mut hekate = Hekate::start(&dir, &config, &[port]);
+    let baseline_rss = hekate.rss_kib();
+
+    // 120 MB of 1 KiB messages: far more than every socket buffer on the way can hold.
+    const MESSAGES: u64 = 120_000;
+    const CHUNK: u64 = 200;
+    let sent = Arc::new(AtomicU64::new(0));
+    let s = Arc::clone(&sent);
+    let sender = std::thread::spawn(move || {
+        let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        for c in 0..MESSAGES / CHUNK {
+            let bytes = framed((c * CHUNK..(c + 1) * CHUNK).map(|seq| message("bp", 0, seq, 1000)));
+            conn.write_all(&bytes).unwrap();
+            s.store((c + 1) * CHUNK, Ordering::Release);
+        }
+    });
+
+    // The sender stalls: no progress over a whole second, well short of the end.
+    let mut stalled_at = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let before = sent.load(Ordering::Acquire);
+        std::thread::sleep(Duration::from_secs(1));
+        let after = sent.load(Ordering::Acquire);
+        if after == before && after > 0 {
+            stalled_at = Some(after);
+            break;
+        }
+    }
+    let stalled_at = stalled_at.expect("the sender was never blocked");
+    assert!(
+        stalled_at < MESSAGES / 2,
+        "the sender got {stalled_at} of {MESSAGES} messages through"
+    );
+    let rss = hekate.rss_kib();
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_later = hekate.rss_kib();
+    eprintln!(
+        "sender blocked after {stalled_at} of {MESSAGES} messages; RSS {baseline_rss} KiB idle, {rss} KiB then {rss_later} KiB while blocked"
+    );
+    assert!(
+        rss < baseline_rss + 64 * 1024 && rss_later <= rss + 1024,
+        "resident memory grew from {baseline_rss} KiB to {rss} KiB, then {rss_later} KiB"
+    );
+
+    sink.resume();
+    sender.join().unwrap();
+    assert_eq!(sent.load(Ordering::Acquire), MESSAGES);
+    let status = hekate.terminate();
+    assert!(status.success(), "{status}\n{}", hekate.stderr());
+    let got = parse_stream(&sink.received.lock().unwrap());
+    let seqs: Vec<u64> = got.iter().filter_map(conn_seq).map(|c| c.1).collect();
+    assert_eq!(seqs.len() as u64, MESSAGES, "messages lost or duplicated");
+    assert!(
+        seqs.iter().copied().eq(0..MESSAGES),
+        "messages out of order"
+    );
+}
+
+/// SIGTERM under load: every message read from a socket before the signal reaches the outputs
+/// before exit, and hekate exits 0 in bounded time.
+#[test]
+fn sigterm_under_load_delivers_everything_read() {
+    let dir = temp_dir("sigterm");
+    let port = free_tcp_port();
+    let config = format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+
+[TcpInput]
+address = "127.0.0.1:{port}"
+
+[FileOutput]
+message_matcher = "TRUE"
+path = "out.hekad"
+flush_interval = 50
+
+[CounterFilter]
+message_matcher = "Type == 'load'"
+ticker_interval = 1
+"#,
+        base = dir.join("base").display(),
+    );
+    let mut hekate = Hekate::start(&dir, &config, &[port]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> = (0..4u32)
+        .map(|conn| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut seq = 0u64;
+                while !stop.load(Ordering::Acquire) {
+                    let bytes = framed((seq..seq + 100).map(|q| message("load", conn, q, 200)));
+                    if s.write_all(&bytes).is_err() {
+                        break;
+                    }
+                    seq += 100;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let signalled = Instant::now();
+    let status = hekate.terminate();
+    let took = signalled.elapsed();
+    stop.store(true, Ordering::Release);
+    for s in senders {
+        s.join().unwrap();
+    }
+    assert!(status.success(), "{status}\n{}", hekate.stderr());
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    assert!(
+        !hekate.stderr().contains("could not deliver"),
+        "{}",
+        hekate.stderr()
+    );
+
+    // What was read is a prefix of each connection's stream: contiguous, no gap, no duplicate.
+    let out = read_stream(&dir.join("base").join("out.hekad"));
+    let mut next: HashMap<u32, u64> = HashMap::new();
+    for m in out.iter().filter(|m| m.r#type.as_deref() == Some("load")) {
+        let (conn, seq) = conn_seq(m).unwrap();
+        let want = next.entry(conn).or_default();
+        assert_eq!(seq, *want, "connection {conn}: a gap or a duplicate");
+        *want += 1;
+    }
+    let total: u64 = next.values().sum();
+    assert!(
+        total > 1000,
+        "only {total} messages arrived before the signal"
+    );
+}
+
+/// An output that cannot drain by the shutdown timeout does not hold hekate: it exits 0 and says
+/// how many messages were left, and where.
+#[test]
+fn an_output_that_cannot_drain_is_reported_at_shutdown() {
+    let dir = temp_dir("undrained");
+    let port = free_tcp_port();
+    // Nothing listens there: the output retries forever.
+    let dead = free_tcp_port();
+    let config = format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+
+[TcpInput]
+address = "127.0.0.1:{port}"
+
+[upstream]
+type = "TcpOutput"
+message_matcher = "TRUE"
+address = "127.0.0.1:{dead}"
+"#,
+        base = dir.join("base").display(),
+    );
+    let mut hekate =
+        Hekate::start_with_env(&dir, &config, &[port], &[("HEKATE_SHUTDOWN_TIMEOUT", "1")]);
+    send_tcp(port, &framed((0..50).map(|s| message("lost", 0, s, 10))));
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    let status = hekate.terminate();
+    assert!(status.success(), "{status}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        signalled.elapsed()
+    );
+    let stderr = hekate.stderr();
+    assert!(
+        stderr.contains("output 'upstream' (TcpOutput) on core")
+            && stderr.contains("could not deliver 50 messages"),
+        "{stderr}"
+    );
+}
+
+/// A second SIGTERM ends a shutdown that waits for an output, at once.
+#[test]
+fn a_second_signal_ends_the_shutdown_wait() {
+    let dir = temp_dir("second-signal");
+    let port = free_tcp_port();
+    let dead = free_tcp_port();
+    let config = format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+
+[TcpInput]
+address = "127.0.0.1:{port}"
+
+[upstream]
+type = "TcpOutput"
+message_matcher = "TRUE"
+address = "127.0.0.1:{dead}"
+"#,
+        base = dir.join("base").display(),
+    );
+    let mut hekate = Hekate::start(&dir, &config, &[port]);
+    send_tcp(port, &framed((0..5).map(|s| message("lost", 0, s, 10))));
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    hekate.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    hekate.signal(libc::SIGTERM);
+    let status = hekate.wait(Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert!(
+        hekate.stderr().contains("could not deliver 5 messages"),
+        "{}",
+        hekate.stderr()
+    );
+}

@@ -1,0 +1,236 @@
+//! The runtime through the real binary: core placement, idle CPU, refused configs and limits,
+//! the embedded default configuration.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// The cores this test process may run on.
+fn allowed_cores() -> Vec<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut cores = Vec::new();
+    for part in list.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => cores.extend(a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap()),
+            None => cores.push(part.parse().unwrap()),
+        }
+    }
+    cores
+}
+
+fn simple_config(dir: &std::path::Path, port: u16, global: &str) -> String {
+    format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+{global}
+
+[TcpInput]
+address = "127.0.0.1:{port}"
+
+[FileOutput]
+message_matcher = "TRUE"
+path = "out.hekad"
+
+[CounterFilter]
+message_matcher = "Type != 'heka.counter-output'"
+"#,
+        base = dir.join("base").display()
+    )
+}
+
+/// Worker threads run on their configured cores, the coordinator on its own.
+#[test]
+fn worker_threads_run_on_their_configured_cores() {
+    let cores = allowed_cores();
+    let worker = *cores.last().unwrap();
+    let coordinator = cores[0];
+    let dir = temp_dir("affinity");
+    let port = free_tcp_port();
+    let global = format!("worker_cores = [{worker}]\ncoordinator_core = {coordinator}");
+    let mut hekate = Hekate::start(&dir, &simple_config(&dir, port, &global), &[port]);
+    let threads = hekate.thread_affinities();
+    let shards: Vec<_> = threads
+        .iter()
+        .filter(|t| t.0.starts_with("hekate-shard"))
+        .collect();
+    assert!(!shards.is_empty(), "{threads:?}");
+    for (name, cpus) in &shards {
+        assert_eq!(cpus, &worker.to_string(), "{name} runs on {cpus}");
+    }
+    let main = threads.iter().find(|t| t.0 == "hekate").unwrap();
+    assert_eq!(
+        main.1,
+        coordinator.to_string(),
+        "the coordinator runs on {}",
+        main.1
+    );
+    assert!(hekate.terminate().success());
+
+    if cores.len() >= 2 {
+        let dir = temp_dir("affinity2");
+        let port = free_tcp_port();
+        let global = format!("worker_cores = [{}, {}]", cores[0], cores[1]);
+        let mut hekate = Hekate::start(&dir, &simple_config(&dir, port, &global), &[port]);
+        let threads = hekate.thread_affinities();
+        for (i, core) in cores[..2].iter().enumerate() {
+            let name = format!("hekate-shard{i}");
+            let mine: Vec<_> = threads.iter().filter(|t| t.0 == name).collect();
+            assert!(!mine.is_empty(), "no thread {name}: {threads:?}");
+            for t in mine {
+                assert_eq!(t.1, core.to_string(), "{name}");
+            }
+        }
+        assert!(hekate.terminate().success());
+    }
+}
+
+/// With no traffic the process uses less than 1% of a CPU.
+#[test]
+fn idle_cpu_stays_under_one_percent() {
+    let dir = temp_dir("idle");
+    let port = free_tcp_port();
+    let mut hekate = Hekate::start(
+        &dir,
+        &simple_config(&dir, port, "report_interval = 1"),
+        &[port],
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let before = hekate.cpu_ticks();
+    let seconds = 5.0;
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    let used = (hekate.cpu_ticks() - before) as f64 / hz;
+    assert!(
+        used / seconds < 0.01,
+        "idle hekate used {:.2}% CPU",
+        used / seconds * 100.0
+    );
+    assert!(hekate.terminate().success());
+}
+
+fn run_expecting_failure(dir: &std::path::Path, config: &str, shell_prefix: &str) -> String {
+    let path = dir.join("hekate.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{shell_prefix} exec '{}' run -c '{}'",
+            env!("CARGO_BIN_EXE_hekate"),
+            path.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let _ = std::fs::remove_dir_all(dir);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A core that does not exist is refused at start with the reason.
+#[test]
+fn a_core_that_does_not_exist_is_refused() {
+    let dir = temp_dir("nocore");
+    let config = simple_config(&dir, free_tcp_port(), "worker_cores = [4096]");
+    let err = run_expecting_failure(&dir, &config, "");
+    assert!(err.contains("worker core 4096"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+/// A locked-memory limit too low for io_uring is refused with how to raise it.
+#[test]
+fn a_low_memlock_limit_says_how_to_raise_it() {
+    let dir = temp_dir("memlock");
+    let config = simple_config(&dir, free_tcp_port(), "");
+    let err = run_expecting_failure(&dir, &config, "ulimit -l 64 &&");
+    assert!(err.contains("ulimit -l"), "{err}");
+    assert!(err.contains("RLIMIT_MEMLOCK"), "{err}");
+}
+
+/// A bad config is refused with its file and line, and nothing starts.
+#[test]
+fn a_bad_config_is_refused_with_its_location() {
+    let dir = temp_dir("badconfig");
+    let config = format!(
+        "{}\n[broken]\ntype = \"FileOutput\"\nmessage_matcher = \"Type =\"\npath = \"x\"\n",
+        simple_config(&dir, free_tcp_port(), "")
+    );
+    let err = run_expecting_failure(&dir, &config, "");
+    assert!(err.contains("hekate.toml:"), "{err}");
+    assert!(err.contains("message_matcher"), "{err}");
+}
+
+/// An address already taken by another program is refused at start.
+#[test]
+fn a_taken_address_is_refused() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = temp_dir("taken");
+    let err = run_expecting_failure(&dir, &simple_config(&dir, port, ""), "");
+    assert!(err.contains("cannot listen"), "{err}");
+}
+
+/// `hekate run` without a config starts the embedded default configuration.
+#[test]
+fn run_without_config_starts_the_default_pipeline() {
+    if TcpListener::bind("127.0.0.1:5565").is_err() {
+        eprintln!("port 5565 is taken; skipping");
+        return;
+    }
+    let file = std::path::Path::new("/var/cache/hekad/received.hekad");
+    let before = read_stream(file).len();
+    let dir = temp_dir("default");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hekate"))
+        .arg("run")
+        .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let listening = wait_for(Duration::from_secs(20), || {
+        std::net::TcpStream::connect("127.0.0.1:5565").is_ok()
+            || child.try_wait().unwrap().is_some()
+    });
+    assert!(listening);
+    let stderr = || std::fs::read_to_string(dir.join("stderr")).unwrap_or_default();
+    if let Some(status) = child.try_wait().unwrap() {
+        // Without write access to /var/cache/hekad the refusal must say so.
+        assert_eq!(status.code(), Some(1));
+        assert!(
+            stderr().contains("base_dir /var/cache/hekad"),
+            "{}",
+            stderr()
+        );
+        return;
+    }
+    send_tcp(5565, &framed((0..10).map(|s| message("default", 0, s, 20))));
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let exited = wait_for(Duration::from_secs(20), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    assert!(exited, "{}", stderr());
+    assert!(child.wait().unwrap().success(), "{}", stderr());
+    let after = read_stream(file);
+    let mine = after[before.min(after.len())..]
+        .iter()
+        .filter(|m| m.r#type.as_deref() == Some("default"))
+        .count();
+    assert_eq!(mine, 10, "{}", stderr());
+    let _ = std::fs::remove_dir_all(&dir);
+}
