@@ -113,7 +113,7 @@ fn read_message_errors() {
     let at = |line: u32, msg: &str| {
         format!(
             "{}:{line}: {msg}",
-            lua_dir().join("read_message.lua").display()
+            chunk_id(&lua_dir().join("read_message.lua"))
         )
     };
     assert_eq!(

@@ -14,10 +14,8 @@ fn run_file(name: &str, ty: PluginType) -> (Sandbox, String) {
 }
 
 fn at(name: &str, line: u32, msg: &str) -> String {
-    format!(
-        "process_message() {}:{line}: {msg}",
-        lua_dir().join("limits").join(name).display()
-    )
+    let shown = chunk_id(&lua_dir().join("limits").join(name));
+    format!("process_message() {shown}:{line}: {msg}")
 }
 
 #[test]

@@ -15,6 +15,18 @@ pub fn lua_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/lua")
 }
 
+/// How Lua 5.1 names a script file in error messages (`luaO_chunkid`): a path longer than 52
+/// bytes is shown as `...` and its last 52 bytes, so the text depends on where the checkout lives.
+#[allow(dead_code)]
+pub fn chunk_id(path: &std::path::Path) -> String {
+    let path = path.display().to_string();
+    if path.len() > 52 {
+        format!("...{}", &path[path.len() - 52..])
+    } else {
+        path
+    }
+}
+
 pub fn script(name: &str) -> ScriptSource {
     ScriptSource::File(lua_dir().join(name))
 }
