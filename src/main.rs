@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hekate_config::{Config, HekaCatalog};
+use hekate_config::Config;
 use hekate_engine::matcher::MatcherSpec;
+use hekate_engine::runtime::check_matcher;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -74,14 +75,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn matcher_check(expr: &str) -> Result<(), String> {
-    MatcherSpec::parse(expr)
-        .map(drop)
-        .map_err(|e| e.to_string())
-}
-
 fn check(path: &std::path::Path) -> ExitCode {
-    match Config::load_and_validate(path, &HekaCatalog, &matcher_check) {
+    // Checked against the plugins this binary provides: `check` accepts exactly what `run` starts.
+    match Config::load_and_validate(path, &hekate_plugins::registry(), &check_matcher) {
         Ok(config) => {
             println!(
                 "{}: configuration is valid ({} plugin sections)",

@@ -45,13 +45,15 @@ fn check_type_and_keys(
                 hint = format!("; known {category} types: {}", same.join(", "));
             }
         }
-        errors.push(p.error_at_value(
-            "type",
-            format!(
-                "unknown plugin type `{type_name}` in section [{}]{hint}",
-                p.name()
-            ),
-        ));
+        let what = if crate::catalog::HEKA_PLUGINS
+            .iter()
+            .any(|s| s.type_name == type_name)
+        {
+            format!("Heka plugin type `{type_name}` is not provided by this build")
+        } else {
+            format!("unknown plugin type `{type_name}`")
+        };
+        errors.push(p.error_at_value("type", format!("{what} in section [{}]{hint}", p.name())));
         return;
     }
     if let Some(options) = catalog.options_of(type_name) {
@@ -98,7 +100,9 @@ fn check_matcher(
     errors: &mut Vec<ConfigError>,
 ) {
     let category = p.category();
-    if !matches!(category, Category::Filter | Category::Output) {
+    // An unknown type was reported already; whether it needs a matcher is not known.
+    if !matches!(category, Category::Filter | Category::Output) || !catalog.is_known(p.type_name())
+    {
         return;
     }
     match p.message_matcher().map(str::trim) {

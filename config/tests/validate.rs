@@ -302,14 +302,21 @@ fn a_custom_catalog_replaces_the_heka_one() {
             Some("TRUE")
         }
     }
-    let text = "[x]\ntype = 'FooOutput'\nbar = 1\n[y]\ntype = 'TcpInput'\n";
+    let text =
+        "[x]\ntype = 'FooOutput'\nbar = 1\n[y]\ntype = 'TcpInput'\n[z]\ntype = 'BazOutput'\n";
     let e =
         Config::from_str_and_validate(text, "c.toml", &OnlyNull, &AcceptAllMatchers).unwrap_err();
-    assert_eq!(e.len(), 1, "{e}");
+    assert_eq!(e.len(), 2, "{e}");
+    assert!(
+        e.errors()[1]
+            .message
+            .starts_with("unknown plugin type `BazOutput`"),
+        "{e}"
+    );
     assert!(
         e.errors()[0]
             .message
-            .starts_with("unknown plugin type `TcpInput`"),
+            .starts_with("Heka plugin type `TcpInput` is not provided by this build"),
         "{e}"
     );
 }
