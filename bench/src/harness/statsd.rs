@@ -1,0 +1,315 @@
+//! `statsd`: statsd counters over UDP → aggregation every second → graphite plaintext to the
+//! checking sink; hekate against etsy statsd and collectd on the same load in the same run.
+//!
+//! UDP has no back-pressure: a receiver that falls behind drops datagrams. So each system climbs
+//! a ladder of send rates, and the figure is the highest rate at which every counter increment
+//! came out in the graphite sums (the sink adds up the matched counts and compares with what was
+//! sent). Loss at a higher rate ends the ladder; it is shown, never counted as throughput.
+//!
+//! The hekate row waits for hekate's statsd path: adding it is one more [`Aggregator`] in
+//! [`run`] (`bench/configs/statsd.toml` is ready).
+
+use std::fs;
+use std::time::Duration;
+
+use super::drive::{FloodSpec, finish_sink, run_flood, start_sink};
+use super::peers::{self, npm_version, render, version};
+use super::proc::Launch;
+use super::report::{Row, Section};
+use super::{Bench, Workload, have, si, thousands};
+
+/// The workload.
+pub const WORKLOAD: Workload = Workload {
+    id: "statsd",
+    about: "statsd UDP → aggregate → graphite: hekate vs etsy statsd and collectd",
+    in_quick: true,
+    run,
+};
+
+/// Starts an aggregator listening on a UDP port and reporting to the sink's port.
+pub type Prepare = Box<dyn Fn(&Bench, u16, u16) -> Result<Launch, String>>;
+
+/// Sets up an aggregator, or says why it cannot run here.
+type MakeAggregator = fn(&Bench) -> Result<Aggregator, String>;
+
+/// How to start one aggregator for one ladder step.
+pub struct Aggregator {
+    /// Row label (with the version).
+    pub label: String,
+    /// Short name for logs.
+    pub name: String,
+    /// Graphite paths whose values are the per-flush counts of the generated counters.
+    pub counts: &'static str,
+    /// A line it prints once it listens.
+    pub ready: &'static str,
+    /// Starts it listening on UDP `port` and reporting to the sink on `sink_port`.
+    pub prepare: Prepare,
+}
+
+/// UDP receive-buffer drops so far, system-wide (`RcvbufErrors` in /proc/net/snmp).
+fn udp_drops() -> Option<u64> {
+    let text = fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (head, values) = (udp.next()?, udp.next()?);
+    let i = head.split_whitespace().position(|h| h == "RcvbufErrors")?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
+/// One rung of the ladder.
+#[derive(Clone, Debug, serde::Serialize)]
+struct Step {
+    rate: f64,
+    sent: u64,
+    counted: f64,
+    kernel_drops: Option<u64>,
+    commands: Vec<String>,
+}
+
+impl Step {
+    fn lossless(&self) -> bool {
+        self.counted == self.sent as f64
+    }
+}
+
+fn step(b: &Bench, agg: &Aggregator, rate: f64, seconds: f64) -> Result<Step, String> {
+    let n = (rate * seconds) as u64;
+    let timeout = Duration::from_secs_f64(seconds + 20.0);
+    let (mut sink, sink_at) = start_sink(
+        b,
+        &format!("{}-sink", agg.name),
+        &b.cores.sink,
+        vec![
+            "--listen".into(),
+            format!("tcp://127.0.0.1:{}", b.free_port()),
+            "--format".into(),
+            "carbon".into(),
+            "--carbon-match".into(),
+            agg.counts.into(),
+            "--count".into(),
+            n.to_string(),
+            "--idle".into(),
+            "3s".into(),
+            "--timeout".into(),
+            format!("{}s", timeout.as_secs()),
+        ],
+    )?;
+    let sink_port: u16 = sink_at
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let port = b.free_port();
+    let mut p = (agg.prepare)(b, port, sink_port)?.spawn(&b.opts.run_dir)?;
+    p.wait_for_line(agg.ready, Duration::from_secs(20))
+        .ok_or_else(|| format!("{} did not start: {}", agg.name, p.tail(3)))?;
+    let drops = udp_drops();
+    let mut spec = FloodSpec::text("statsd", 1, n, "64").at_rate(rate);
+    spec.transport = "udp";
+    let flooded = run_flood(
+        b,
+        &format!("{}-flood", agg.name),
+        &b.cores.generator,
+        &spec,
+        &format!("127.0.0.1:{port}"),
+        timeout,
+    );
+    // Two flush intervals for the last counts, then SIGTERM (collectd flushes on the way out).
+    std::thread::sleep(Duration::from_millis(2500));
+    p.stop(Duration::from_secs(10));
+    let (flood, flood_cmd) = flooded?;
+    let report = finish_sink(&mut sink, timeout)?;
+    let kernel_drops = drops.zip(udp_drops()).map(|(a, z)| z.saturating_sub(a));
+    Ok(Step {
+        rate,
+        sent: flood.sent,
+        counted: report.carbon.map_or(0.0, |c| c.sum),
+        kernel_drops,
+        commands: vec![sink.command.clone(), p.command.clone(), flood_cmd],
+    })
+}
+
+fn ladder(b: &Bench, agg: &Aggregator) -> Row {
+    let rates: &[f64] = if b.quick() {
+        &[10_000.0, 50_000.0, 200_000.0]
+    } else {
+        &[
+            5_000.0, 10_000.0, 25_000.0, 50_000.0, 100_000.0, 200_000.0, 400_000.0,
+        ]
+    };
+    let seconds = b.pick(1.0, 2.0);
+    let cores = format!(
+        "flood {} · {} {} · sink {}",
+        b.cores.generator, agg.name, b.cores.sut, b.cores.sink
+    );
+    let mut steps: Vec<Step> = Vec::new();
+    for &rate in rates {
+        match step(b, agg, rate, seconds) {
+            Ok(s) => {
+                let lossless = s.lossless();
+                steps.push(s);
+                if !lossless {
+                    break;
+                }
+            }
+            Err(e) => return Row::failed(&agg.label, e).cores(cores),
+        }
+    }
+    let ladder_cell = steps
+        .iter()
+        .map(|s| {
+            if s.lossless() {
+                format!("{} ✓", si(s.rate))
+            } else {
+                let lost = s.sent as f64 - s.counted;
+                format!(
+                    "{} ✗ {:.1}% lost{}",
+                    si(s.rate),
+                    100.0 * lost / s.sent as f64,
+                    s.kernel_drops.map_or(String::new(), |d| format!(
+                        " ({} kernel drops)",
+                        thousands(d)
+                    ))
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let data = serde_json::json!({ "steps": steps });
+    let best = steps
+        .iter()
+        .filter(|s| s.lossless())
+        .map(|s| s.rate)
+        .fold(None, |a: Option<f64>, r| Some(a.map_or(r, |a| a.max(r))));
+    let commands = steps
+        .iter()
+        .find(|s| Some(s.rate) == best)
+        .or(steps.first())
+        .map(|s| s.commands.clone())
+        .unwrap_or_default();
+    match best {
+        None => Row::failed(
+            &agg.label,
+            format!("lost counts even at the lowest rate: {ladder_cell}"),
+        )
+        .commands(commands)
+        .cores(cores)
+        .data(data),
+        Some(rate) => {
+            let mut r = Row::ok(&agg.label, vec![si(rate), ladder_cell, "—".into()]);
+            r.plot = Some(rate);
+            r.commands(commands).cores(cores).data(data)
+        }
+    }
+}
+
+fn etsy(b: &Bench) -> Result<Aggregator, String> {
+    let js = peers::statsd_js(b).ok_or("etsy statsd not installed (run scripts/peers install)")?;
+    if !have("node") {
+        return Err("node not installed (scripts/peers installs nodejs)".into());
+    }
+    let package = js.with_file_name("package.json");
+    let js = js.display().to_string();
+    Ok(Aggregator {
+        label: format!(
+            "etsy statsd {} (node {})",
+            npm_version(&package),
+            version("node", &["--version"])
+        ),
+        name: "statsd".into(),
+        counts: r"^stats_counts\.bench\.",
+        ready: "server is up",
+        prepare: Box::new(move |b: &Bench, port: u16, sink_port: u16| {
+            let dir = b.scratch("statsd");
+            let conf = dir.join("statsd-config.js");
+            let mgmt = b.free_port();
+            render(
+                b,
+                "statsd-config.js",
+                &[
+                    ("PORT", port.to_string()),
+                    ("MGMT_PORT", mgmt.to_string()),
+                    ("SINK_PORT", sink_port.to_string()),
+                ],
+                &conf,
+            )?;
+            Ok(b.launch("statsd", "node")
+                .cores(&b.cores.sut)
+                .args([js.clone(), conf.display().to_string()]))
+        }),
+    })
+}
+
+fn collectd(_: &Bench) -> Result<Aggregator, String> {
+    if !have("collectd") {
+        return Err("collectd not installed (scripts/peers installs collectd-core)".into());
+    }
+    Ok(Aggregator {
+        label: format!("collectd {}", version("collectd", &["-h"])),
+        name: "collectd".into(),
+        counts: r"\.statsd\.count-bench_",
+        ready: "Initialization complete",
+        prepare: Box::new(|b: &Bench, port: u16, sink_port: u16| {
+            let dir = b.scratch("collectd");
+            let conf = dir.join("collectd.conf");
+            render(
+                b,
+                "collectd.conf",
+                &[
+                    ("PORT", port.to_string()),
+                    ("SINK_PORT", sink_port.to_string()),
+                    ("WORKDIR", dir.display().to_string()),
+                ],
+                &conf,
+            )?;
+            Ok(b.launch("collectd", "collectd").cores(&b.cores.sut).args([
+                "-f".to_owned(),
+                "-C".to_owned(),
+                conf.display().to_string(),
+            ]))
+        }),
+    })
+}
+
+fn run(b: &mut Bench) -> Section {
+    let mut s = Section::new(
+        "statsd",
+        "statsd: UDP counters → 1 s aggregation → graphite, vs etsy statsd and collectd",
+        "statsd counters (`bench.c0.<logger>.<status>:1|c`, 20 names) from `hekate-flood --format \
+         statsd` over UDP at a ladder of rates → each system aggregates every second and sends \
+         graphite plaintext to `hekate-sink`, which adds up the reported counts. The figure is \
+         the highest rate at which every increment was counted; the ladder stops at the first \
+         rate that lost any (UDP has no back-pressure: the kernel drops what the receiver does \
+         not read in time).",
+        &[
+            "highest lossless metrics/s",
+            "ladder (1 s aggregation; ✗ = counts lost)",
+            "vs hekate",
+        ],
+    );
+    s.plot_unit = Some("highest lossless metrics/s".into());
+    s.rows.push(Row::not_run(
+        "hekate (StatsdInput → StatAccumInput → CarbonOutput)",
+        "hekate's statsd path is not delivered yet (bench/configs/statsd.toml is ready for it)",
+    ));
+    let aggregators: [(&str, MakeAggregator); 2] = [("etsy statsd", etsy), ("collectd", collectd)];
+    for (name, make) in aggregators {
+        match make(b) {
+            Ok(agg) => {
+                // Peers are drawn grey, hekate blue.
+                let mut r = ladder(b, &agg);
+                r.reference = true;
+                s.rows.push(r);
+            }
+            Err(e) => s.rows.push(Row::not_run(name, e)),
+        }
+    }
+    s.notes.push(format!(
+        "Each aggregator on core {}, the generator on core {}, the sink on core {}; {} s per rung; \
+         default socket buffers.",
+        b.cores.sut,
+        b.cores.generator,
+        b.cores.sink,
+        b.pick(1, 2)
+    ));
+    s
+}
