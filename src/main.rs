@@ -2,6 +2,7 @@
 
 mod cat;
 mod run;
+mod sbmgr;
 mod show;
 
 use std::io::{self, Write};
@@ -53,6 +54,24 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Load or unload a filter of a running SandboxManagerFilter (Heka's heka-sbmgr).
+    Sbmgr {
+        /// heka-sbmgr's TOML: `ip_address` and a `[signer]` (name, hmac_hash, hmac_key, version).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// What to do.
+        #[arg(long, value_enum)]
+        action: sbmgr::Action,
+        /// The Lua script to load.
+        #[arg(long)]
+        script: Option<PathBuf>,
+        /// The TOML section of the filter to load (`[Name]`, `type = "SandboxFilter"`, …).
+        #[arg(long = "scriptconfig")]
+        script_config: Option<PathBuf>,
+        /// The name of the filter to unload (as in its `[Name]` section).
+        #[arg(long = "filtername")]
+        filter_name: Option<String>,
+    },
     /// Print the version.
     Version,
 }
@@ -68,6 +87,19 @@ fn main() -> ExitCode {
             max_message_size,
             files,
         } => run_cat(&matcher, format, max_message_size, &files),
+        Command::Sbmgr {
+            config,
+            action,
+            script,
+            script_config,
+            filter_name,
+        } => sbmgr::run(&sbmgr::Request {
+            config,
+            action,
+            script,
+            script_config,
+            filter_name,
+        }),
         Command::Version => {
             println!("hekate {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -52,6 +52,13 @@
 //!   ([`runtime::ShardSnapshot`]), injects `heka.all-report` every `report_interval`, and shuts
 //!   down in order: stop inputs (pending reads return end-of-stream, what was read is routed),
 //!   wait until every lane is drained, stop filters, drain again, stop outputs (they flush).
+//! - **Filters come and go while traffic flows.** The coordinator talks to each shard's control
+//!   task over a command ring. To load a filter ([`runtime::PipelineControl`], used by Heka's
+//!   SandboxManagerFilter) it creates the lanes, has the home shard build the instance (a Lua
+//!   sandbox is `!Send`: it is created where it runs), then adds the route to every router
+//!   shard. To take one out — unloaded, or a sandbox that terminated ([`plugin::Termination`])
+//!   — every router shard drops the route first; then the instance finishes (or, terminated,
+//!   counts as dropped) what its lanes still hold and its lanes are released.
 //!
 //! # Where to start reading
 //!

@@ -6,9 +6,11 @@
 //! its module and one line there.
 
 mod common;
+mod sandbox;
 
 /// Inputs.
 pub mod input {
+    pub mod sandbox;
     pub mod tcp;
     pub mod udp;
 }
@@ -23,11 +25,14 @@ pub mod splitter {
 /// Decoders.
 pub mod decoder {
     pub mod protobuf;
+    pub mod sandbox;
 }
 
 /// Filters.
 pub mod filter {
     pub mod counter;
+    pub mod sandbox;
+    pub mod sandbox_manager;
 }
 
 /// Encoders.
@@ -35,6 +40,7 @@ pub mod encoder {
     pub mod payload;
     pub mod protobuf;
     pub mod rst;
+    pub mod sandbox;
 }
 
 pub mod output;
@@ -47,22 +53,28 @@ pub fn registry() -> Registry {
         // Inputs
         input::tcp::TYPE,
         input::udp::TYPE,
+        input::sandbox::TYPE,
         // Splitters
         splitter::heka_framing::TYPE,
         splitter::token::TYPE,
         splitter::null::TYPE,
         // Decoders
         decoder::protobuf::TYPE,
+        decoder::sandbox::TYPE,
         // Filters
         filter::counter::TYPE,
+        filter::sandbox::TYPE,
+        filter::sandbox_manager::TYPE,
         // Encoders
         encoder::protobuf::TYPE,
         encoder::payload::TYPE,
         encoder::rst::TYPE,
+        encoder::sandbox::TYPE,
         // Outputs
         output::tcp::TYPE,
         output::file::TYPE,
         output::log::TYPE,
+        output::sandbox::TYPE,
     ])
 }
 

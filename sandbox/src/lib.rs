@@ -98,5 +98,7 @@ pub use config::{ConfigValue, PluginType, SandboxConfig, ScriptSource, preservat
 pub use error::{InjectError, SandboxError, Terminated};
 pub use host::{SandboxHost, VecHost, system_now_ns};
 pub use number::{format_g, number_string, write_number};
-pub use sandbox::{Outcome, Sandbox, SandboxStats, SandboxStatus, termination_message};
+pub use sandbox::{
+    INSTRUCTION_STEP, Outcome, Sandbox, SandboxStats, SandboxStatus, termination_message,
+};
 pub use state::MessageRef;

@@ -1,5 +1,6 @@
 //! [`Sandbox`]: one Lua 5.1 state running one Heka plugin script.
 
+use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -63,6 +64,29 @@ pub struct SandboxStats {
     pub timer_event_count: u64,
     /// Messages (or encoder outputs) handed to the host.
     pub inject_message_count: u64,
+    /// Most Lua instructions one `process_message` or `timer_event` call ran, counted in steps
+    /// of [`INSTRUCTION_STEP`] (a call shorter than one step counts 0).
+    pub max_instructions: u64,
+}
+
+/// The instruction-count hook fires every this many instructions (fewer when the limit is
+/// closer), which is the resolution of [`SandboxStats::max_instructions`].
+pub const INSTRUCTION_STEP: u32 = 1000;
+
+/// Instructions counted in the running call. Only one sandbox call runs at a time on a thread,
+/// so one counter per thread serves every sandbox on it.
+#[derive(Clone, Copy, Default)]
+struct Budget {
+    /// Instructions counted so far (at each hook).
+    used: u32,
+    /// The count the hook was last set to fire after.
+    step: u32,
+    /// The call's limit.
+    limit: u32,
+}
+
+thread_local! {
+    static BUDGET: Cell<Budget> = Cell::new(Budget::default());
 }
 
 /// One Lua sandbox; see the crate docs for the lifecycle.
@@ -94,8 +118,22 @@ impl std::fmt::Debug for Sandbox {
     }
 }
 
-/// Raised by the count hook when a call runs more than instruction_limit VM instructions.
+/// The count hook: counts the instructions of the running call and raises once it runs more
+/// than instruction_limit VM instructions.
 unsafe extern "C-unwind" fn instruction_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
+    let mut b = BUDGET.with(Cell::get);
+    if b.used < b.limit {
+        b.used = b.used.saturating_add(b.step);
+        if b.used < b.limit {
+            b.step = INSTRUCTION_STEP.min(b.limit - b.used);
+            BUDGET.with(|c| c.set(b));
+            let n = c_int::try_from(b.step).unwrap_or(c_int::MAX);
+            // SAFETY: lua_sethook neither allocates nor raises; `l` is the running state.
+            unsafe { ffi::lua_sethook(l, Some(instruction_hook), ffi::LUA_MASKCOUNT, n) };
+            return;
+        }
+        BUDGET.with(|c| c.set(b));
+    }
     // SAFETY: called by Lua on a live state. From now on every instruction raises, so a pcall
     // in the script cannot swallow the limit: the error propagates to the entry point.
     unsafe {
@@ -268,14 +306,29 @@ impl Sandbox {
 
     /// Installs (or removes) the instruction-count hook, resetting the count.
     fn set_hook(&self, on: bool) {
-        // SAFETY: lua_sethook neither allocates nor raises; `state` is the live main thread.
-        unsafe {
-            if on && self.instruction_limit > 0 {
-                let n = c_int::try_from(self.instruction_limit).unwrap_or(c_int::MAX);
-                ffi::lua_sethook(self.state, Some(instruction_hook), ffi::LUA_MASKCOUNT, n);
-            } else {
-                ffi::lua_sethook(self.state, None, 0, 0);
-            }
+        if on && self.instruction_limit > 0 {
+            let step = INSTRUCTION_STEP.min(self.instruction_limit);
+            BUDGET.with(|c| {
+                c.set(Budget {
+                    used: 0,
+                    step,
+                    limit: self.instruction_limit,
+                })
+            });
+            let n = c_int::try_from(step).unwrap_or(c_int::MAX);
+            // SAFETY: lua_sethook neither allocates nor raises; `state` is the live main thread.
+            unsafe { ffi::lua_sethook(self.state, Some(instruction_hook), ffi::LUA_MASKCOUNT, n) };
+        } else {
+            // SAFETY: as above.
+            unsafe { ffi::lua_sethook(self.state, None, 0, 0) };
+        }
+    }
+
+    /// After a call under the hook: records how many instructions it ran.
+    fn count_instructions(&mut self) {
+        if self.instruction_limit > 0 {
+            let used = u64::from(BUDGET.with(Cell::get).used.min(self.instruction_limit));
+            self.stats.max_instructions = self.stats.max_instructions.max(used);
         }
     }
 
@@ -365,6 +418,9 @@ impl Sandbox {
             self.set_hook(false);
             r
         };
+        if self.plugin_type != PluginType::Input {
+            self.count_instructions();
+        }
         self.sample_memory();
         let fatal = self.shared.fatal.borrow_mut().take();
         if let Some(fatal) = fatal {
@@ -442,6 +498,7 @@ impl Sandbox {
             self.set_hook(false);
             r
         };
+        self.count_instructions();
         self.sample_memory();
         let _ = self.lua.gc_collect();
         let fatal = self.shared.fatal.borrow_mut().take();

@@ -61,6 +61,28 @@ fn instruction_limit_is_per_call_and_configurable() {
 }
 
 #[test]
+fn the_most_instructions_of_one_call_are_reported() {
+    let code = r#"function process_message()
+        for i = 1, read_message("Pid") do end
+        return 0
+    end"#;
+    let mut cfg = config();
+    cfg.instruction_limit = 100_000;
+    let mut sb = try_new(code, PluginType::Filter, cfg).unwrap();
+    let mut m = sample();
+    for pid in [3000, 20_000, 5000] {
+        m.pid = Some(pid);
+        process_ok(&mut sb, &m);
+    }
+    // A numeric for loop runs one FORLOOP instruction per iteration.
+    let max = sb.stats().max_instructions;
+    assert!((19_000..=21_000).contains(&max), "{max}");
+    m.pid = Some(1_000_000);
+    assert!(process(&mut sb, &m).0.is_err());
+    assert_eq!(sb.stats().max_instructions, 100_000);
+}
+
+#[test]
 fn inputs_process_message_has_no_instruction_limit() {
     let mut sb = new(
         "function process_message() for i = 1, 3000000 do end return 0 end",

@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use registry::{BuildContext, Built, PluginType, Registry};
+pub use registry::{BuildContext, BuildFn, Built, PluginType, Registry};
 pub use wire::{MessageWriter, now_ns, random_uuid};
 
 use crate::framing::SignerKeys;
@@ -60,6 +60,22 @@ impl From<glommio::GlommioError<()>> for PluginError {
     fn from(e: glommio::GlommioError<()>) -> Self {
         PluginError::Other(e.to_string())
     }
+}
+
+/// Why a filter or output stopped for good (a Lua sandbox that broke a limit, failed or returned
+/// a fatal status).
+///
+/// The runtime asks for it after a call returned an error. Once a plugin reports one, it gets
+/// no more calls: every router shard drops its route, a `heka.sandbox-terminated` message
+/// (Logger `hekad`, Field `plugin`, Payload = `reason`) is injected, what its lanes still hold is
+/// counted as dropped, and the rest of the pipeline carries on — unless `can_exit` is false, in
+/// which case hekate shuts down, as hekad does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Termination {
+    /// The last error, as the termination message's payload.
+    pub reason: String,
+    /// Whether the pipeline may go on without the plugin (Heka's `can_exit`).
+    pub can_exit: bool,
 }
 
 /// Why one message could not be processed; the runtime counts it as dropped and logs it.
@@ -157,6 +173,9 @@ pub struct RecordSource<'a> {
     pub input: &'a str,
     /// The remote host (TcpInput, UdpInput with `set_hostname`) or the global hostname.
     pub hostname: &'a str,
+    /// Whether the record is an encoded message (the splitter uses message bytes, e.g.
+    /// HekaFramingSplitter) rather than a payload.
+    pub message_bytes: bool,
 }
 
 /// What a [`Decoder`] made of a record.
@@ -225,12 +244,21 @@ impl DecodedMessages {
 /// A running decoder.
 pub trait Decoder {
     /// Decodes one record.
+    ///
+    /// On failure, messages the decoder left in `out` are still routed (a decoder announcing
+    /// its own termination); the record itself is dropped or passed on as the input says.
     fn decode(
         &mut self,
         record: &[u8],
         source: &RecordSource<'_>,
         out: &mut DecodedMessages,
     ) -> Result<Decoded, DecodeError>;
+
+    /// Adds plugin-specific report fields (summed over the shards' instances, see
+    /// [`ReportSink`]).
+    fn report(&self, sink: &mut dyn ReportSink) {
+        let _ = sink;
+    }
 }
 
 /// A configured decoder.
@@ -291,6 +319,10 @@ pub trait Inject {
 }
 
 /// Plugin-specific numbers for reports (`"Name": {"value": V, "representation": R}`).
+///
+/// When a plugin has an instance on several shards, the report merges their fields by name:
+/// numbers are summed, except `Max…` fields (the largest wins) and `…AvgDuration` fields
+/// (averaged, weighted by the matching `…Samples` field when there is one).
 pub trait ReportSink {
     /// Adds an integer field.
     fn int(&mut self, name: &str, value: i64, representation: &str);
@@ -316,7 +348,7 @@ pub trait Filter {
         Ok(())
     }
 
-    /// Called once at shutdown, after the last message.
+    /// Called once at shutdown (or unload), after the last message; not after a termination.
     fn shutdown(&mut self, inject: &mut dyn Inject) {
         let _ = inject;
     }
@@ -324,6 +356,12 @@ pub trait Filter {
     /// Adds plugin-specific report fields.
     fn report(&self, sink: &mut dyn ReportSink) {
         let _ = sink;
+    }
+
+    /// Whether the filter stopped for good; asked after `process` or `timer_event` failed. See
+    /// [`Termination`].
+    fn termination(&self) -> Option<Termination> {
+        None
     }
 }
 
@@ -333,6 +371,12 @@ pub trait FilterPlugin: Send + Sync + fmt::Debug {
     fn placement(&self) -> Placement;
     /// Creates the instance for one shard.
     fn new_filter(&self, ctx: &PluginContext) -> Result<Box<dyn Filter>, PluginError>;
+    /// How many filters this plugin may load while the pipeline runs (SandboxManagerFilter's
+    /// `max_filters`, through [`PipelineControl`](crate::runtime::PipelineControl)); the runtime
+    /// reserves that many plugin slots.
+    fn dynamic_filters(&self) -> usize {
+        0
+    }
 }
 
 /// A failure to encode a message for an output; counted as dropped.
@@ -410,6 +454,12 @@ pub trait Output {
     /// Adds plugin-specific report fields.
     fn report(&self, sink: &mut dyn ReportSink) {
         let _ = sink;
+    }
+
+    /// Whether the output stopped for good; asked after `process` or `flush` failed. See
+    /// [`Termination`].
+    fn termination(&self) -> Option<Termination> {
+        None
     }
 }
 

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use hekate_config::{ConfigError, GlobalConfig, PluginCatalog, PluginSection};
 
+use crate::runtime::PipelineControl;
+
 use super::{
     DecoderPlugin, EncoderPlugin, FilterPlugin, InputPlugin, OutputPlugin, SplitterPlugin,
 };
@@ -47,12 +49,29 @@ pub struct BuildContext<'a> {
     /// The global section.
     pub global: &'a GlobalConfig,
     built: &'a HashMap<String, Built>,
+    control: Option<&'a PipelineControl>,
 }
 
 impl<'a> BuildContext<'a> {
     /// A context over the plugins built so far.
     pub fn new(global: &'a GlobalConfig, built: &'a HashMap<String, Built>) -> Self {
-        Self { global, built }
+        Self {
+            global,
+            built,
+            control: None,
+        }
+    }
+
+    /// The same context, with the handle plugins use to load filters at run time.
+    pub fn with_control(mut self, control: &'a PipelineControl) -> Self {
+        self.control = Some(control);
+        self
+    }
+
+    /// The handle to load and unload filters while the pipeline runs; `None` when the plugin is
+    /// built outside a pipeline (a dynamic filter itself).
+    pub fn control(&self) -> Option<&'a PipelineControl> {
+        self.control
     }
 
     /// The splitter section named `name`.

@@ -13,22 +13,30 @@ use std::time::{Duration, Instant};
 
 use hekate_config::Category;
 
+use super::PipelineControl;
 use super::doorbell::Doorbell;
+use super::dynamic::{ControlRequest, DynamicFilter};
 use super::layout::{Layout, allowed_cores, format_cores, memlock_limit, resolve};
 use super::report::{Report, ReportEntry, ReportField};
 use super::ring::{LaneCounters, lane};
 use super::router::Route;
 use super::shard::{
-    Control, InputPlan, InstanceKind, InstancePlan, Phase, Settings, ShardPlan, spawn,
+    Control, InputPlan, InstanceKind, InstancePlan, Lifecycle, Phase, Settings, ShardCommand,
+    ShardEvent, ShardPlan, spawn,
 };
 use super::signals::{self, Signal};
 use super::stats::{PluginSnapshot, ShardSnapshot};
 use super::{Pipeline, PluginInfo, StartError};
 use crate::hlog;
+use crate::matcher::MatcherSpec;
+use crate::message::{Field, Message};
 use crate::plugin::{Built, InputPlacement, MessageWriter, Placement, now_ns, random_uuid};
 
 /// How long shutdown may take before hekate exits anyway, saying what was left.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the coordinator waits for a shard to take a command or start a filter.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A filter or output as the coordinator sees it: its lanes and what its instances hold.
 #[derive(Debug)]
@@ -38,6 +46,105 @@ struct ConsumerInfo {
     lanes: Vec<(usize, usize, Arc<LaneCounters>)>,
     /// (home shard, messages held) per instance.
     held: Vec<(usize, Arc<AtomicU64>)>,
+    /// (doorbell, lifecycle) per instance.
+    instances: Vec<(Arc<Doorbell>, Arc<Lifecycle>)>,
+}
+
+/// A filter or output being taken out of the running pipeline (unloaded or terminated).
+#[derive(Debug)]
+struct Retirement {
+    plugin: usize,
+    /// Router shards that dropped its routes.
+    removed: Arc<AtomicUsize>,
+    /// Its instances were told to finish.
+    released: bool,
+}
+
+/// A consumer planned: its lanes' producing ends go into router shards, its instances onto
+/// their home shards.
+struct ConsumerPlan {
+    info: ConsumerInfo,
+    /// (home shard, instance).
+    instances: Vec<(usize, InstancePlan)>,
+    /// (source shard, route).
+    routes: Vec<(usize, Route)>,
+}
+
+/// What planning a consumer needs to know of the ring mesh.
+struct Mesh<'a> {
+    shards: usize,
+    ring_capacity: usize,
+    spaces: &'a [Arc<Doorbell>],
+}
+
+impl Mesh<'_> {
+    /// Lanes, routes and instances for filter or output `plugin`, its instances on `homes`.
+    #[allow(clippy::too_many_arguments)]
+    fn plan(
+        &self,
+        plugin: usize,
+        name: &str,
+        kind: &Built,
+        matcher: &MatcherSpec,
+        signer: &Option<String>,
+        placement: Placement,
+        homes: Vec<usize>,
+    ) -> ConsumerPlan {
+        let mut plan = ConsumerPlan {
+            info: ConsumerInfo {
+                plugin,
+                lanes: Vec::new(),
+                held: Vec::new(),
+                instances: Vec::new(),
+            },
+            instances: Vec::new(),
+            routes: Vec::new(),
+        };
+        for home in homes {
+            let bell = Arc::new(Doorbell::new());
+            let sources: Vec<usize> = match placement {
+                Placement::PerShard => vec![home],
+                Placement::Single => (0..self.shards).collect(),
+            };
+            let mut lanes = Vec::new();
+            for s in sources {
+                let (tx, rx) = lane(
+                    self.ring_capacity,
+                    Arc::clone(&bell),
+                    Arc::clone(&self.spaces[s]),
+                );
+                plan.info.lanes.push((s, home, Arc::clone(tx.counters())));
+                plan.routes
+                    .push((s, Route::new(plugin, matcher.clone(), signer.clone(), tx)));
+                lanes.push(rx);
+            }
+            let held = Arc::new(AtomicU64::new(0));
+            plan.info.held.push((home, Arc::clone(&held)));
+            let lifecycle = Arc::new(Lifecycle::default());
+            plan.info
+                .instances
+                .push((Arc::clone(&bell), Arc::clone(&lifecycle)));
+            let kind = match kind {
+                Built::Filter(f) => InstanceKind::Filter(Arc::clone(f)),
+                Built::Output(o) => InstanceKind::Output(Arc::clone(o)),
+                _ => unreachable!("only filters and outputs have routes"),
+            };
+            plan.instances.push((
+                home,
+                InstancePlan {
+                    plugin,
+                    name: name.to_string(),
+                    kind,
+                    lanes,
+                    bell,
+                    held,
+                    matcher: matcher.clone(),
+                    lifecycle,
+                },
+            ));
+        }
+        plan
+    }
 }
 
 /// Asks a running pipeline to shut down, as SIGTERM does (for embedding and tests).
@@ -64,8 +171,19 @@ pub struct RunOutcome {
 pub struct Running {
     control: Arc<Control>,
     threads: Vec<std::thread::JoinHandle<()>>,
-    plugins: Arc<Vec<PluginInfo>>,
+    /// Every plugin slot: the configured plugins, then slots for filters loaded at run time
+    /// (`None` while free).
+    plugins: Vec<Option<PluginInfo>>,
+    /// The first slot for run-time filters.
+    first_dynamic: usize,
     consumers: Vec<ConsumerInfo>,
+    commands: Vec<rtrb::Producer<ShardCommand>>,
+    events: mpsc::Receiver<ShardEvent>,
+    requests: PipelineControl,
+    retiring: Vec<Retirement>,
+    spaces: Vec<Arc<Doorbell>>,
+    ring_capacity: usize,
+    next_home: usize,
     snapshots: Vec<rtrb::Consumer<ShardSnapshot>>,
     latest: Vec<Option<ShardSnapshot>>,
     injections: rtrb::Producer<Vec<u8>>,
@@ -111,9 +229,17 @@ pub fn start(pipeline: Pipeline) -> Result<Running, StartError> {
     let layout = resolve(global, &allowed_cores(), memlock_limit())?;
     prepare_base_dir(&global.base_dir)?;
     let shards = layout.workers.len();
+    let spare: usize = pipeline
+        .plugins
+        .iter()
+        .map(|p| match &p.built {
+            Built::Filter(f) => f.dynamic_filters(),
+            _ => 0,
+        })
+        .sum();
     let settings = Settings {
         shards,
-        plugin_count: pipeline.plugins.len(),
+        plugin_count: pipeline.plugins.len() + spare,
         hostname: global.hostname.clone(),
         max_message_size: global.max_message_size,
         max_loops: global.max_message_loops,
@@ -159,43 +285,37 @@ pub fn start(pipeline: Pipeline) -> Result<Running, StartError> {
                 vec![(next_home - 1) % shards]
             }
         };
-        let mut consumer = ConsumerInfo {
-            plugin: p,
-            lanes: Vec::new(),
-            held: Vec::new(),
+        let mesh = Mesh {
+            shards,
+            ring_capacity,
+            spaces: &spaces,
         };
-        for home in homes {
-            let bell = Arc::new(Doorbell::new());
-            let sources: Vec<usize> = match placement {
-                Placement::PerShard => vec![home],
-                Placement::Single => (0..shards).collect(),
-            };
-            let mut lanes = Vec::new();
-            for s in sources {
-                let (tx, rx) = lane(ring_capacity, Arc::clone(&bell), Arc::clone(&spaces[s]));
-                consumer.lanes.push((s, home, Arc::clone(tx.counters())));
-                routes[s].push(Route::new(p, matcher.clone(), signer.clone(), tx));
-                lanes.push(rx);
-            }
-            let held = Arc::new(AtomicU64::new(0));
-            consumer.held.push((home, Arc::clone(&held)));
-            let kind = match &info.built {
-                Built::Filter(f) => InstanceKind::Filter(Arc::clone(f)),
-                Built::Output(o) => InstanceKind::Output(Arc::clone(o)),
-                _ => unreachable!("only filters and outputs have routes"),
-            };
-            instances[home].push(InstancePlan {
-                plugin: p,
-                name: info.name.clone(),
-                kind,
-                lanes,
-                bell,
-                held,
-                matcher: matcher.clone(),
-            });
+        let plan = mesh.plan(
+            p,
+            &info.name,
+            &info.built,
+            matcher,
+            signer,
+            placement,
+            homes,
+        );
+        for (s, route) in plan.routes {
+            routes[s].push(route);
         }
-        consumers.push(consumer);
+        for (home, inst) in plan.instances {
+            instances[home].push(inst);
+        }
+        consumers.push(plan.info);
     }
+    let decoders: Vec<_> = pipeline
+        .plugins
+        .iter()
+        .enumerate()
+        .filter_map(|(p, info)| match &info.built {
+            Built::Decoder(d) => Some((Arc::clone(d), p)),
+            _ => None,
+        })
+        .collect();
 
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut threads = Vec::new();
@@ -204,9 +324,13 @@ pub fn start(pipeline: Pipeline) -> Result<Running, StartError> {
     let (inject_tx, inject_rx) = rtrb::RingBuffer::new(16);
     let mut inject_rx = Some(inject_rx);
     let mut spawn_error = None;
+    let (events_tx, events_rx) = mpsc::channel();
+    let mut commands = Vec::new();
     for (shard, ((r, inst), inp)) in routes.into_iter().zip(instances).zip(inputs).enumerate() {
         let (snap_tx, snap_rx) = rtrb::RingBuffer::new(4);
         snapshots.push(snap_rx);
+        let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(256);
+        commands.push(cmd_tx);
         let published = Arc::new(AtomicU64::new(0));
         pending.push(Arc::clone(&published));
         let plan = ShardPlan {
@@ -221,6 +345,9 @@ pub fn start(pipeline: Pipeline) -> Result<Running, StartError> {
             inputs: inp,
             snapshots: snap_tx,
             injections: if shard == 0 { inject_rx.take() } else { None },
+            commands: cmd_rx,
+            events: events_tx.clone(),
+            decoders: decoders.clone(),
         };
         match spawn(plan, ready_tx.clone()) {
             Ok(t) => threads.push(t),
@@ -249,11 +376,22 @@ pub fn start(pipeline: Pipeline) -> Result<Running, StartError> {
             }
         }
     }
+    let first_dynamic = pipeline.plugins.len();
+    let mut plugins: Vec<Option<PluginInfo>> = pipeline.plugins.into_iter().map(Some).collect();
+    plugins.resize_with(first_dynamic + spare, || None);
     let running = Running {
         control,
         threads,
-        plugins: Arc::new(pipeline.plugins),
+        plugins,
+        first_dynamic,
         consumers,
+        commands,
+        events: events_rx,
+        requests: pipeline.control,
+        retiring: Vec::new(),
+        spaces,
+        ring_capacity,
+        next_home,
         latest: (0..shards).map(|_| None).collect(),
         snapshots,
         injections: inject_tx,
@@ -276,6 +414,10 @@ pub fn start(pipeline: Pipeline) -> Result<Running, StartError> {
         }
         return Err(StartError::Shard(errors.join("; ")));
     }
+    let mut running = running;
+    // Filters requested while the shards started (a sandbox manager loading the filters of an
+    // earlier run) start now, before the first round of the coordinator.
+    running.serve_requests();
     Ok(running)
 }
 
@@ -309,9 +451,13 @@ impl Running {
         let mut next_report = Instant::now() + self.report_interval;
         loop {
             let now = Instant::now();
+            // Signals come at once; load and unload requests and terminations are looked at
+            // every 50 ms (a syscall, nothing more, when there are none), and every 5 ms while
+            // one is being carried out.
+            let busy = !self.retiring.is_empty() || self.requests.has_requests();
             let wait = next_report
                 .saturating_duration_since(now)
-                .min(Duration::from_millis(250));
+                .min(Duration::from_millis(if busy { 5 } else { 50 }));
             match signals::wait(wait) {
                 Some(Signal::Shutdown) => break,
                 Some(Signal::Report) => {
@@ -325,12 +471,17 @@ impl Running {
                 Some(Signal::Reload) => {
                     hlog!("SIGHUP received; hekate does not reload its config yet")
                 }
-                Some(Signal::AbortSandboxes) => hlog!("SIGUSR2 received; no sandbox is running"),
+                Some(Signal::AbortSandboxes) => {
+                    hlog!("SIGUSR2 received; aborting sandboxes is not supported yet")
+                }
                 None => {}
             }
+            self.serve_events();
             if self.stop.load(Ordering::Acquire) {
                 break;
             }
+            self.serve_requests();
+            self.advance_retirements();
             self.collect();
             if Instant::now() >= next_report {
                 self.refresh();
@@ -401,6 +552,7 @@ impl Running {
             ],
         });
         for (p, info) in self.plugins.iter().enumerate() {
+            let Some(info) = info else { continue };
             let s = &merged[p];
             let mut fields = Vec::new();
             let slot = match info.category {
@@ -444,6 +596,7 @@ impl Running {
                     fields.push(ReportField::count("MatchedCount", s.matched));
                     fields.push(ReportField::count("DeliveredCount", s.delivered));
                     fields.push(ReportField::count("DroppedCount", s.dropped));
+                    fields.push(ReportField::count("RejectedCount", s.rejected));
                     fields.push(ReportField::ns(
                         "MatchP99Duration",
                         s.match_ns.value_at_quantile(0.99),
@@ -459,7 +612,14 @@ impl Running {
                     }
                 }
             };
-            fields.extend(s.extra.iter().cloned());
+            // The plugin's own numbers replace the runtime's of the same name (a sandbox counts
+            // its process_message calls and injections itself).
+            for f in &s.extra {
+                match fields.iter_mut().find(|g| g.name == f.name) {
+                    Some(g) => *g = f.clone(),
+                    None => fields.push(f.clone()),
+                }
+            }
             report.categories[slot].push(ReportEntry {
                 name: info.name.clone(),
                 fields,
@@ -480,8 +640,259 @@ impl Running {
             .hostname(self.hostname.as_bytes())
             .pid(std::process::id() as i32)
             .payload(payload.as_bytes());
+        self.inject(bytes);
+    }
+
+    /// Routes a message through the first shard's router.
+    fn inject(&mut self, bytes: Vec<u8>) {
         if self.injections.push(bytes).is_ok() {
             self.control.bell.ring();
+        } else {
+            hlog!("the coordinator's injection ring is full; a message was dropped");
+        }
+    }
+
+    /// Sends a command to a shard, waiting (bounded) while its command ring is full.
+    fn command(&mut self, shard: usize, mut cmd: ShardCommand) -> bool {
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        loop {
+            match self.commands[shard].push(cmd) {
+                Ok(()) => {
+                    self.control.bell.ring();
+                    return true;
+                }
+                Err(rtrb::PushError::Full(c)) => {
+                    if Instant::now() >= deadline {
+                        hlog!(
+                            "the shard on core {} takes no commands; giving up",
+                            self.layout.workers[shard]
+                        );
+                        return false;
+                    }
+                    cmd = c;
+                    self.control.bell.ring();
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+
+    /// Acts on what the shards reported: terminated plugins are taken out of routing; a plugin
+    /// that may not exit stops the pipeline.
+    fn serve_events(&mut self) {
+        while let Ok(event) = self.events.try_recv() {
+            match event {
+                ShardEvent::Terminated {
+                    plugin,
+                    reason,
+                    can_exit,
+                } => {
+                    let name = self.plugins[plugin]
+                        .as_ref()
+                        .map_or("?", |p| p.name.as_str())
+                        .to_string();
+                    if !can_exit {
+                        hlog!(
+                            "Plugin '{name}' terminated and may not exit (can_exit = false): shutting down. Reason: {reason}"
+                        );
+                        self.stop.store(true, Ordering::Release);
+                    }
+                    self.retire(plugin);
+                }
+                ShardEvent::Shutdown { reason } => {
+                    hlog!("{reason}: shutting down");
+                    self.stop.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Carries out the queued requests to load and unload filters.
+    fn serve_requests(&mut self) {
+        for request in self.requests.take_requests() {
+            match request {
+                ControlRequest::Load(filter) => self.load(filter),
+                ControlRequest::Unload { name } => {
+                    let found = (self.first_dynamic..self.plugins.len())
+                        .find(|&p| self.plugins[p].as_ref().is_some_and(|i| i.name == name));
+                    match found {
+                        Some(p) => {
+                            hlog!("Unloading filter '{name}'");
+                            self.retire(p);
+                        }
+                        None => hlog!("Cannot unload filter '{name}': it is not running"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts a filter while traffic flows: lanes from every shard, the instance built on its
+    /// home shard, then its route added to every router shard.
+    fn load(&mut self, filter: DynamicFilter) {
+        let Some(p) = (self.first_dynamic..self.plugins.len())
+            .find(|&p| self.plugins[p].is_none() && !self.retiring.iter().any(|r| r.plugin == p))
+        else {
+            self.load_failed(&filter, "no free plugin slot is left".to_string());
+            return;
+        };
+        let shards = self.layout.workers.len();
+        let placement = filter.plugin.placement();
+        let homes: Vec<usize> = match placement {
+            Placement::PerShard => (0..shards).collect(),
+            Placement::Single => {
+                self.next_home += 1;
+                vec![(self.next_home - 1) % shards]
+            }
+        };
+        let built = Built::Filter(Arc::clone(&filter.plugin));
+        let mesh = Mesh {
+            shards,
+            ring_capacity: self.ring_capacity,
+            spaces: &self.spaces,
+        };
+        let plan = mesh.plan(
+            p,
+            &filter.name,
+            &built,
+            &filter.matcher,
+            &filter.signer,
+            placement,
+            homes.clone(),
+        );
+        for s in 0..shards {
+            self.command(s, ShardCommand::ResetCounters(p));
+        }
+        let mut acks = Vec::new();
+        for (home, inst) in plan.instances {
+            let (tx, rx) = mpsc::channel();
+            if self.command(
+                home,
+                ShardCommand::StartFilter {
+                    plan: inst,
+                    ack: tx,
+                },
+            ) {
+                acks.push(rx);
+            }
+        }
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        let mut error =
+            (acks.len() < homes.len()).then(|| "a shard did not take the filter".to_string());
+        for rx in acks {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => error = error.or(Some(e)),
+                Err(_) => {
+                    error = error.or(Some("the filter did not start in time".to_string()));
+                }
+            }
+        }
+        if let Some(e) = error {
+            // Instances that did start have no route: they end at once.
+            for (bell, lifecycle) in &plan.info.instances {
+                lifecycle.retire.store(true, Ordering::Release);
+                bell.ring();
+            }
+            self.load_failed(&filter, e);
+            return;
+        }
+        for (s, route) in plan.routes {
+            self.command(s, ShardCommand::AddRoute(route));
+        }
+        let cores: Vec<usize> = homes.iter().map(|&h| self.layout.workers[h]).collect();
+        hlog!(
+            "Loaded filter '{}' ({}) on core {}",
+            filter.name,
+            filter.type_name,
+            format_cores(&cores)
+        );
+        self.plugins[p] = Some(PluginInfo {
+            name: filter.name,
+            type_name: filter.type_name,
+            category: Category::Filter,
+            built,
+            route: Some((filter.matcher, filter.signer)),
+        });
+        self.consumers.push(plan.info);
+    }
+
+    /// A filter could not start: say so, remove its files, and announce it as Heka's sandbox
+    /// manager does, with a `heka.sandbox-terminated` message naming the plugin that asked.
+    fn load_failed(&mut self, filter: &DynamicFilter, error: String) {
+        hlog!("Cannot load filter '{}': {error}", filter.name);
+        for f in &filter.files {
+            let _ = std::fs::remove_file(f);
+        }
+        self.requests.forget(&filter.name);
+        let mut m = Message::new_now();
+        m.r#type = Some("heka.sandbox-terminated".into());
+        m.logger = Some("hekad".into());
+        m.hostname = Some(self.hostname.clone());
+        m.payload = Some(format!("loading {} failed: {error}", filter.name));
+        m.fields.push(Field::string("plugin", filter.owner.clone()));
+        self.inject(m.to_bytes());
+    }
+
+    /// Takes a filter or output out of every router shard; its instances then finish.
+    fn retire(&mut self, plugin: usize) {
+        if self.retiring.iter().any(|r| r.plugin == plugin)
+            || !self.consumers.iter().any(|c| c.plugin == plugin)
+        {
+            return;
+        }
+        let removed = Arc::new(AtomicUsize::new(0));
+        for s in 0..self.layout.workers.len() {
+            let done = Arc::clone(&removed);
+            if !self.command(s, ShardCommand::RemoveRoutes { plugin, done }) {
+                // The shard is gone or wedged; count it as done so the rest can proceed.
+                removed.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        self.retiring.push(Retirement {
+            plugin,
+            removed,
+            released: false,
+        });
+    }
+
+    /// Moves retirements on: once no router shard routes to the plugin, its instances are told
+    /// to finish; once they have, its lanes and (for a run-time filter) its slot are released.
+    fn advance_retirements(&mut self) {
+        let shards = self.layout.workers.len();
+        let mut finished = Vec::new();
+        for r in &mut self.retiring {
+            let Some(c) = self.consumers.iter().find(|c| c.plugin == r.plugin) else {
+                finished.push(r.plugin);
+                continue;
+            };
+            if !r.released {
+                if r.removed.load(Ordering::Acquire) < shards {
+                    continue;
+                }
+                for (bell, lifecycle) in &c.instances {
+                    lifecycle.retire.store(true, Ordering::Release);
+                    bell.ring();
+                }
+                r.released = true;
+            }
+            if c.instances
+                .iter()
+                .all(|(_, l)| l.finished.load(Ordering::Acquire))
+            {
+                finished.push(r.plugin);
+            }
+        }
+        for p in finished {
+            self.retiring.retain(|r| r.plugin != p);
+            self.consumers.retain(|c| c.plugin != p);
+            if p >= self.first_dynamic
+                && let Some(info) = self.plugins[p].take()
+            {
+                hlog!("Filter '{}' removed", info.name);
+                self.requests.forget(&info.name);
+            }
         }
     }
 
@@ -572,7 +983,9 @@ impl Running {
     fn leftovers(&self) -> Vec<String> {
         let mut out = Vec::new();
         for c in &self.consumers {
-            let info = &self.plugins[c.plugin];
+            let Some(info) = &self.plugins[c.plugin] else {
+                continue;
+            };
             let queued: u64 = c.lanes.iter().map(|l| l.2.in_flight()).sum();
             let held: u64 = c.held.iter().map(|h| h.1.load(Ordering::Acquire)).sum();
             // `held` counts messages popped from a lane but not finished too; those are also

@@ -10,19 +10,20 @@
 use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 
 use hekate_config::{ConfigError, PluginSection};
 
 use super::doorbell::{LocalEvent, LocalWait};
 use super::log::LogLimiter;
 use super::router::RouterShard;
+use super::shard::ShardEvent;
 use super::stats::{PluginCounters, ShardStats, add};
 use crate::framing::SignerKeys;
-use crate::message::MessageView;
+use crate::message::{MessageView, ViewError};
 use crate::plugin::{
     BuildContext, Decoded, DecodedMessages, Decoder, DecoderPlugin, MessageWriter, RecordSource,
-    SplitOutcome, Splitter, SplitterPlugin, now_ns, random_uuid,
+    ReportSink, SplitOutcome, Splitter, SplitterPlugin, now_ns, random_uuid,
 };
 
 /// An input's record pipeline as configured: splitter, decoder and their options.
@@ -135,6 +136,29 @@ pub(crate) struct DecoderCache {
 
 type SharedDecoder = Rc<RefCell<Box<dyn Decoder>>>;
 
+impl DecoderCache {
+    /// Adds the report fields of this shard's instance of `plugin`; false if it has none yet.
+    pub(crate) fn report_of(
+        &self,
+        plugin: &Arc<dyn DecoderPlugin>,
+        sink: &mut dyn ReportSink,
+    ) -> bool {
+        let key = Arc::as_ptr(plugin) as *const () as usize;
+        let decoders = self.decoders.borrow();
+        let Some((_, d)) = decoders.iter().find(|(k, _)| *k == key) else {
+            return false;
+        };
+        // Decoding is synchronous, so the decoder is never borrowed while this task runs.
+        match d.try_borrow() {
+            Ok(d) => {
+                d.report(sink);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 impl std::fmt::Debug for DecoderCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "DecoderCache({})", self.decoders.borrow().len())
@@ -160,6 +184,7 @@ pub struct InputContext {
     pub(crate) stop: LocalEvent,
     pub(crate) conns: Rc<Connections>,
     pub(crate) decoders: Rc<DecoderCache>,
+    pub(crate) events: mpsc::Sender<ShardEvent>,
 }
 
 impl InputContext {
@@ -192,6 +217,38 @@ impl InputContext {
         }
     }
 
+    /// Routes a complete encoded message the input built itself (a Lua sandbox input), counted
+    /// as received and delivered by this input. Never waits: call [`InputContext::flush`]
+    /// afterwards.
+    pub fn deliver(&self, encoded: &[u8]) -> Result<(), ViewError> {
+        let c = self.counters();
+        add(&c.received, 1);
+        match MessageView::new(encoded) {
+            Ok(view) => {
+                self.router.route(&view, None, 0);
+                add(&c.delivered, 1);
+                Ok(())
+            }
+            Err(e) => {
+                add(&c.dropped, 1);
+                Err(e)
+            }
+        }
+    }
+
+    /// Pushes what [`InputContext::deliver`] routed into the lanes, waiting while they are full
+    /// (back-pressure).
+    pub async fn flush(&self) {
+        self.router.flush(true).await;
+    }
+
+    /// Stops the pipeline: an input that may not exit (Heka's `can_exit = false`) has ended.
+    pub fn request_shutdown(&self, reason: impl Into<String>) {
+        let _ = self.events.send(ShardEvent::Shutdown {
+            reason: reason.into(),
+        });
+    }
+
     /// This input's counters on this shard.
     pub fn counters(&self) -> &PluginCounters {
         &self.stats.plugins[self.plugin]
@@ -214,6 +271,7 @@ impl InputContext {
             keep_truncated: spec.splitter.keep_truncated(),
             splitter,
             sink: RecordSink {
+                message_bytes: spec.splitter.use_message_bytes(),
                 protobuf,
                 decoder,
                 decoded: DecodedMessages::default(),
@@ -387,6 +445,8 @@ enum Skip {
 
 /// Where records go once split: decoded (or viewed) and routed, with counters.
 struct RecordSink {
+    /// The splitter delivers encoded messages rather than payloads.
+    message_bytes: bool,
     protobuf: bool,
     decoder: Option<SharedDecoder>,
     decoded: DecodedMessages,
@@ -443,6 +503,7 @@ impl RecordSink {
         let source = RecordSource {
             input: &self.input,
             hostname: &self.hostname,
+            message_bytes: self.message_bytes,
         };
         let result = decoder
             .borrow_mut()
@@ -455,20 +516,26 @@ impl RecordSink {
                 }
                 Err(e) => self.decode_failed(bytes, &e.to_string()),
             },
-            Ok(Decoded::Messages(_)) => {
-                for msg in self.decoded.iter() {
-                    if let Err(e) = self.router.route_bytes(msg, signer, 0) {
-                        self.limiter.log(format_args!(
-                            "Input '{}': the decoder produced a malformed message: {e}",
-                            self.input
-                        ));
-                        add(&self.stats.plugins[self.plugin].dropped, 1);
-                    } else {
-                        add(&self.stats.plugins[self.plugin].delivered, 1);
-                    }
-                }
+            Ok(Decoded::Messages(_)) => self.route_decoded(signer, true),
+            Err(e) => {
+                // A failing decoder may still have something to say (its termination).
+                self.route_decoded(None, false);
+                self.decode_failed(bytes, &e.0);
             }
-            Err(e) => self.decode_failed(bytes, &e.0),
+        }
+    }
+
+    fn route_decoded(&mut self, signer: Option<&str>, count: bool) {
+        for msg in self.decoded.iter() {
+            if let Err(e) = self.router.route_bytes(msg, signer, 0) {
+                self.limiter.log(format_args!(
+                    "Input '{}': the decoder produced a malformed message: {e}",
+                    self.input
+                ));
+                add(&self.stats.plugins[self.plugin].dropped, 1);
+            } else if count {
+                add(&self.stats.plugins[self.plugin].delivered, 1);
+            }
         }
     }
 

@@ -11,6 +11,7 @@
 mod batch;
 mod coordinator;
 mod doorbell;
+mod dynamic;
 mod input;
 mod layout;
 mod log;
@@ -29,6 +30,7 @@ use hekate_config::{Category, Config, ConfigError, ConfigErrors, PluginCatalog};
 pub use batch::Batch;
 pub use coordinator::{DEFAULT_SHUTDOWN_TIMEOUT, RunOutcome, Running, StopHandle, start};
 pub use doorbell::{Doorbell, LocalEvent, LocalWait, TaskGroup};
+pub use dynamic::{DynamicFilter, PipelineControl};
 pub use input::{ConnectionGuard, InputContext, RecordStream, StreamSpec};
 pub use layout::{Layout, allowed_cores, format_cores, memlock_limit};
 pub use log::{LogLimiter, log, timestamp};
@@ -36,7 +38,7 @@ pub use report::{CATEGORIES, Report, ReportEntry, ReportField, ReportValue};
 pub use ring::{LaneCounters, LaneRx, LaneTx, lane};
 pub use router::{BATCH_BYTES, Route, RouterShard};
 pub use signals::{Signal, block as block_signals};
-pub use stats::{PluginCounters, PluginSnapshot, ShardSnapshot, ShardStats};
+pub use stats::{FieldCollector, PluginCounters, PluginSnapshot, ShardSnapshot, ShardStats};
 
 use crate::matcher::MatcherSpec;
 use crate::plugin::{BuildContext, Built, Placement, Registry};
@@ -77,6 +79,8 @@ pub struct Pipeline {
     pub global: hekate_config::GlobalConfig,
     /// Every plugin, in build order (splitters, decoders, encoders, inputs, filters, outputs).
     pub plugins: Vec<PluginInfo>,
+    /// The handle plugins were given to load filters at run time; the coordinator serves it.
+    pub control: PipelineControl,
 }
 
 const BUILD_ORDER: [Category; 6] = [
@@ -95,6 +99,7 @@ impl Pipeline {
         let mut errors: Vec<ConfigError> = Vec::new();
         let mut built: HashMap<String, Built> = HashMap::new();
         let mut plugins = Vec::new();
+        let control = PipelineControl::new();
         for category in BUILD_ORDER {
             for section in config.plugins_of(category) {
                 let Some(ty) = registry.get(section.type_name()) else {
@@ -119,7 +124,7 @@ impl Pipeline {
                     continue;
                 };
                 let result = {
-                    let ctx = BuildContext::new(&config.global, &built);
+                    let ctx = BuildContext::new(&config.global, &built).with_control(&control);
                     (ty.build)(section, &ctx)
                 };
                 let plugin = match result {
@@ -188,6 +193,7 @@ impl Pipeline {
             Ok(Pipeline {
                 global: config.global.clone(),
                 plugins,
+                control,
             })
         } else {
             Err(ConfigErrors::new(errors))

@@ -102,11 +102,6 @@ impl RouterShard {
         let st = &mut *st;
         let bytes = view.bytes();
         for r in st.routes.iter_mut() {
-            if let Some(want) = &r.signer
-                && signer != Some(&**want)
-            {
-                continue;
-            }
             let counters = &self.stats.plugins[r.plugin];
             let matched = if counters.sample_match(self.sample_every) {
                 let t = Instant::now();
@@ -117,6 +112,14 @@ impl RouterShard {
                 r.matcher.matches(view)
             };
             if !matched {
+                continue;
+            }
+            if let Some(want) = &r.signer
+                && signer != Some(&**want)
+            {
+                // Matched but not signed by `message_signer`: refused, and counted so that an
+                // unsigned control message is visible in the reports.
+                add(&counters.rejected, 1);
                 continue;
             }
             add(&counters.matched, 1);
@@ -130,6 +133,34 @@ impl RouterShard {
                 r.queued.push_back(full);
             }
         }
+    }
+
+    /// Adds a destination (a filter loaded while the pipeline runs). Safe between any two calls:
+    /// routing is synchronous, and a pending flush picks the new route up on its next pass.
+    pub fn add_route(&self, route: Route) {
+        self.state.borrow_mut().routes.push(route);
+    }
+
+    /// Removes every destination of `plugin` (unloaded or terminated) and returns how many
+    /// messages its batches held that had not reached its lane; they are lost. Flushes waiting
+    /// for room in its lanes are woken and go on without it.
+    pub fn remove_routes(&self, plugin: usize) -> u64 {
+        let mut dropped = 0u64;
+        {
+            let mut st = self.state.borrow_mut();
+            st.routes.retain(|r| {
+                if r.plugin != plugin {
+                    return true;
+                }
+                dropped += r.filling.len() as u64;
+                dropped += r.queued.iter().map(|b| b.len() as u64).sum::<u64>();
+                false
+            });
+            st.pending -= dropped;
+        }
+        self.publish();
+        self.space.ring();
+        dropped
     }
 
     /// Views and routes an encoded message.
@@ -297,6 +328,41 @@ mod tests {
         assert_eq!(b.iter().next().unwrap().1, 1);
         assert_eq!(stats.plugins[0].matched.get(), 3);
         assert_eq!(stats.plugins[1].matched.get(), 1);
+        assert_eq!(stats.plugins[1].rejected.get(), 4);
         assert_eq!(stats.routed.get(), 5);
+    }
+
+    #[test]
+    fn routes_come_and_go_while_routing() {
+        let space = Arc::new(Doorbell::new());
+        let bell = Arc::new(Doorbell::new());
+        let stats = Rc::new(ShardStats::new(0, 2));
+        let router = RouterShard::new(
+            Vec::new(),
+            Arc::clone(&space),
+            Rc::clone(&stats),
+            1,
+            4,
+            Arc::new(AtomicU64::new(0)),
+        );
+        router.route_bytes(&msg("a"), None, 0).unwrap();
+        let (tx, mut rx) = lane(4, Arc::clone(&bell), Arc::clone(&space));
+        router.add_route(Route::new(
+            1,
+            MatcherSpec::parse("Type == 'a'").unwrap(),
+            None,
+            tx,
+        ));
+        for _ in 0..6 {
+            router.route_bytes(&msg("a"), None, 0).unwrap();
+        }
+        assert_eq!(router.pending(), 6);
+        router.flush_now(false);
+        assert_eq!(rx.try_pop().unwrap().len(), 4);
+        assert_eq!(router.remove_routes(1), 2);
+        assert_eq!(router.pending(), 0);
+        router.route_bytes(&msg("a"), None, 0).unwrap();
+        assert_eq!(router.pending(), 0);
+        assert_eq!(stats.plugins[1].matched.get(), 6);
     }
 }

@@ -3,8 +3,8 @@
 //! outputs, fire timers, and park on the doorbell when every lane is empty.
 
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -14,10 +14,11 @@ use super::doorbell::{Doorbell, LocalEvent};
 use super::log::LogLimiter;
 use super::ring::LaneRx;
 use super::router::RouterShard;
+use super::shard::{Lifecycle, ShardEvent};
 use super::stats::{FieldCollector, PluginCounters, ShardStats, add};
 use crate::matcher::MatcherSpec;
-use crate::message::{Message, MessageView};
-use crate::plugin::{Delivery, Filter, Inject, Output, ProcessError};
+use crate::message::{Field, Message, MessageView};
+use crate::plugin::{Delivery, Filter, Inject, Output, ProcessError, Termination};
 
 /// The lanes feeding one instance, and the doorbell their producers ring.
 #[derive(Debug)]
@@ -25,15 +26,31 @@ pub(crate) struct Inbound {
     lanes: Vec<LaneRx>,
     bell: Arc<Doorbell>,
     next: usize,
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl Inbound {
-    pub(crate) fn new(lanes: Vec<LaneRx>, bell: Arc<Doorbell>) -> Self {
+    pub(crate) fn new(lanes: Vec<LaneRx>, bell: Arc<Doorbell>, lifecycle: Arc<Lifecycle>) -> Self {
         Self {
             lanes,
             bell,
             next: 0,
+            lifecycle,
         }
+    }
+
+    /// Whether the coordinator retired the instance: no router sends to it any more.
+    fn retired(&self) -> bool {
+        self.lifecycle.retire.load(Ordering::Acquire)
+    }
+
+    /// Takes every message still in the lanes and counts it as dropped (a terminated plugin).
+    fn discard(&mut self, ctx: &RunnerCtx) {
+        while let Some((lane, batch)) = self.pop() {
+            add(&ctx.counters().dropped, batch.len() as u64);
+            self.done(lane, batch);
+        }
+        ctx.held.store(0, Ordering::Release);
     }
 
     /// The next batch, taking lanes in turn so that no source shard starves another.
@@ -59,7 +76,7 @@ impl Inbound {
 
     /// Parks until a batch arrives, `deadline` passes or `stop` is set.
     async fn wait(&self, deadline: Option<Instant>, stop: &LocalEvent) {
-        let arrival = self.bell.wait(|| !self.is_empty());
+        let arrival = self.bell.wait(|| !self.is_empty() || self.retired());
         let timer = async {
             match deadline {
                 Some(d) => {
@@ -89,11 +106,41 @@ pub(crate) struct RunnerCtx {
     pub(crate) max_loops: u32,
     /// The instance's own matcher, to refuse injections that would come back to it.
     pub(crate) matcher: MatcherSpec,
+    /// Retirement by the coordinator, and telling it the runner ended.
+    pub(crate) lifecycle: Arc<Lifecycle>,
+    /// Terminations go to the coordinator.
+    pub(crate) events: mpsc::Sender<ShardEvent>,
 }
 
 impl RunnerCtx {
     fn counters(&self) -> &PluginCounters {
         &self.stats.plugins[self.plugin]
+    }
+
+    /// The plugin stopped for good: announce it with a `heka.sandbox-terminated` message routed
+    /// on this shard, and ask the coordinator to take it out of every router.
+    fn terminated(&self, t: Termination) {
+        crate::hlog!("Plugin '{}' terminated: {}", self.name, t.reason);
+        let mut m = Message::new_now();
+        m.r#type = Some("heka.sandbox-terminated".into());
+        m.logger = Some("hekad".into());
+        m.payload = Some(t.reason.clone());
+        m.fields.push(Field::string("plugin", &*self.name));
+        let _ = self.router.route_bytes(&m.to_bytes(), None, 0);
+        let _ = self.events.send(ShardEvent::Terminated {
+            plugin: self.plugin,
+            reason: t.reason,
+            can_exit: t.can_exit,
+        });
+    }
+}
+
+/// Marks a runner as ended for the coordinator, also when its future is dropped.
+struct FinishGuard(Arc<Lifecycle>);
+
+impl Drop for FinishGuard {
+    fn drop(&mut self) {
+        self.0.finished.store(true, Ordering::Release);
     }
 }
 
@@ -110,10 +157,22 @@ const REPORT_REFRESH: Duration = Duration::from_secs(1);
 
 /// Drives an output until the outputs stop and its lanes are drained.
 pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, ctx: RunnerCtx) {
+    let _finished = FinishGuard(Arc::clone(&ctx.lifecycle));
     let _live = LiveGuard(Arc::clone(&ctx.live));
     let mut limiter = LogLimiter::new(5);
     let mut refreshed = Instant::now();
+    let mut terminated = false;
     loop {
+        if terminated {
+            inbound.discard(&ctx);
+            if (ctx.stop.is_set() || inbound.retired()) && inbound.is_empty() {
+                refresh_output_report(&*out, &ctx);
+                ctx.held.store(0, Ordering::Release);
+                return;
+            }
+            inbound.wait(None, &ctx.stop).await;
+            continue;
+        }
         while let Some((lane, batch)) = inbound.pop() {
             ctx.held
                 .store(batch.len() as u64 + out.buffered(), Ordering::Release);
@@ -131,25 +190,42 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
                         continue;
                     }
                 };
+                if terminated {
+                    add(&c.dropped, 1);
+                    continue;
+                }
                 let d = Delivery { view, loops };
                 let sampled = c.sample_process(ctx.sample_every).then(Instant::now);
                 if let Err(e) = out.process(&d) {
                     add(&c.dropped, 1);
-                    limiter.log(format_args!("Output '{}': {e}", ctx.name));
+                    match out.termination() {
+                        Some(t) => {
+                            ctx.terminated(t);
+                            terminated = true;
+                        }
+                        None => limiter.log(format_args!("Output '{}': {e}", ctx.name)),
+                    }
                 }
                 if let Some(t) = sampled {
                     c.record_process(t);
                 }
-                if out.must_flush() {
+                if !terminated && out.must_flush() {
                     flush_output(&mut *out, &ctx, &mut limiter).await;
                 }
             }
             inbound.done(lane, batch);
+            if terminated {
+                ctx.router.flush_except(true, ctx.plugin).await;
+                break;
+            }
             if out.should_flush(Instant::now()) {
                 flush_output(&mut *out, &ctx, &mut limiter).await;
             }
             add(&ctx.counters().delivered, out.take_written());
             ctx.held.store(out.buffered(), Ordering::Release);
+        }
+        if terminated {
+            continue;
         }
         if refreshed.elapsed() >= REPORT_REFRESH {
             refresh_output_report(&*out, &ctx);
@@ -166,7 +242,7 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
             // A deadline in the past that does not make the output flush would spin.
             deadline = None;
         }
-        if ctx.stop.is_set() && inbound.is_empty() {
+        if (ctx.stop.is_set() || inbound.retired()) && inbound.is_empty() {
             break;
         }
         inbound.wait(deadline, &ctx.stop).await;
@@ -301,6 +377,7 @@ fn take_refused(inj: &mut Injector, ctx: &RunnerCtx) -> bool {
 
 /// Drives a filter until the filters stop and its lanes are drained.
 pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound, ctx: RunnerCtx) {
+    let _finished = FinishGuard(Arc::clone(&ctx.lifecycle));
     let _live = LiveGuard(Arc::clone(&ctx.live));
     let mut limiter = LogLimiter::new(5);
     let mut inj = Injector {
@@ -316,12 +393,30 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
     let ticker = filter.ticker_interval().filter(|d| !d.is_zero());
     let mut next_tick = ticker.map(|d| Instant::now() + d);
     let mut refreshed = Instant::now();
+    let mut terminated = false;
     loop {
+        if terminated {
+            // Taken out of routing by the coordinator; until every router shard has let go,
+            // what still arrives is counted as dropped.
+            inbound.discard(&ctx);
+            if (ctx.stop.is_set() || inbound.retired()) && inbound.is_empty() {
+                let mut sink = FieldCollector::default();
+                filter.report(&mut sink);
+                ctx.counters().set_extra(sink.fields);
+                return;
+            }
+            inbound.wait(None, &ctx.stop).await;
+            continue;
+        }
         while let Some((lane, batch)) = inbound.pop() {
             ctx.held.store(batch.len() as u64, Ordering::Release);
             let c = ctx.counters();
             for (bytes, loops) in batch.iter() {
                 add(&c.received, 1);
+                if terminated {
+                    add(&c.dropped, 1);
+                    continue;
+                }
                 let Ok(view) = MessageView::new(bytes) else {
                     add(&c.dropped, 1);
                     continue;
@@ -332,11 +427,19 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
                 let refused = take_refused(&mut inj, &ctx);
                 match result {
                     Ok(()) => add(&c.delivered, 1),
-                    Err(_) if refused => add(&c.delivered, 1),
-                    Err(e) => {
-                        add(&c.dropped, 1);
-                        limiter.log(format_args!("Filter '{}': {e}", ctx.name));
-                    }
+                    Err(e) => match filter.termination() {
+                        Some(t) => {
+                            add(&c.dropped, 1);
+                            route_injected(&mut inj, &ctx);
+                            ctx.terminated(t);
+                            terminated = true;
+                        }
+                        None if refused => add(&c.delivered, 1),
+                        None => {
+                            add(&c.dropped, 1);
+                            limiter.log(format_args!("Filter '{}': {e}", ctx.name));
+                        }
+                    },
                 }
                 if let Some(t) = sampled {
                     c.record_process(t);
@@ -348,16 +451,27 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
             ctx.router.flush_except(true, ctx.plugin).await;
             inbound.done(lane, batch);
             ctx.held.store(0, Ordering::Release);
+            if terminated {
+                break;
+            }
+        }
+        if terminated {
+            continue;
         }
         if let (Some(t), Some(every)) = (next_tick, ticker)
             && Instant::now() >= t
         {
             inj.parent_loops = 0;
             let result = filter.timer_event(crate::plugin::now_ns(), &mut inj);
-            if let Err(e) = result
-                && !take_refused(&mut inj, &ctx)
-            {
-                limiter.log(format_args!("Filter '{}': timer_event: {e}", ctx.name));
+            if let Err(e) = result {
+                let refused = take_refused(&mut inj, &ctx);
+                if let Some(t) = filter.termination() {
+                    route_injected(&mut inj, &ctx);
+                    ctx.terminated(t);
+                    terminated = true;
+                } else if !refused {
+                    limiter.log(format_args!("Filter '{}': timer_event: {e}", ctx.name));
+                }
             }
             route_injected(&mut inj, &ctx);
             ctx.router.flush_except(true, ctx.plugin).await;
@@ -372,7 +486,7 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
             ctx.counters().set_extra(sink.fields);
             refreshed = Instant::now();
         }
-        if ctx.stop.is_set() && inbound.is_empty() {
+        if (ctx.stop.is_set() || inbound.retired()) && inbound.is_empty() {
             break;
         }
         inbound.wait(next_tick, &ctx.stop).await;

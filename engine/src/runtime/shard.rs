@@ -2,7 +2,7 @@
 //! shard's router, its filter and output instances, its inputs and a control task.
 
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -14,10 +14,10 @@ use super::input::{Connections, DecoderCache, InputContext};
 use super::ring::LaneRx;
 use super::router::{Route, RouterShard};
 use super::runner::{Inbound, RunnerCtx, run_filter, run_output};
-use super::stats::{ShardSnapshot, ShardStats};
+use super::stats::{FieldCollector, ShardSnapshot, ShardStats, add};
 use crate::hlog;
 use crate::matcher::MatcherSpec;
-use crate::plugin::{FilterPlugin, InputPlugin, OutputPlugin, PluginContext};
+use crate::plugin::{DecoderPlugin, FilterPlugin, InputPlugin, OutputPlugin, PluginContext};
 
 /// How often a shard sends its counters to the coordinator.
 pub(crate) const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);
@@ -91,6 +91,16 @@ pub(crate) enum InstanceKind {
     Output(Arc<dyn OutputPlugin>),
 }
 
+/// The coordinator's hold on one filter or output instance.
+#[derive(Debug, Default)]
+pub(crate) struct Lifecycle {
+    /// Set by the coordinator once no router shard sends to the instance any more: it finishes
+    /// what its lanes hold and ends.
+    pub(crate) retire: AtomicBool,
+    /// Set by the runner when it has ended.
+    pub(crate) finished: AtomicBool,
+}
+
 pub(crate) struct InstancePlan {
     pub(crate) plugin: usize,
     pub(crate) name: String,
@@ -99,12 +109,55 @@ pub(crate) struct InstancePlan {
     pub(crate) bell: Arc<Doorbell>,
     pub(crate) held: Arc<AtomicU64>,
     pub(crate) matcher: MatcherSpec,
+    pub(crate) lifecycle: Arc<Lifecycle>,
 }
 
 pub(crate) struct InputPlan {
     pub(crate) plugin: usize,
     pub(crate) name: String,
     pub(crate) input: Arc<dyn InputPlugin>,
+}
+
+/// What the coordinator asks of a running shard, applied by its control task between batches.
+pub(crate) enum ShardCommand {
+    /// Zero the counters of a plugin slot about to be reused.
+    ResetCounters(usize),
+    /// Build and start a filter instance here; the outcome goes back on `ack`.
+    StartFilter {
+        plan: InstancePlan,
+        ack: mpsc::Sender<Result<(), String>>,
+    },
+    /// Route to a new destination.
+    AddRoute(Route),
+    /// Stop routing to `plugin`; `done` is incremented once it is so.
+    RemoveRoutes {
+        plugin: usize,
+        done: Arc<AtomicUsize>,
+    },
+}
+
+impl std::fmt::Debug for ShardCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShardCommand::ResetCounters(p) => write!(f, "ResetCounters({p})"),
+            ShardCommand::StartFilter { plan, .. } => write!(f, "StartFilter({})", plan.name),
+            ShardCommand::AddRoute(r) => write!(f, "AddRoute({})", r.plugin),
+            ShardCommand::RemoveRoutes { plugin, .. } => write!(f, "RemoveRoutes({plugin})"),
+        }
+    }
+}
+
+/// What shards tell the coordinator.
+#[derive(Debug)]
+pub(crate) enum ShardEvent {
+    /// A filter or output instance stopped for good.
+    Terminated {
+        plugin: usize,
+        reason: String,
+        can_exit: bool,
+    },
+    /// A plugin that may not exit has ended: the pipeline stops.
+    Shutdown { reason: String },
 }
 
 /// Everything one shard starts with.
@@ -120,6 +173,10 @@ pub(crate) struct ShardPlan {
     pub(crate) inputs: Vec<InputPlan>,
     pub(crate) snapshots: rtrb::Producer<ShardSnapshot>,
     pub(crate) injections: Option<rtrb::Consumer<Vec<u8>>>,
+    pub(crate) commands: rtrb::Consumer<ShardCommand>,
+    pub(crate) events: mpsc::Sender<ShardEvent>,
+    /// Every decoder plugin with its plugin number (for their report fields).
+    pub(crate) decoders: Vec<(Arc<dyn DecoderPlugin>, usize)>,
 }
 
 /// Starts the shard's thread; it reports on `ready` once its inputs listen (or why it failed).
@@ -147,6 +204,74 @@ pub(crate) fn spawn(
         })
 }
 
+/// What creating a filter or output instance on this shard needs.
+struct ShardEnv {
+    shard: usize,
+    core: usize,
+    settings: Settings,
+    control: Arc<Control>,
+    stats: Rc<ShardStats>,
+    router: Rc<RouterShard>,
+    stop_filters: LocalEvent,
+    stop_outputs: LocalEvent,
+    events: mpsc::Sender<ShardEvent>,
+}
+
+impl ShardEnv {
+    /// Creates the instance and spawns its runner.
+    fn start(&self, inst: InstancePlan) -> Result<glommio::task::JoinHandle<()>, String> {
+        let pctx = PluginContext {
+            name: inst.name.clone(),
+            shard: self.shard,
+            core: self.core,
+            shards: self.settings.shards,
+            hostname: self.settings.hostname.clone(),
+            max_message_size: self.settings.max_message_size,
+        };
+        let (live, stop) = match inst.kind {
+            InstanceKind::Filter(_) => (&self.control.filters_live, &self.stop_filters),
+            InstanceKind::Output(_) => (&self.control.outputs_live, &self.stop_outputs),
+        };
+        let rctx = RunnerCtx {
+            name: Rc::from(inst.name.as_str()),
+            plugin: inst.plugin,
+            stats: Rc::clone(&self.stats),
+            sample_every: self.settings.sample_every,
+            router: Rc::clone(&self.router),
+            stop: stop.clone(),
+            held: inst.held,
+            live: Arc::clone(live),
+            max_loops: self.settings.max_loops,
+            matcher: inst.matcher,
+            lifecycle: Arc::clone(&inst.lifecycle),
+            events: self.events.clone(),
+        };
+        let inbound = Inbound::new(inst.lanes, inst.bell, Arc::clone(&inst.lifecycle));
+        match inst.kind {
+            InstanceKind::Filter(p) => match p.new_filter(&pctx) {
+                Ok(f) => {
+                    live.fetch_add(1, Ordering::AcqRel);
+                    Ok(glommio::spawn_local(run_filter(f, inbound, rctx)).detach())
+                }
+                Err(e) => {
+                    inst.lifecycle.finished.store(true, Ordering::Release);
+                    Err(format!("filter '{}' cannot start: {e}", inst.name))
+                }
+            },
+            InstanceKind::Output(p) => match p.new_output(&pctx) {
+                Ok(o) => {
+                    live.fetch_add(1, Ordering::AcqRel);
+                    Ok(glommio::spawn_local(run_output(o, inbound, rctx)).detach())
+                }
+                Err(e) => {
+                    inst.lifecycle.finished.store(true, Ordering::Release);
+                    Err(format!("output '{}' cannot start: {e}", inst.name))
+                }
+            },
+        }
+    }
+}
+
 async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>>) {
     let ShardPlan {
         shard,
@@ -160,6 +285,9 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
         inputs,
         mut snapshots,
         mut injections,
+        mut commands,
+        events,
+        decoders: decoder_plugins,
     } = plan;
     let stats = Rc::new(ShardStats::new(shard, settings.plugin_count));
     let router = Rc::new(RouterShard::new(
@@ -171,60 +299,31 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
         pending,
     ));
     let stop_inputs = LocalEvent::new();
-    let stop_filters = LocalEvent::new();
-    let stop_outputs = LocalEvent::new();
+    let env = ShardEnv {
+        shard,
+        core,
+        settings: settings.clone(),
+        control: Arc::clone(&control),
+        stats: Rc::clone(&stats),
+        router: Rc::clone(&router),
+        stop_filters: LocalEvent::new(),
+        stop_outputs: LocalEvent::new(),
+        events: events.clone(),
+    };
     let conns = Rc::new(Connections::default());
     let mut errors = Vec::new();
-    let mut filters = Vec::new();
-    let mut outputs = Vec::new();
-    let mut input_tasks = Vec::new();
+    let mut runners = Vec::new();
 
     for inst in instances {
-        let pctx = PluginContext {
-            name: inst.name.clone(),
-            shard,
-            core,
-            shards: settings.shards,
-            hostname: settings.hostname.clone(),
-            max_message_size: settings.max_message_size,
-        };
-        let (live, stop) = match inst.kind {
-            InstanceKind::Filter(_) => (&control.filters_live, &stop_filters),
-            InstanceKind::Output(_) => (&control.outputs_live, &stop_outputs),
-        };
-        let rctx = RunnerCtx {
-            name: Rc::from(inst.name.as_str()),
-            plugin: inst.plugin,
-            stats: Rc::clone(&stats),
-            sample_every: settings.sample_every,
-            router: Rc::clone(&router),
-            stop: stop.clone(),
-            held: inst.held,
-            live: Arc::clone(live),
-            max_loops: settings.max_loops,
-            matcher: inst.matcher,
-        };
-        let inbound = Inbound::new(inst.lanes, inst.bell);
-        match inst.kind {
-            InstanceKind::Filter(p) => match p.new_filter(&pctx) {
-                Ok(f) => {
-                    live.fetch_add(1, Ordering::AcqRel);
-                    filters.push(glommio::spawn_local(run_filter(f, inbound, rctx)).detach());
-                }
-                Err(e) => errors.push(format!("filter '{}' cannot start: {e}", inst.name)),
-            },
-            InstanceKind::Output(p) => match p.new_output(&pctx) {
-                Ok(o) => {
-                    live.fetch_add(1, Ordering::AcqRel);
-                    outputs.push(glommio::spawn_local(run_output(o, inbound, rctx)).detach());
-                }
-                Err(e) => errors.push(format!("output '{}' cannot start: {e}", inst.name)),
-            },
+        match env.start(inst) {
+            Ok(task) => runners.push(task),
+            Err(e) => errors.push(e),
         }
     }
 
     let decoders = Rc::new(DecoderCache::default());
     let hostname: Rc<str> = Rc::from(settings.hostname.as_str());
+    let mut input_tasks = Vec::new();
     for input in inputs {
         let ctx = InputContext {
             name: Rc::from(input.name.as_str()),
@@ -238,6 +337,7 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
             stop: stop_inputs.clone(),
             conns: Rc::clone(&conns),
             decoders: Rc::clone(&decoders),
+            events: events.clone(),
         };
         match input.input.start(ctx) {
             Ok(fut) => {
@@ -264,7 +364,8 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
         Err(errors)
     });
 
-    // The control loop: follow the coordinator's phases, route its injections, send snapshots.
+    // The control loop: follow the coordinator's phases and commands, route its injections,
+    // send snapshots.
     let mut seen = Phase::Running;
     let mut last_snapshot = Instant::now();
     let mut epoch = control.snapshot_epoch.load(Ordering::Acquire);
@@ -275,12 +376,27 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
             conns.shutdown_reads();
         }
         if phase >= Phase::StopFilters && seen < Phase::StopFilters {
-            stop_filters.set();
+            env.stop_filters.set();
         }
         if phase >= Phase::StopOutputs && seen < Phase::StopOutputs {
-            stop_outputs.set();
+            env.stop_outputs.set();
         }
         seen = phase;
+        while let Ok(cmd) = commands.pop() {
+            match cmd {
+                ShardCommand::ResetCounters(p) => stats.plugins[p].reset(),
+                ShardCommand::StartFilter { plan, ack } => {
+                    let result = env.start(plan).map(|task| runners.push(task));
+                    let _ = ack.send(result);
+                }
+                ShardCommand::AddRoute(route) => router.add_route(route),
+                ShardCommand::RemoveRoutes { plugin, done } => {
+                    let lost = router.remove_routes(plugin);
+                    add(&stats.plugins[plugin].dropped, lost);
+                    done.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+        }
         if let Some(rx) = injections.as_mut() {
             while let Ok(bytes) = rx.pop() {
                 if router.route_bytes(&bytes, None, 0).is_err() {
@@ -294,6 +410,7 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
         let wanted = control.snapshot_epoch.load(Ordering::Acquire);
         if last_snapshot.elapsed() >= SNAPSHOT_INTERVAL || wanted != epoch {
             epoch = wanted;
+            decoders.report(&decoder_plugins, &stats);
             let mut snap = stats.snapshot();
             snap.epoch = epoch;
             let _ = snapshots.push(snap);
@@ -306,14 +423,34 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
             control.phase() != seen
                 || control.snapshot_epoch.load(Ordering::Acquire) != epoch
                 || injections.as_ref().is_some_and(|rx| !rx.is_empty())
+                || !commands.is_empty()
         });
         let tick = glommio::timer::sleep(SNAPSHOT_INTERVAL.saturating_sub(last_snapshot.elapsed()));
         future::or(changed, tick).await;
     }
-    for t in input_tasks.into_iter().chain(filters).chain(outputs) {
+    // Runners started by a command may still be added while inputs finish: take them all.
+    for t in input_tasks {
         t.await;
     }
+    for t in runners {
+        t.await;
+    }
+    decoders.report(&decoder_plugins, &stats);
     let mut snap = stats.snapshot();
     snap.epoch = control.snapshot_epoch.load(Ordering::Acquire);
     let _ = snapshots.push(snap);
+    // Decoders keep state (a Lua sandbox preserving its data) until the shard ends.
+    drop(decoders);
+}
+
+/// Collects the report fields of every decoder instance of a shard.
+impl DecoderCache {
+    fn report(&self, plugins: &[(Arc<dyn DecoderPlugin>, usize)], stats: &ShardStats) {
+        for (plugin, p) in plugins {
+            let mut sink = FieldCollector::default();
+            if self.report_of(plugin, &mut sink) {
+                stats.plugins[*p].set_extra(sink.fields);
+            }
+        }
+    }
 }

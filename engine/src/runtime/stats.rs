@@ -115,6 +115,25 @@ impl PluginCounters {
         self.process_ns.borrow_mut().saturating_record(ns.max(1));
     }
 
+    /// Zeroes every counter (a plugin slot reused by a filter loaded at run time).
+    pub fn reset(&self) {
+        for c in [
+            &self.received,
+            &self.matched,
+            &self.delivered,
+            &self.dropped,
+            &self.decode_failures,
+            &self.injected,
+            &self.skipped_bytes,
+            &self.rejected,
+        ] {
+            c.set(0);
+        }
+        self.match_ns.borrow_mut().reset();
+        self.process_ns.borrow_mut().reset();
+        self.extra.borrow_mut().clear();
+    }
+
     /// Replaces the plugin's own report fields.
     pub fn set_extra(&self, fields: Vec<ReportField>) {
         *self.extra.borrow_mut() = fields;
@@ -238,16 +257,53 @@ impl PluginSnapshot {
     }
 }
 
-/// Sums integer and float fields of the same name; strings keep the first value.
+/// Merges the fields of one more instance: numbers of the same name are summed, except
+/// `Max…` (the largest wins) and `…AvgDuration` (weighted by the matching `…Samples` field, or
+/// a plain mean of the two without one); strings keep the first value.
 fn merge_extra(into: &mut Vec<ReportField>, from: &[ReportField]) {
+    let int = |fields: &[ReportField], name: &str| {
+        fields
+            .iter()
+            .find(|f| f.name == name)
+            .and_then(|f| match f.value {
+                ReportValue::Int(v) => Some(v),
+                _ => None,
+            })
+    };
+    // Weights are the sample counts before this merge sums them.
+    let before: Vec<ReportField> = into.clone();
     for f in from {
-        match into.iter_mut().find(|g| g.name == f.name) {
-            Some(g) => match (&mut g.value, &f.value) {
-                (ReportValue::Int(a), ReportValue::Int(b)) => *a += b,
-                (ReportValue::Float(a), ReportValue::Float(b)) => *a += b,
-                _ => {}
-            },
-            None => into.push(f.clone()),
+        let Some(g) = into.iter_mut().find(|g| g.name == f.name) else {
+            into.push(f.clone());
+            continue;
+        };
+        let (wa, wb) = match f.name.strip_suffix("AvgDuration") {
+            Some(stem) => {
+                let samples = format!("{stem}Samples");
+                match (int(&before, &samples), int(from, &samples)) {
+                    (Some(a), Some(b)) => (a.max(0) as f64, b.max(0) as f64),
+                    _ => (1.0, 1.0),
+                }
+            }
+            None => (0.0, 0.0),
+        };
+        let average = f.name.ends_with("AvgDuration");
+        let maximum = f.name.starts_with("Max");
+        match (&mut g.value, &f.value) {
+            (ReportValue::Int(a), ReportValue::Int(b)) if average && wa + wb > 0.0 => {
+                *a = ((*a as f64 * wa + *b as f64 * wb) / (wa + wb)).round() as i64;
+            }
+            (ReportValue::Int(_), ReportValue::Int(_))
+            | (ReportValue::Float(_), ReportValue::Float(_))
+                if average => {}
+            (ReportValue::Int(a), ReportValue::Int(b)) if maximum => *a = (*a).max(*b),
+            (ReportValue::Int(a), ReportValue::Int(b)) => *a += b,
+            (ReportValue::Float(a), ReportValue::Float(b)) if average && wa + wb > 0.0 => {
+                *a = (*a * wa + b * wb) / (wa + wb);
+            }
+            (ReportValue::Float(a), ReportValue::Float(b)) if maximum => *a = a.max(*b),
+            (ReportValue::Float(a), ReportValue::Float(b)) => *a += b,
+            _ => {}
         }
     }
 }
@@ -317,6 +373,49 @@ mod tests {
         assert_eq!(total.received, 7);
         assert_eq!(total.match_ns.len(), 2);
         assert!((total.match_ns.mean() - 200.0).abs() < 5.0);
+    }
+
+    #[test]
+    fn plugin_fields_merge_by_kind() {
+        let field = |n: &str, v: i64| ReportField::new(n, ReportValue::Int(v), "");
+        let mut into = Vec::new();
+        merge_extra(
+            &mut into,
+            &[
+                field("Memory", 100),
+                field("MaxMemory", 300),
+                field("ProcessMessageSamples", 1),
+                field("ProcessMessageAvgDuration", 100),
+                field("TimerEventAvgDuration", 10),
+            ],
+        );
+        merge_extra(
+            &mut into,
+            &[
+                field("Memory", 50),
+                field("MaxMemory", 200),
+                field("ProcessMessageSamples", 3),
+                field("ProcessMessageAvgDuration", 200),
+                field("TimerEventAvgDuration", 30),
+            ],
+        );
+        let get = |n: &str| into.iter().find(|f| f.name == n).unwrap().value.clone();
+        assert_eq!(get("Memory"), ReportValue::Int(150));
+        assert_eq!(get("MaxMemory"), ReportValue::Int(300));
+        assert_eq!(get("ProcessMessageSamples"), ReportValue::Int(4));
+        assert_eq!(get("ProcessMessageAvgDuration"), ReportValue::Int(175));
+        assert_eq!(get("TimerEventAvgDuration"), ReportValue::Int(20));
+    }
+
+    #[test]
+    fn reset_zeroes_a_slot() {
+        let c = PluginCounters::default();
+        add(&c.received, 3);
+        c.record_process(Instant::now());
+        c.set_extra(vec![ReportField::count("X", 1)]);
+        c.reset();
+        let s = c.snapshot();
+        assert_eq!((s.received, s.process_ns.len(), s.extra.len()), (0, 0, 0));
     }
 
     #[test]

@@ -73,6 +73,7 @@ mod tests {
         let src = RecordSource {
             input: "i",
             hostname: "h",
+            message_bytes: true,
         };
         let mut out = DecodedMessages::default();
         let msg = Message::new_now().to_bytes();

@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod log;
+pub mod sandbox;
 pub mod tcp;
 
 use std::sync::Arc;
