@@ -39,16 +39,21 @@ pub enum Format {
     Statsd,
     /// One JSON object per line.
     Json,
+    /// nginx access lines (the `combined` format plus the request time), with the sequence
+    /// number in the request path (`GET /seq/<n>`), for the Lua decoder of the `sandbox`
+    /// workload.
+    Nginx,
 }
 
 impl Format {
     /// Every format, in the order the CLI lists them.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Heka,
         Format::Syslog3164,
         Format::Syslog5424,
         Format::Statsd,
         Format::Json,
+        Format::Nginx,
     ];
 
     /// The CLI name.
@@ -59,6 +64,7 @@ impl Format {
             Format::Syslog5424 => "syslog5424",
             Format::Statsd => "statsd",
             Format::Json => "json",
+            Format::Nginx => "nginx",
         }
     }
 
@@ -82,7 +88,7 @@ impl FromStr for Format {
             .into_iter()
             .find(|f| f.name() == s)
             .ok_or_else(|| {
-                format!("unknown format `{s}` (heka, syslog3164, syslog5424, statsd, json)")
+                format!("unknown format `{s}` (heka, syslog3164, syslog5424, statsd, json, nginx)")
             })
     }
 }
@@ -813,7 +819,7 @@ pub(crate) mod heka {
 }
 
 pub(crate) mod text {
-    //! Text lines: syslog, statsd, JSON.
+    //! Text lines: syslog, statsd, JSON, nginx access lines.
 
     use std::fmt::Write as _;
 
@@ -938,6 +944,37 @@ pub(crate) mod text {
                 );
                 push_filler(out, &pick.filler, body_len);
                 out.extend_from_slice(b"\"}");
+                Offsets {
+                    seq: Some(seq),
+                    sent_ns: Some(sent_ns),
+                }
+            }
+            Format::Nginx => {
+                // `<addr> - - [time] "GET /seq/<n> HTTP/1.1" <status> <bytes> "-" "<agent>"
+                // <request time> conn=C sent_ns=<t> <detail and filler>`: the decoder keeps
+                // the path, and ignores everything after the request time.
+                let _ = write!(
+                    Line(out),
+                    "{} - - [24/Nov/2026:21:33:12 +0000] \"{} /seq/",
+                    pick.remote_addr,
+                    pick.method
+                );
+                let seq = out.len();
+                out.resize(seq + SEQ_DIGITS, b'0');
+                let _ = write!(
+                    Line(out),
+                    " HTTP/1.1\" {} {} \"-\" \"{}\" {:.3} conn={conn} sent_ns=",
+                    pick.status,
+                    pick.bytes_sent,
+                    pick.user_agent,
+                    pick.request_time
+                );
+                let sent_ns = out.len();
+                out.resize(sent_ns + TIME_DIGITS, b'0');
+                out.push(b' ');
+                let detail = pick.detail.as_bytes();
+                out.extend_from_slice(&detail[..body_len.min(detail.len())]);
+                push_filler(out, &pick.filler, body_len.saturating_sub(detail.len()));
                 Offsets {
                     seq: Some(seq),
                     sent_ns: Some(sent_ns),
@@ -1161,6 +1198,31 @@ mod tests {
                     _ => {}
                 }
             }
+        }
+    }
+
+    #[test]
+    fn nginx_lines_carry_the_sequence_in_the_path() {
+        let mut ring = Ring::build(&spec(Format::Nginx, "300"), 1, 0).unwrap();
+        for i in 0..ring.len() {
+            ring.stamp(i, i as u64, 1_732_484_000_000_000_000);
+        }
+        let lines = lines_of(&ring, LineFraming::Newline);
+        for (i, line) in lines.iter().enumerate().take(50) {
+            let line = String::from_utf8_lossy(line);
+            assert_eq!(line.len(), 300, "{line}");
+            assert!(
+                line.contains(" - - [24/Nov/2026:21:33:12 +0000] \""),
+                "{line}"
+            );
+            assert!(
+                line.contains(&format!(" /seq/{i:012} HTTP/1.1\" ")),
+                "{line}"
+            );
+            assert!(
+                line.contains(" conn=1 sent_ns=1732484000000000000 "),
+                "{line}"
+            );
         }
     }
 

@@ -1,5 +1,5 @@
-//! `hekate-flood`: sends a bounded, checkable load — Heka protobuf, syslog, statsd or JSON lines —
-//! over N TCP or UDP connections, and prints what it sent as JSON.
+//! `hekate-flood`: sends a bounded, checkable load — Heka protobuf, syslog, statsd, JSON or nginx
+//! access lines — over N TCP or UDP connections, and prints what it sent as JSON.
 //!
 //! ```text
 //! hekate-flood --address 127.0.0.1:5565 --connections 2 --count 1000000 --size 300
@@ -21,7 +21,7 @@ use hekate_engine::framing::{SigningKey, hash_function_from_name};
 #[derive(Parser, Debug)]
 #[command(name = "hekate-flood", version)]
 struct Args {
-    /// Message format: heka, syslog3164, syslog5424, statsd, json.
+    /// Message format: heka, syslog3164, syslog5424, statsd, json, nginx.
     #[arg(long, default_value = "heka")]
     format: Format,
     /// Text line framing over streams: newline, or octet (RFC 6587 octet counting).

@@ -201,6 +201,14 @@ pub fn stop(p: &mut Running, grace: Duration) -> Result<(), String> {
 /// The `ProcessMessageCount` of plugin `plugin` in the last Heka text report (reference §7.3)
 /// printed to `stdout`.
 pub fn report_count(stdout: &str, plugin: &str) -> Option<u64> {
+    report_value(stdout, plugin, "ProcessMessageCount")?
+        .parse()
+        .ok()
+}
+
+/// The value of field `field` of plugin `plugin` in the last Heka text report printed to
+/// `stdout`, as printed.
+pub fn report_value<'a>(stdout: &'a str, plugin: &str, field: &str) -> Option<&'a str> {
     let report = stdout.rsplit("========[heka.all-report]========").next()?;
     if report.len() == stdout.len() {
         return None;
@@ -212,8 +220,12 @@ pub fn report_count(stdout: &str, plugin: &str) -> Option<u64> {
             continue;
         }
         if in_plugin {
-            if let Some(v) = line.trim().strip_prefix("ProcessMessageCount:") {
-                return v.trim().parse().ok();
+            if let Some(v) = line
+                .trim()
+                .strip_prefix(field)
+                .and_then(|v| v.strip_prefix(':'))
+            {
+                return Some(v.trim());
             }
         }
     }
@@ -263,5 +275,10 @@ mod tests {
         assert_eq!(report_count(out, "errors_5xx"), Some(7));
         assert_eq!(report_count(out, "missing"), None);
         assert_eq!(report_count("no report here", "out"), None);
+        assert_eq!(
+            report_value(out, "errors_5xx", "MatchChanCapacity"),
+            Some("30")
+        );
+        assert_eq!(report_value(out, "out", "MatchChan"), None);
     }
 }

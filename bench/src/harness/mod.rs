@@ -24,6 +24,7 @@ mod cost;
 mod micro;
 mod peers;
 mod route;
+mod sandbox;
 mod scale;
 mod statsd;
 mod syslog;
@@ -79,6 +80,7 @@ pub const WORKLOADS: &[Workload] = &[
     cost::WORKLOAD,
     syslog::WORKLOAD,
     statsd::WORKLOAD,
+    sandbox::WORKLOAD,
     micro::WORKLOAD,
 ];
 
