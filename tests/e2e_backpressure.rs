@@ -255,3 +255,96 @@ address = "127.0.0.1:{dead}"
         hekate.stderr()
     );
 }
+
+/// Two filters fed by one router, with lanes far smaller than one read's worth of messages. A
+/// filter's runner flushes the router it shares with the input after each batch; it used to wait
+/// for room in every lane but its own, so two filters could each wait for the other's full lane
+/// and never take from their own again: the pipeline wedged with "the router still held messages
+/// waiting for a full lane". Run on one worker core (every task on one router), then on two
+/// (the filters' home shards spread over both, every router feeding each of them).
+#[test]
+fn filters_sharing_a_router_never_wait_for_each_other() {
+    let cores = hekate_engine::runtime::allowed_cores();
+    let mut layouts = vec![format!(
+        "worker_cores = [{0}]\ncoordinator_core = {0}",
+        cores[0]
+    )];
+    if cores.len() >= 2 {
+        layouts.push(format!("worker_cores = [{}, {}]", cores[0], cores[1]));
+    }
+    for (i, layout) in layouts.iter().enumerate() {
+        let dir = temp_dir(&format!("filter-cycle{i}"));
+        let port = free_tcp_port();
+        let config = format!(
+            r#"
+[hekate]
+base_dir = "{base}"
+{layout}
+ring_capacity = 2
+batch_size = 4
+
+[TcpInput]
+address = "127.0.0.1:{port}"
+
+[FileOutput]
+message_matcher = "Type == 'load'"
+path = "out.hekad"
+flush_interval = 50
+
+[count_a]
+type = "CounterFilter"
+message_matcher = "Type == 'load'"
+ticker_interval = 60
+
+[count_b]
+type = "CounterFilter"
+message_matcher = "Type == 'load'"
+ticker_interval = 60
+
+[count_c]
+type = "CounterFilter"
+message_matcher = "Type == 'load'"
+ticker_interval = 60
+"#,
+            base = dir.join("base").display(),
+        );
+        let mut hekate =
+            Hekate::start_with_env(&dir, &config, &[port], &[("HEKATE_SHUTDOWN_TIMEOUT", "2")]);
+        const MESSAGES: u64 = 20_000;
+        let sender = std::thread::spawn(move || {
+            let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            conn.set_write_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            for c in 0..MESSAGES / 1000 {
+                let bytes = framed((c * 1000..(c + 1) * 1000).map(|s| message("load", 0, s, 100)));
+                conn.write_all(&bytes)
+                    .map_err(|e| format!("message {}: {e}", c * 1000))?;
+            }
+            Ok::<(), String>(())
+        });
+        let path = dir.join("base").join("out.hekad");
+        let all = wait_for(Duration::from_secs(30), || {
+            read_stream(&path).len() as u64 >= MESSAGES
+        });
+        let sent = sender.join().unwrap();
+        let status = hekate.terminate();
+        let stderr = hekate.stderr();
+        assert!(
+            all && sent.is_ok(),
+            "{layout}: the pipeline stalled (sender: {sent:?}, {} messages written)\n{stderr}",
+            read_stream(&path).len()
+        );
+        assert!(status.success(), "{status}\n{stderr}");
+        assert!(!stderr.contains("could not deliver"), "{stderr}");
+        assert!(!stderr.contains("still held"), "{stderr}");
+        let seqs: Vec<u64> = read_stream(&path)
+            .iter()
+            .filter_map(conn_seq)
+            .map(|c| c.1)
+            .collect();
+        assert!(
+            seqs.iter().copied().eq(0..MESSAGES),
+            "{layout}: lost or reordered"
+        );
+    }
+}

@@ -45,7 +45,11 @@
 //!   batches, which propagates the same way.
 //! - **Filters inject** messages back into their shard's router after each batch; an injected
 //!   message carries its loop count (limited by `max_message_loops`), and a filter whose own
-//!   matcher selects what it injects is refused (circular reference), as in Heka.
+//!   matcher selects what it injects is refused (circular reference), as in Heka. A runner
+//!   waits for room only in outputs' lanes, and only after it routed something: outputs never
+//!   wait for a lane, so no cycle of runners waiting for each other's full lanes can form;
+//!   what a full filter lane cannot take yet stays with the router, which the inputs of that
+//!   shard then wait for ([`runtime::RouterShard::flush_runner`]).
 //! - **The coordinator** runs on the thread that started the pipeline, pinned to
 //!   `coordinator_core`. It is never on the message path: it takes signals (SIGINT/SIGTERM
 //!   shutdown, SIGUSR1 text report), merges the counters each shard pushes every second

@@ -119,6 +119,26 @@ proptest! {
         prop_assert_eq!(view.to_owned_message().unwrap(), msg);
     }
 
+    /// Damaged encodings (two bytes changed) exercise the one-byte-key fast paths of the scan
+    /// and their fallback: whatever both decoders accept, they read alike.
+    #[test]
+    fn view_agrees_with_owned_decode_on_damaged_messages(
+        msg in message_strategy(),
+        damage in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 2),
+    ) {
+        let mut bytes = msg.to_bytes();
+        for (at, byte) in damage {
+            if !bytes.is_empty() {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+        }
+        let view = MessageView::new(&bytes);
+        if let (Ok(view), Ok(owned)) = (view, Message::decode(bytes.as_slice())) {
+            assert_agree(&owned, &view);
+        }
+    }
+
     #[test]
     fn view_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         if let Ok(view) = MessageView::new(&bytes) {

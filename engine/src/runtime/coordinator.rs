@@ -114,8 +114,12 @@ impl Mesh<'_> {
                     Arc::clone(&self.spaces[s]),
                 );
                 plan.info.lanes.push((s, home, Arc::clone(tx.counters())));
-                plan.routes
-                    .push((s, Route::new(plugin, matcher.clone(), signer.clone(), tx)));
+                let route = Route::new(plugin, matcher.clone(), signer.clone(), tx);
+                let route = match kind {
+                    Built::Output(_) => route.feeding_output(),
+                    _ => route,
+                };
+                plan.routes.push((s, route));
                 lanes.push(rx);
             }
             let held = Arc::new(AtomicU64::new(0));

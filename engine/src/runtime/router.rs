@@ -8,7 +8,7 @@
 //! flush before routing more, so a slow destination holds up the inputs of this shard instead of
 //! growing a queue.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -36,21 +36,31 @@ pub struct Route {
     pub signer: Option<Box<str>>,
     /// The lane to the instance that serves this shard.
     pub lane: LaneTx,
+    /// The lane feeds an output. An output's runner never waits for room in a lane, so a filter
+    /// or output runner may wait for room in this one (see [`RouterShard::flush_runner`]).
+    pub to_output: bool,
     filling: Batch,
     queued: VecDeque<Batch>,
 }
 
 impl Route {
-    /// A destination fed through `lane`.
+    /// A destination fed through `lane`, a filter's unless [`Route::feeding_output`] says so.
     pub fn new(plugin: usize, matcher: MatcherSpec, signer: Option<String>, lane: LaneTx) -> Self {
         Self {
             plugin,
             matcher,
             signer: signer.map(String::into_boxed_str),
             lane,
+            to_output: false,
             filling: Batch::default(),
             queued: VecDeque::new(),
         }
+    }
+
+    /// Marks the destination as an output.
+    pub fn feeding_output(mut self) -> Self {
+        self.to_output = true;
+        self
     }
 }
 
@@ -70,6 +80,8 @@ pub struct RouterShard {
     sample_every: u32,
     batch_size: usize,
     published: Arc<AtomicU64>,
+    /// A drain task runs (see [`RouterShard::flush_runner`]).
+    draining: Cell<bool>,
 }
 
 impl RouterShard {
@@ -90,6 +102,7 @@ impl RouterShard {
             sample_every: sample_every.max(1),
             batch_size: batch_size.max(1),
             published,
+            draining: Cell::new(false),
         }
     }
 
@@ -181,12 +194,36 @@ impl RouterShard {
         self.flush_where(partial, |_| true).await;
     }
 
-    /// Like [`RouterShard::flush`], but never waits for room in the lanes of plugin `except`.
+    /// The flush of a filter or output runner, after a batch, a timer event, a shutdown or a
+    /// termination. Pushes every batch that fits; then, if the runner `injected` messages, waits
+    /// while a batch for an output other than `except` is left (back-pressure on injections).
     ///
-    /// A filter flushing what it injected uses this: the lane that feeds the filter itself may
-    /// be full of messages only the filter can take out, and waiting for it would deadlock.
-    pub async fn flush_except(&self, partial: bool, except: usize) {
-        self.flush_where(partial, |r| r.plugin != except).await;
+    /// It never waits for room in the lane of a filter. The router is shared by every task of
+    /// its shard, so the batches it holds are mostly the inputs' messages, and a runner waiting
+    /// here takes nothing from its own lanes: two filters whose lanes are full, each waiting for
+    /// room in the other's (on one shard, or across two when each is the other's source), would
+    /// wait for ever, and every input behind them. Waiting only for outputs cannot close such a
+    /// cycle: an output's runner never waits for a lane, and nothing waits for an input.
+    ///
+    /// What is left (batches for full lanes of filters, or of outputs when nothing was injected)
+    /// goes with the next flush of any task of this shard, and at the latest with a drain task
+    /// that waits for room in their lanes.
+    pub async fn flush_runner(router: &Rc<Self>, partial: bool, except: usize, injected: bool) {
+        if injected {
+            router
+                .flush_where(partial, |r| r.to_output && r.plugin != except)
+                .await;
+        } else {
+            router.flush_now(partial);
+        }
+        if router.congested() && !router.draining.replace(true) {
+            let router = Rc::clone(router);
+            glommio::spawn_local(async move {
+                router.flush(false).await;
+                router.draining.set(false);
+            })
+            .detach();
+        }
     }
 
     /// Pushes what fits now, without waiting (the coordinator's injections; the rest goes with
@@ -364,5 +401,84 @@ mod tests {
         router.route_bytes(&msg("a"), None, 0).unwrap();
         assert_eq!(router.pending(), 0);
         assert_eq!(stats.plugins[1].matched.get(), 6);
+    }
+
+    /// A runner's flush waits for room in an output's lane (when it routed something), never in
+    /// a filter's: what a full filter lane cannot take stays with the router until a drain task
+    /// pushes it. Waiting there is how two filters sharing a router used to wedge each other.
+    #[test]
+    fn a_runner_waits_for_outputs_but_never_for_a_filter() {
+        use std::time::Duration;
+
+        let space = Arc::new(Doorbell::new());
+        let bell = Arc::new(Doorbell::new());
+        let (tx_f, mut rx_f) = lane(1, Arc::clone(&bell), Arc::clone(&space));
+        let (tx_o, mut rx_o) = lane(1, Arc::clone(&bell), Arc::clone(&space));
+        let routes = vec![
+            Route::new(0, MatcherSpec::parse("TRUE").unwrap(), None, tx_f),
+            Route::new(1, MatcherSpec::parse("TRUE").unwrap(), None, tx_o).feeding_output(),
+        ];
+        let stats = Rc::new(ShardStats::new(0, 2));
+        let router = Rc::new(RouterShard::new(
+            routes,
+            Arc::clone(&space),
+            stats,
+            1,
+            1,
+            Arc::new(AtomicU64::new(0)),
+        ));
+        let within = |f, ms| {
+            futures_lite::future::or(
+                async move {
+                    f.await;
+                    true
+                },
+                async move {
+                    glommio::timer::sleep(Duration::from_millis(ms)).await;
+                    false
+                },
+            )
+        };
+        let settle = || glommio::timer::sleep(Duration::from_millis(20));
+        let ex = glommio::LocalExecutorBuilder::default()
+            .io_memory(64 << 10)
+            .make()
+            .unwrap();
+        ex.run(async {
+            // Two batches for each lane of one slot: the second of each waits.
+            for _ in 0..2 {
+                router.route_bytes(&msg("a"), None, 0).unwrap();
+            }
+            // The filter (plugin 9) routed nothing: no wait at all.
+            let f = RouterShard::flush_runner(&router, true, 9, false);
+            assert!(within(f, 1000).await);
+            assert_eq!(router.pending(), 2);
+
+            // The output's lane gets room: the drain task fills it.
+            let b = rx_o.try_pop().unwrap();
+            rx_o.done(b);
+            settle().await;
+            assert_eq!(router.pending(), 1);
+
+            // A filter that routed something waits while a batch for an output is left...
+            router.route_bytes(&msg("a"), None, 0).unwrap();
+            let f = RouterShard::flush_runner(&router, true, 9, true);
+            assert!(!within(f, 100).await);
+            let b = rx_o.try_pop().unwrap();
+            rx_o.done(b);
+            let f = RouterShard::flush_runner(&router, true, 9, true);
+            assert!(within(f, 1000).await);
+            // ...but not for the filter's lane, full with two batches left behind it.
+            assert!(!rx_f.is_empty() && router.pending() == 2);
+
+            // Room in the filter's lane: the drain task pushes the rest.
+            for _ in 0..2 {
+                let b = rx_f.try_pop().unwrap();
+                rx_f.done(b);
+                settle().await;
+            }
+            assert_eq!(router.pending(), 0);
+            assert!(!router.congested());
+        });
     }
 }

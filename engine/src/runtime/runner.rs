@@ -117,6 +117,20 @@ impl RunnerCtx {
         &self.stats.plugins[self.plugin]
     }
 
+    /// Messages routed on this shard so far. Compared across a stretch of the runner without an
+    /// await, it tells whether the runner routed anything itself.
+    fn routed(&self) -> u64 {
+        self.stats.routed.get()
+    }
+
+    /// Pushes what the shard's router holds; waits for room in outputs' lanes only if the runner
+    /// routed messages since `routed` was [`RunnerCtx::routed`] (see
+    /// [`RouterShard::flush_runner`]: a runner never waits for a filter's lane).
+    async fn flush(&self, routed: u64) {
+        let injected = self.routed() != routed;
+        RouterShard::flush_runner(&self.router, true, self.plugin, injected).await;
+    }
+
     /// The plugin stopped for good: announce it with a `heka.sandbox-terminated` message routed
     /// on this shard, and ask the coordinator to take it out of every router.
     fn terminated(&self, t: Termination) {
@@ -215,7 +229,8 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
             }
             inbound.done(lane, batch);
             if terminated {
-                ctx.router.flush_except(true, ctx.plugin).await;
+                // It routed its termination message.
+                RouterShard::flush_runner(&ctx.router, true, ctx.plugin, true).await;
                 break;
             }
             if out.should_flush(Instant::now()) {
@@ -410,6 +425,7 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
         }
         while let Some((lane, batch)) = inbound.pop() {
             ctx.held.store(batch.len() as u64, Ordering::Release);
+            let routed = ctx.routed();
             let c = ctx.counters();
             for (bytes, loops) in batch.iter() {
                 add(&c.received, 1);
@@ -446,9 +462,10 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
                 }
                 route_injected(&mut inj, &ctx);
             }
-            // Injected messages are in their lanes before the batch counts as done, so the
-            // coordinator never sees an empty pipeline while a message is still on its way.
-            ctx.router.flush_except(true, ctx.plugin).await;
+            // Injected messages are in their lanes, or counted as pending by the router, before
+            // the batch counts as done, so the coordinator never sees an empty pipeline while a
+            // message is still on its way.
+            ctx.flush(routed).await;
             inbound.done(lane, batch);
             ctx.held.store(0, Ordering::Release);
             if terminated {
@@ -462,6 +479,7 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
             && Instant::now() >= t
         {
             inj.parent_loops = 0;
+            let routed = ctx.routed();
             let result = filter.timer_event(crate::plugin::now_ns(), &mut inj);
             if let Err(e) = result {
                 let refused = take_refused(&mut inj, &ctx);
@@ -474,7 +492,7 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
                 }
             }
             route_injected(&mut inj, &ctx);
-            ctx.router.flush_except(true, ctx.plugin).await;
+            ctx.flush(routed).await;
             next_tick = Some(t + every)
                 .filter(|n| *n > Instant::now())
                 .or(Some(Instant::now() + every));
@@ -492,10 +510,11 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
         inbound.wait(next_tick, &ctx.stop).await;
     }
     inj.parent_loops = 0;
+    let routed = ctx.routed();
     filter.shutdown(&mut inj);
     take_refused(&mut inj, &ctx);
     route_injected(&mut inj, &ctx);
-    ctx.router.flush_except(true, ctx.plugin).await;
+    ctx.flush(routed).await;
     let mut sink = FieldCollector::default();
     filter.report(&mut sink);
     ctx.counters().set_extra(sink.fields);
