@@ -85,7 +85,30 @@ enum Value {
 #[inline(always)]
 fn next_entry(buf: &[u8], pos: &mut usize) -> Result<(u64, Value), ViewError> {
     let at = *pos;
-    let key = varint(buf, pos)?;
+    // Fast path: a one-byte key (every tag of the schema) with a one-byte length.
+    if let Some(&[key, len]) = buf.get(at..at + 2)
+        && key & 7 == WT_LEN
+        && (8..0x80).contains(&key)
+        && len < 0x80
+    {
+        let start = at + 2;
+        let end = start + usize::from(len);
+        if end <= buf.len() {
+            *pos = end;
+            let span = Span {
+                start: start as u32,
+                len: u32::from(len),
+            };
+            return Ok((u64::from(key >> 3), Value::Len(span)));
+        }
+    }
+    let key = match buf.get(at) {
+        Some(&k) if k < 0x80 => {
+            *pos = at + 1;
+            u64::from(k)
+        }
+        _ => varint(buf, pos)?,
+    };
     let tag = key >> 3;
     let wire_type = (key & 7) as u8;
     if tag == 0 {
@@ -198,6 +221,51 @@ impl<'a> MessageView<'a> {
         let mut pos = 0;
         while pos < buf.len() {
             let at = pos;
+            // The headers and fields with the wire types every encoder writes, parsed without the
+            // generic entry below (same checks, same errors): this loop runs for every message
+            // routed and every message a plugin is handed. A known tag fits in a one-byte key.
+            let key = buf[pos];
+            match (key >> 3, key & 7) {
+                (tag @ (1 | 3 | 4 | 6 | 7 | 9 | 10), WT_LEN) => {
+                    pos += 1;
+                    let len = varint(buf, &mut pos)?;
+                    let end = (pos as u64)
+                        .checked_add(len)
+                        .filter(|&e| e <= buf.len() as u64)
+                        .ok_or(ViewError::Truncated(buf.len()))?;
+                    let s = Span {
+                        start: pos as u32,
+                        len: len as u32,
+                    };
+                    pos = end as usize;
+                    match tag {
+                        1 => v.uuid = s,
+                        3 => v.msg_type = s,
+                        4 => v.logger = s,
+                        6 => v.payload = s,
+                        7 => v.env_version = s,
+                        9 => v.hostname = s,
+                        _ => {
+                            if v.field_count == 0 {
+                                v.fields_start = at as u32;
+                            }
+                            v.field_count += 1;
+                        }
+                    }
+                    continue;
+                }
+                (tag @ (2 | 5 | 8), WT_VARINT) => {
+                    pos += 1;
+                    let n = varint(buf, &mut pos)?;
+                    match tag {
+                        2 => v.timestamp = n as i64,
+                        5 => v.severity = n as i32,
+                        _ => v.pid = n as i32,
+                    }
+                    continue;
+                }
+                _ => {}
+            }
             let (tag, value) = next_entry(buf, &mut pos)?;
             let wrong = |wire_type| ViewError::BadWireType { tag, wire_type, at };
             match (tag, value) {
