@@ -19,6 +19,7 @@
 //! calls and a `heka.sandbox-terminated` message is injected (see each plugin for the rest).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use hekate_config::{ConfigError, PluginSection};
@@ -452,5 +453,34 @@ mod tests {
             inject_error(ProcessError("x (circular reference: y)".into())),
             InjectError::CircularReference
         );
+    }
+}
+
+/// The options of the sandbox plugins that run one script per shard with nothing else to set
+/// (SandboxDecoder, SandboxEncoder; reference §5.6).
+pub(crate) const SCRIPT_OPTIONS: &[&str] = &[
+    "script_type",
+    "filename",
+    "preserve_data",
+    "memory_limit",
+    "instruction_limit",
+    "output_limit",
+    "module_directory",
+    "config",
+    "profile",
+];
+
+/// Names the per-shard instances of one sandbox plugin: the first one gets the plugin's name,
+/// later ones `<name>-<i>`, so that reports and preserved data tell them apart.
+#[derive(Debug, Default)]
+pub(crate) struct InstanceNames(AtomicUsize);
+
+impl InstanceNames {
+    /// The name of the next instance of plugin `name`.
+    pub(crate) fn next(&self, name: &str) -> String {
+        match self.0.fetch_add(1, Ordering::Relaxed) {
+            0 => name.to_string(),
+            i => format!("{name}-{i}"),
+        }
     }
 }

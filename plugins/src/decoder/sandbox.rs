@@ -31,7 +31,6 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::message::{MessageAccess as _, MessageView};
@@ -43,22 +42,12 @@ use hekate_sandbox::{
     InjectError, Outcome, PluginType as Kind, Sandbox, SandboxHost, termination_message,
 };
 
-use crate::sandbox::{SandboxSettings, Timing, report};
+use crate::sandbox::{InstanceNames, SCRIPT_OPTIONS, SandboxSettings, Timing, report};
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "SandboxDecoder",
-    options: &[
-        "script_type",
-        "filename",
-        "preserve_data",
-        "memory_limit",
-        "instruction_limit",
-        "output_limit",
-        "module_directory",
-        "config",
-        "profile",
-    ],
+    options: SCRIPT_OPTIONS,
     required: &["filename"],
     default_matcher: None,
     build,
@@ -68,7 +57,7 @@ pub const TYPE: PluginType = PluginType {
 struct SandboxDecoderPlugin {
     name: String,
     settings: SandboxSettings,
-    instances: AtomicUsize,
+    instances: InstanceNames,
 }
 
 fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
@@ -77,18 +66,13 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
     Ok(Built::Decoder(Arc::new(SandboxDecoderPlugin {
         name: section.name().to_string(),
         settings,
-        instances: AtomicUsize::new(0),
+        instances: InstanceNames::default(),
     })))
 }
 
 impl DecoderPlugin for SandboxDecoderPlugin {
     fn new_decoder(&self) -> Box<dyn Decoder> {
-        let i = self.instances.fetch_add(1, Ordering::Relaxed);
-        let instance = if i == 0 {
-            self.name.clone()
-        } else {
-            format!("{}-{i}", self.name)
-        };
+        let instance = self.instances.next(&self.name);
         match self.settings.sandbox(Kind::Decoder, &self.name, &instance) {
             Ok(sb) => Box::new(SandboxDecoder {
                 sb,

@@ -23,7 +23,6 @@
 //! (logged once; the output counts them as dropped).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
@@ -31,22 +30,12 @@ use hekate_engine::plugin::{
 };
 use hekate_sandbox::{InjectError, Outcome, PluginType as Kind, Sandbox, SandboxHost};
 
-use crate::sandbox::{SandboxSettings, Timing};
+use crate::sandbox::{InstanceNames, SCRIPT_OPTIONS, SandboxSettings, Timing};
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "SandboxEncoder",
-    options: &[
-        "script_type",
-        "filename",
-        "preserve_data",
-        "memory_limit",
-        "instruction_limit",
-        "output_limit",
-        "module_directory",
-        "config",
-        "profile",
-    ],
+    options: SCRIPT_OPTIONS,
     required: &["filename"],
     default_matcher: None,
     build,
@@ -56,7 +45,7 @@ pub const TYPE: PluginType = PluginType {
 struct SandboxEncoderPlugin {
     name: String,
     settings: SandboxSettings,
-    instances: AtomicUsize,
+    instances: InstanceNames,
 }
 
 fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
@@ -65,18 +54,13 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
     Ok(Built::Encoder(Arc::new(SandboxEncoderPlugin {
         name: section.name().to_string(),
         settings,
-        instances: AtomicUsize::new(0),
+        instances: InstanceNames::default(),
     })))
 }
 
 impl EncoderPlugin for SandboxEncoderPlugin {
     fn new_encoder(&self) -> Box<dyn Encoder> {
-        let i = self.instances.fetch_add(1, Ordering::Relaxed);
-        let instance = if i == 0 {
-            self.name.clone()
-        } else {
-            format!("{}-{i}", self.name)
-        };
+        let instance = self.instances.next(&self.name);
         let sb = self.settings.sandbox(Kind::Encoder, &self.name, &instance);
         if let Err(e) = &sb {
             hekate_engine::hlog!("Encoder '{}' cannot start: {e}", self.name);
