@@ -5,6 +5,7 @@
 //! sink) runs under `valgrind --tool=callgrind` twice, with N1 and N2 messages; startup and
 //! shutdown cancel out in (Ir(N2) − Ir(N1)) / (N2 − N1). Target: ≤ 1,000.
 
+use std::path::Path;
 use std::time::Duration;
 
 use super::baseline::sink_args;
@@ -29,6 +30,28 @@ pub fn callgrind_total(text: &str) -> Option<u64> {
         .find(|l| l.starts_with("summary:"))
         .or_else(|| text.lines().find(|l| l.starts_with("totals:")))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `inner` (a hekate launch) wrapped in `valgrind --tool=callgrind`, writing its counts to `out`.
+pub fn under_callgrind(inner: &Launch, out: &Path) -> Launch {
+    let mut launch = Launch::new(&inner.name, "valgrind").args([
+        "--tool=callgrind".to_owned(),
+        format!("--callgrind-out-file={}", out.display()),
+        "--dump-instr=no".to_owned(),
+        "--collect-jumps=no".to_owned(),
+        inner.program.clone(),
+    ]);
+    launch.args.extend(inner.args.iter().cloned());
+    launch.env = inner.env.clone();
+    launch.cores = inner.cores.clone();
+    launch
+}
+
+/// The total instruction count in the callgrind output file `out`.
+pub fn read_callgrind_total(out: &Path) -> Result<u64, String> {
+    let text = std::fs::read_to_string(out)
+        .map_err(|e| format!("no callgrind output {}: {e}", out.display()))?;
+    callgrind_total(&text).ok_or_else(|| format!("no instruction total in {}", out.display()))
 }
 
 struct Counted {
@@ -61,16 +84,7 @@ fn counted_run(b: &Bench, n: u64) -> Result<Counted, String> {
         HekateRun::new("route-tcp", &b.cores.sut, port, &dir).var("BENCH_SINK_PORT", sink_port);
     run.check(b)?;
     let inner = run.run_launch(b, &format!("{name}-hekate"));
-    let mut launch = Launch::new(&inner.name, "valgrind").args([
-        "--tool=callgrind".to_owned(),
-        format!("--callgrind-out-file={}", out.display()),
-        "--dump-instr=no".to_owned(),
-        "--collect-jumps=no".to_owned(),
-        inner.program.clone(),
-    ]);
-    launch.args.extend(inner.args.iter().cloned());
-    launch.env = inner.env.clone();
-    launch.cores = inner.cores.clone();
+    let launch = under_callgrind(&inner, &out);
     let started = std::time::Instant::now();
     let mut hk = run.start_launch(b, launch, port, Duration::from_secs(120))?;
     let spec = FloodSpec::heka(super::route::CONNECTIONS, n, "300");
@@ -95,10 +109,7 @@ fn counted_run(b: &Bench, n: u64) -> Result<Counted, String> {
     stopped?;
     let m = super::drive::Measured::new(flood, report);
     m.verdict()?;
-    let text = std::fs::read_to_string(&out)
-        .map_err(|e| format!("no callgrind output {}: {e}", out.display()))?;
-    let ir = callgrind_total(&text)
-        .ok_or_else(|| format!("no instruction total in {}", out.display()))?;
+    let ir = read_callgrind_total(&out)?;
     Ok(Counted {
         ir,
         seconds,

@@ -14,10 +14,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::cost::callgrind_total;
+use super::cost::{read_callgrind_total, under_callgrind};
 use super::drive::{FloodSpec, run_flood};
 use super::hekate::{self, HekateRun, report_value};
-use super::proc::{Launch, Running};
+use super::proc::Running;
 use super::report::{Row, Section};
 use super::{Bench, Workload, have, si, thousands};
 
@@ -177,16 +177,7 @@ fn counted_run(b: &Bench, n: u64) -> Result<(u64, f64, Vec<String>), String> {
     let port = b.free_port();
     let run = prepare(b, "sandbox-filter", &name, port)?;
     let inner = run.run_launch(b, &format!("{name}-hekate"));
-    let mut launch = Launch::new(&inner.name, "valgrind").args([
-        "--tool=callgrind".to_owned(),
-        format!("--callgrind-out-file={}", out.display()),
-        "--dump-instr=no".to_owned(),
-        "--collect-jumps=no".to_owned(),
-        inner.program.clone(),
-    ]);
-    launch.args.extend(inner.args.iter().cloned());
-    launch.env = inner.env.clone();
-    launch.cores = inner.cores.clone();
+    let launch = under_callgrind(&inner, &out);
     let started = Instant::now();
     let mut hk = run.start_launch(b, launch, port, Duration::from_secs(120))?;
     let spec = FloodSpec::heka(CONNECTIONS, n, "300");
@@ -200,10 +191,7 @@ fn counted_run(b: &Bench, n: u64) -> Result<(u64, f64, Vec<String>), String> {
         Duration::from_secs(300),
     )?;
     let seconds = started.elapsed().as_secs_f64();
-    let text = std::fs::read_to_string(&out)
-        .map_err(|e| format!("no callgrind output {}: {e}", out.display()))?;
-    let ir = callgrind_total(&text)
-        .ok_or_else(|| format!("no instruction total in {}", out.display()))?;
+    let ir = read_callgrind_total(&out)?;
     Ok((ir, seconds, flat.commands))
 }
 
