@@ -1,7 +1,7 @@
 //! The ring mesh: what moving messages between shards costs, per message, as batches.
 //!
-//! - `same_thread/*`: fill a batch of ~300-byte messages, push it through a lane, pop it, view
-//!   every message, return the batch — the whole per-message cost of a lane hop without
+//! - `same_thread/*`: fill a batch of ~300-byte messages (bytes and view layout), push it
+//!   through a lane, pop it, view every message, return the batch — the whole per-message cost of a lane hop without
 //!   cross-core traffic, at batch sizes 1 (the baseline: one message per ring slot), 16 and 64.
 //! - `cross_thread/batch_64`: the same with producer and consumer on two threads (two cores on
 //!   a 2-core host), the consumer spinning on an empty lane as a busy shard would.
@@ -35,7 +35,8 @@ fn message() -> Vec<u8> {
 }
 
 fn same_thread(c: &mut Criterion) {
-    let msg = message();
+    let bytes = message();
+    let msg = MessageView::new(&bytes).unwrap();
     let mut g = c.benchmark_group("same_thread");
     g.throughput(Throughput::Elements(MESSAGES as u64));
     for batch_size in [1usize, 16, 64] {
@@ -53,8 +54,7 @@ fn same_thread(c: &mut Criterion) {
                     }
                     tx.try_push(batch).expect("the consumer keeps up");
                     let batch = rx.try_pop().expect("a batch");
-                    for (bytes, _) in batch.iter() {
-                        let view = MessageView::new(bytes).unwrap();
+                    for (view, _) in batch.iter() {
                         seen += view.msg_type().len();
                     }
                     rx.done(batch);
@@ -67,7 +67,7 @@ fn same_thread(c: &mut Criterion) {
 }
 
 fn cross_thread(c: &mut Criterion) {
-    let msg = message();
+    let bytes = message();
     let mut g = c.benchmark_group("cross_thread");
     g.throughput(Throughput::Elements(MESSAGES as u64));
     g.bench_function("batch_64", |b| {
@@ -82,8 +82,8 @@ fn cross_thread(c: &mut Criterion) {
                 while seen < total {
                     match rx.try_pop() {
                         Some(batch) => {
-                            for (bytes, _) in batch.iter() {
-                                black_box(MessageView::new(bytes).unwrap().severity());
+                            for (view, _) in batch.iter() {
+                                black_box(view.severity());
                                 seen += 1;
                             }
                             rx.done(batch);
@@ -93,6 +93,7 @@ fn cross_thread(c: &mut Criterion) {
                 }
                 d.store(true, Ordering::Release);
             });
+            let msg = MessageView::new(&bytes).unwrap();
             let start = std::time::Instant::now();
             let mut sent = 0;
             while sent < total {

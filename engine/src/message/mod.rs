@@ -12,7 +12,7 @@ mod schema;
 mod view;
 
 pub use schema::{Field, Header, HmacHashFunction, Message, ValueType};
-pub use view::{FieldView, FieldViews, MessageView, ViewError};
+pub use view::{FieldView, FieldViews, MessageView, ViewError, ViewLayout};
 
 /// Length of a raw UUID.
 pub const UUID_SIZE: usize = 16;

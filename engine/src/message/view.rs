@@ -182,6 +182,16 @@ fn skip_group(buf: &[u8], pos: &mut usize, tag: u64, depth: u32) -> Result<(), V
 #[derive(Clone, Copy, Debug)]
 pub struct MessageView<'a> {
     buf: &'a [u8],
+    at: ViewLayout,
+}
+
+/// What [`MessageView::new`] found in a message, without the bytes: where each header lives, the
+/// numeric headers, where the fields start. A copy of the message's bytes travels with its layout
+/// (the runtime's batches do so), so that the consumer gets its view back without scanning the
+/// message again ([`MessageView::with_layout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ViewLayout {
+    len: u32,
     uuid: Span,
     msg_type: Span,
     logger: Span,
@@ -204,8 +214,8 @@ impl<'a> MessageView<'a> {
         if buf.len() > u32::MAX as usize {
             return Err(ViewError::TooLong);
         }
-        let mut v = MessageView {
-            buf,
+        let mut v = ViewLayout {
+            len: buf.len() as u32,
             uuid: Span::default(),
             msg_type: Span::default(),
             logger: Span::default(),
@@ -292,7 +302,25 @@ impl<'a> MessageView<'a> {
                 _ => {} // unknown tags are skipped, as protobuf requires
             }
         }
-        Ok(v)
+        Ok(MessageView { buf, at: v })
+    }
+
+    /// The view of `buf` whose layout is `layout`, without scanning `buf` again. `layout` must
+    /// come from a view of the same bytes; when `buf` is not even of the same length, the bytes
+    /// are scanned afresh.
+    #[inline]
+    pub fn with_layout(buf: &'a [u8], layout: ViewLayout) -> Result<Self, ViewError> {
+        if layout.len as usize == buf.len() {
+            Ok(MessageView { buf, at: layout })
+        } else {
+            Self::new(buf)
+        }
+    }
+
+    /// This view's layout, for [`MessageView::with_layout`] over a copy of the same bytes.
+    #[inline]
+    pub fn layout(&self) -> ViewLayout {
+        self.at
     }
 
     /// The encoded bytes this view reads.
@@ -302,15 +330,15 @@ impl<'a> MessageView<'a> {
 
     /// Number of dynamic fields.
     pub fn field_count(&self) -> usize {
-        self.field_count as usize
+        self.at.field_count as usize
     }
 
     /// The dynamic fields, in order.
     pub fn fields(&self) -> FieldViews<'a> {
         FieldViews {
             buf: self.buf,
-            pos: self.fields_start as usize,
-            remaining: self.field_count,
+            pos: self.at.fields_start as usize,
+            remaining: self.at.field_count,
         }
     }
 
@@ -323,39 +351,39 @@ impl<'a> MessageView<'a> {
 impl MessageAccess for MessageView<'_> {
     #[inline]
     fn uuid(&self) -> &[u8] {
-        self.uuid.of(self.buf)
+        self.at.uuid.of(self.buf)
     }
     #[inline]
     fn timestamp(&self) -> i64 {
-        self.timestamp
+        self.at.timestamp
     }
     #[inline]
     fn msg_type(&self) -> &[u8] {
-        self.msg_type.of(self.buf)
+        self.at.msg_type.of(self.buf)
     }
     #[inline]
     fn logger(&self) -> &[u8] {
-        self.logger.of(self.buf)
+        self.at.logger.of(self.buf)
     }
     #[inline]
     fn severity(&self) -> i32 {
-        self.severity
+        self.at.severity
     }
     #[inline]
     fn payload(&self) -> &[u8] {
-        self.payload.of(self.buf)
+        self.at.payload.of(self.buf)
     }
     #[inline]
     fn env_version(&self) -> &[u8] {
-        self.env_version.of(self.buf)
+        self.at.env_version.of(self.buf)
     }
     #[inline]
     fn pid(&self) -> i32 {
-        self.pid
+        self.at.pid
     }
     #[inline]
     fn hostname(&self) -> &[u8] {
-        self.hostname.of(self.buf)
+        self.at.hostname.of(self.buf)
     }
     fn field_value(&self, name: &[u8], fi: usize, ai: usize) -> Option<FieldValue<'_>> {
         let mut seen = 0;

@@ -160,6 +160,7 @@ impl LaneRx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::{MessageAccess, MessageView};
 
     #[test]
     fn batches_flow_and_come_back() {
@@ -167,14 +168,16 @@ mod tests {
         let (mut tx, mut rx) = lane(2, cb, pb);
         for i in 0..2u8 {
             let mut b = Batch::default();
-            b.push(&[i], 0);
+            // an encoded message with Pid = i
+            let msg = [8 << 3, i];
+            b.push(&MessageView::new(&msg).unwrap(), 0);
             tx.try_push(b).unwrap();
         }
         assert!(!tx.has_room());
         assert!(tx.try_push(Batch::default()).is_err());
         assert_eq!(tx.counters().in_flight(), 2);
         let b = rx.try_pop().unwrap();
-        assert_eq!(b.iter().next().unwrap().0, &[0]);
+        assert_eq!(b.iter().next().unwrap().0.pid(), 0);
         rx.done(b);
         assert_eq!(tx.counters().in_flight(), 1);
         assert!(tx.recycled().unwrap().is_empty());

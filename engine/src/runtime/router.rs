@@ -113,7 +113,6 @@ impl RouterShard {
         add(&self.stats.routed, 1);
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
-        let bytes = view.bytes();
         for r in st.routes.iter_mut() {
             let counters = &self.stats.plugins[r.plugin];
             let matched = if counters.sample_match(self.sample_every) {
@@ -136,7 +135,7 @@ impl RouterShard {
                 continue;
             }
             add(&counters.matched, 1);
-            r.filling.push(bytes, loops);
+            r.filling.push(view, loops);
             st.pending += 1;
             if r.filling.len() >= self.batch_size || r.filling.bytes() >= BATCH_BYTES {
                 let fresh = r.lane.recycled().unwrap_or_else(|| {

@@ -191,19 +191,8 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
             ctx.held
                 .store(batch.len() as u64 + out.buffered(), Ordering::Release);
             let c = ctx.counters();
-            for (bytes, loops) in batch.iter() {
+            for (view, loops) in batch.iter() {
                 add(&c.received, 1);
-                let view = match MessageView::new(bytes) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        add(&c.dropped, 1);
-                        limiter.log(format_args!(
-                            "Output '{}': malformed message: {e}",
-                            ctx.name
-                        ));
-                        continue;
-                    }
-                };
                 if terminated {
                     add(&c.dropped, 1);
                     continue;
@@ -427,16 +416,12 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
             ctx.held.store(batch.len() as u64, Ordering::Release);
             let routed = ctx.routed();
             let c = ctx.counters();
-            for (bytes, loops) in batch.iter() {
+            for (view, loops) in batch.iter() {
                 add(&c.received, 1);
                 if terminated {
                     add(&c.dropped, 1);
                     continue;
                 }
-                let Ok(view) = MessageView::new(bytes) else {
-                    add(&c.dropped, 1);
-                    continue;
-                };
                 inj.parent_loops = loops;
                 let sampled = c.sample_process(ctx.sample_every).then(Instant::now);
                 let result = filter.process(&Delivery { view, loops }, &mut inj);
