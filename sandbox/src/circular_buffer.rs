@@ -570,11 +570,12 @@ fn arg(args: &[Value], i: usize) -> &Value {
 
 impl UserData for CircularBuffer {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_method_mut("add", |lua, cb, args: Variadic<Value>| {
+        // The per-message methods take their arguments as a tuple: no allocation per call.
+        methods.add_method_mut("add", |lua, cb, (a0, a1, a2): (Value, Value, Value)| {
             loc(
                 lua,
                 (|| {
-                    let a = args.as_slice();
+                    let a = &[a0, a1, a2];
                     let ns = check_number(arg(a, 0), 1, "add")?;
                     let col = cb.check_column(arg(a, 1), 2, "add")?;
                     let v = check_number(arg(a, 2), 3, "add")?;
@@ -582,11 +583,12 @@ impl UserData for CircularBuffer {
                 })(),
             )
         });
-        methods.add_method_mut("set", |lua, cb, args: Variadic<Value>| {
+        // The per-message methods take their arguments as a tuple: no allocation per call.
+        methods.add_method_mut("set", |lua, cb, (a0, a1, a2): (Value, Value, Value)| {
             loc(
                 lua,
                 (|| {
-                    let a = args.as_slice();
+                    let a = &[a0, a1, a2];
                     let ns = check_number(arg(a, 0), 1, "set")?;
                     let col = cb.check_column(arg(a, 1), 2, "set")?;
                     let v = check_number(arg(a, 2), 3, "set")?;
@@ -594,11 +596,11 @@ impl UserData for CircularBuffer {
                 })(),
             )
         });
-        methods.add_method_mut("get", |lua, cb, args: Variadic<Value>| {
+        methods.add_method_mut("get", |lua, cb, (a0, a1): (Value, Value)| {
             loc(
                 lua,
                 (|| {
-                    let a = args.as_slice();
+                    let a = &[a0, a1];
                     let ns = check_number(arg(a, 0), 1, "get")?;
                     let col = cb.check_column(arg(a, 1), 2, "get")?;
                     Ok(opt_value(cb.get(ns, col)))
