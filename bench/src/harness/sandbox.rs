@@ -2,14 +2,16 @@
 //! (`bench/configs/sandbox-*.toml`, scripts in `bench/configs/lua/`, copied into the run's
 //! `share_dir`):
 //!
-//! - a SandboxFilter counting every message into a circular buffer, fed Heka messages by
-//!   `hekate-flood` over TCP; checked by the filter's `ProcessMessageCount` in the SIGUSR1
-//!   report, and compared with `route`'s null output run in the same run (ten matchers and
-//!   no sandbox: the nearest path without one);
+//! - the trivial SandboxFilter of the target (read one header, bump a counter), fed Heka
+//!   messages by `hekate-flood` over TCP; checked by the filter's `ProcessMessageCount` in the
+//!   SIGUSR1 report, and compared with `route`'s null output run in the same run (ten matchers
+//!   and no sandbox: the nearest path without one);
+//! - a SandboxFilter counting every message into a circular buffer beside a FileOutput that
+//!   encodes every message (a dashboard filter on a real pipeline), checked the same way;
 //! - an LPeg SandboxDecoder parsing nginx access lines (`hekate-flood --format nginx`, the
 //!   sequence number in the request path) into a FileOutput; checked by the output's count and
 //!   the input's `DecodeFailureCount`;
-//! - instructions per message of the filter run under callgrind, as `cost` does.
+//! - instructions per message of the trivial filter's run under callgrind, as `cost` does.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -175,7 +177,7 @@ fn counted_run(b: &Bench, n: u64) -> Result<(u64, f64, Vec<String>), String> {
     let out = dir.join("callgrind.out");
     let _ = std::fs::remove_file(&out);
     let port = b.free_port();
-    let run = prepare(b, "sandbox-filter", &name, port)?;
+    let run = prepare(b, "sandbox-trivial", &name, port)?;
     let inner = run.run_launch(b, &format!("{name}-hekate"));
     let launch = under_callgrind(&inner, &out);
     let started = Instant::now();
@@ -195,6 +197,28 @@ fn counted_run(b: &Bench, n: u64) -> Result<(u64, f64, Vec<String>), String> {
     Ok((ir, seconds, flat.commands))
 }
 
+/// The row of a filter run: its rate against the target and the reference.
+fn filter_row(label: &str, f: Flat, reference: Option<f64>) -> Row {
+    let avg = avg_ns(&f.report, "counter");
+    let mut row = Row::ok(
+        label,
+        vec![
+            format!("**{}**", si(f.msg_per_s)),
+            ratio_cell(f.msg_per_s, reference),
+            avg.map_or("—".into(), |ns| format!("{ns} ns")),
+            target_cell(f.msg_per_s, FILTER_TARGET),
+            format!(
+                "{} counted by the filter ([counter] ProcessMessageCount)",
+                thousands(f.sent)
+            ),
+        ],
+    );
+    row.plot = Some(f.msg_per_s);
+    row.commands(f.commands).data(
+        serde_json::json!({ "flood": f.data, "process_avg_ns": avg, "target": FILTER_TARGET }),
+    )
+}
+
 const COLUMNS: &[&str] = &[
     "msg/s per core",
     "vs route null",
@@ -207,17 +231,20 @@ fn run(b: &mut Bench) -> Section {
     let mut s = Section::new(
         "sandbox",
         "sandbox: Lua filter and LPeg decoder on one core",
-        "hekate with one worker core. Filter: Heka-framed protobuf (~300 B) from `hekate-flood` \
-         over 2 TCP connections → `TcpInput` → a Lua `SandboxFilter` counting every message \
-         into a circular buffer (`bench/configs/sandbox-filter.toml`, \
-         `bench/configs/lua/count_by_type.lua`), checked by its `ProcessMessageCount` in the \
-         SIGUSR1 report. Decoder: nginx access lines (~300 B, `hekate-flood --format nginx`, \
-         the sequence number in the request path) → `TcpInput` with `TokenSplitter` → an LPeg \
-         `SandboxDecoder` (`bench/configs/sandbox-decoder.toml`, \
+        "hekate with one worker core. Filters: Heka-framed protobuf (~300 B) from \
+         `hekate-flood` over 2 TCP connections → `TcpInput` → (1) the trivial Lua \
+         `SandboxFilter` of the target, which reads one header and bumps a counter \
+         (`bench/configs/sandbox-trivial.toml`, `bench/configs/lua/count.lua`), the only \
+         consumer; (2) a Lua `SandboxFilter` counting every message into a circular buffer \
+         (`bench/configs/sandbox-filter.toml`, `bench/configs/lua/count_by_type.lua`) beside a \
+         `FileOutput` that re-encodes every message. Each is checked by the filter's \
+         `ProcessMessageCount` in the SIGUSR1 report. Decoder: nginx access lines (~300 B, \
+         `hekate-flood --format nginx`, the sequence number in the request path) → `TcpInput` \
+         with `TokenSplitter` → an LPeg `SandboxDecoder` (`bench/configs/sandbox-decoder.toml`, \
          `bench/configs/lua/nginx_access.lua`) → `FileOutput`, checked by the output's count \
-         and the input's `DecodeFailureCount`. Then the filter run under callgrind with N1 and \
-         N2 messages: (Ir(N2) − Ir(N1)) / (N2 − N1). Targets (BENCHMARKS.md): ≥ 2M msg/s per \
-         core through the filter, ≥ 200k lines/s per core through the decoder.",
+         and the input's `DecodeFailureCount`. Then the trivial filter run under callgrind with \
+         N1 and N2 messages: (Ir(N2) − Ir(N1)) / (N2 − N1). Targets (BENCHMARKS.md): ≥ 2M \
+         msg/s per core through a trivial filter, ≥ 200k lines/s per core through the decoder.",
         COLUMNS,
     );
     s.plot_unit = Some("messages per second, one worker core".into());
@@ -225,11 +252,12 @@ fn run(b: &mut Bench) -> Section {
     let (n1, n2) = b.pick((20_000u64, 120_000u64), (50_000, 300_000));
     let labels = [
         "route null: 10 matchers, no sandbox (reference, same run)".to_owned(),
-        "Lua SandboxFilter (count_by_type.lua)".to_owned(),
+        "trivial Lua SandboxFilter (count.lua)".to_owned(),
+        "Lua SandboxFilter into a circular buffer (count_by_type.lua) + FileOutput".to_owned(),
         "LPeg SandboxDecoder (nginx_access.lua) → FileOutput".to_owned(),
-        format!("filter under callgrind, N1 = {}", thousands(n1)),
-        format!("filter under callgrind, N2 = {}", thousands(n2)),
-        "instructions per message, Lua filter path".to_owned(),
+        format!("trivial filter under callgrind, N1 = {}", thousands(n1)),
+        format!("trivial filter under callgrind, N2 = {}", thousands(n2)),
+        "instructions per message, trivial Lua filter path".to_owned(),
     ];
     if let Some(why) = b.hekate.unavailable() {
         let why = why.to_owned();
@@ -266,33 +294,16 @@ fn run(b: &mut Bench) -> Section {
         }
     };
 
-    // (a) The Lua filter.
-    match flat_run(b, "sandbox-filter", "sandbox-filter", &heka, "counter") {
-        Ok(f) => {
-            let avg = avg_ns(&f.report, "counter");
-            let mut row = Row::ok(
-                labels[1].as_str(),
-                vec![
-                    format!("**{}**", si(f.msg_per_s)),
-                    ratio_cell(f.msg_per_s, reference),
-                    avg.map_or("—".into(), |ns| format!("{ns} ns")),
-                    target_cell(f.msg_per_s, FILTER_TARGET),
-                    format!(
-                        "{} counted by the filter ([counter] ProcessMessageCount)",
-                        thousands(f.sent)
-                    ),
-                ],
-            );
-            row.plot = Some(f.msg_per_s);
-            s.rows.push(
-                row.commands(f.commands).cores(cores.clone()).data(
-                    serde_json::json!({ "flood": f.data, "process_avg_ns": avg, "target": FILTER_TARGET }),
-                ),
-            );
-        }
-        Err(e) => s
-            .rows
-            .push(Row::failed(labels[1].as_str(), e).cores(cores.clone())),
+    // (a) The Lua filters.
+    for (label, config) in [
+        (&labels[1], "sandbox-trivial"),
+        (&labels[2], "sandbox-filter"),
+    ] {
+        let row = match flat_run(b, config, config, &heka, "counter") {
+            Ok(f) => filter_row(label, f, reference),
+            Err(e) => Row::failed(label.as_str(), e),
+        };
+        s.rows.push(row.cores(cores.clone()));
     }
 
     // (b) The LPeg decoder.
@@ -315,12 +326,12 @@ fn run(b: &mut Bench) -> Section {
             ];
             let row = match failures {
                 Some(0) => {
-                    let mut row = Row::ok(labels[2].as_str(), cells);
+                    let mut row = Row::ok(labels[3].as_str(), cells);
                     row.plot = Some(f.msg_per_s);
                     row
                 }
                 other => Row::failed(
-                    labels[2].as_str(),
+                    labels[3].as_str(),
                     format!(
                         "[in] DecodeFailureCount {}",
                         other.map_or("not in the report".into(), thousands)
@@ -335,18 +346,18 @@ fn run(b: &mut Bench) -> Section {
         }
         Err(e) => s
             .rows
-            .push(Row::failed(labels[2].as_str(), e).cores(cores.clone())),
+            .push(Row::failed(labels[3].as_str(), e).cores(cores.clone())),
     }
 
     // (c) Instructions per message of the filter path.
     if !have("valgrind") {
         let why = "valgrind not installed (scripts/bench installs it)";
         s.rows
-            .extend(labels[3..].iter().map(|l| Row::not_run(l.as_str(), why)));
+            .extend(labels[4..].iter().map(|l| Row::not_run(l.as_str(), why)));
         return notes(b, s);
     }
     let mut counts = Vec::new();
-    for (label, n) in [(&labels[3], n1), (&labels[4], n2)] {
+    for (label, n) in [(&labels[4], n1), (&labels[5], n2)] {
         match counted_run(b, n) {
             Ok((ir, seconds, commands)) => {
                 s.rows.push(
@@ -380,7 +391,7 @@ fn run(b: &mut Bench) -> Section {
             let per = (iz - ia) as f64 / (z - a) as f64;
             s.rows.push(
                 Row::ok(
-                    labels[5].as_str(),
+                    labels[6].as_str(),
                     vec![
                         "—".into(),
                         "—".into(),
@@ -401,10 +412,10 @@ fn run(b: &mut Bench) -> Section {
         }
         [_, _] => s
             .rows
-            .push(Row::failed(labels[5].as_str(), "Ir(N2) ≤ Ir(N1)")),
+            .push(Row::failed(labels[6].as_str(), "Ir(N2) ≤ Ir(N1)")),
         _ => s
             .rows
-            .push(Row::failed(labels[5].as_str(), "a callgrind run failed")),
+            .push(Row::failed(labels[6].as_str(), "a callgrind run failed")),
     }
     notes(b, s)
 }
@@ -418,8 +429,8 @@ fn notes(b: &Bench, mut s: Section) -> Section {
          is `route`'s null output (`bench/configs/route-null.toml`: ten matchers, some of them \
          filters, and no sandbox), so a ratio above 1× means the Lua filter path costs less \
          than those ten matchers, not that the sandbox is free. The callgrind figure is \
-         hekate's whole process per message on the filter path (input, decode, router, the \
-         Lua filter, the output), not the filter alone; like `cost`'s, it also carries what \
+         hekate's whole process per message on the trivial filter's path (input, decode, \
+         router, the ring, the Lua call), not the filter alone; like `cost`'s, it also carries what \
          hekate does while idle for as long as valgrind keeps it alive (N2's run is longer).",
         b.cores.sut
     ));
