@@ -966,6 +966,12 @@ function process_message()
 end
 "#,
     );
+    // status 0 and nothing injected: the message itself, protobuf-encoded
+    write(
+        &share,
+        "passthrough.lua",
+        "function process_message() return 0 end\n",
+    );
     let probe = free_tcp_port();
     let lines = dir.join("lines.txt");
     let config = format!(
@@ -973,6 +979,19 @@ end
 [hekate]
 base_dir = "{base}"
 share_dir = "{share}"
+report_interval = 1
+
+[Passthrough]
+type = "SandboxEncoder"
+filename = "passthrough.lua"
+
+[reports]
+type = "FileOutput"
+message_matcher = "Type == 'heka.all-report' || Type == 'tick'"
+path = "reports.hekad"
+encoder = "Passthrough"
+use_framing = true
+flush_interval = 50
 
 [probe]
 type = "TcpInput"
@@ -1002,9 +1021,43 @@ path = "{lines}"
         "{}",
         hekate.stderr()
     );
+    // The input's and the encoder's sandbox fields reach the report: the input's entry counts
+    // its runs and injections, the output's entry the messages its encoder sandbox encoded.
+    let reports = dir.join("base").join("reports.hekad");
+    let ticked = |r: &serde_json::Value| {
+        report_value(r, "inputs", "Ticks", "ProcessMessageCount").is_some_and(|n| n >= 2)
+            && report_value(r, "inputs", "Ticks", "InjectMessageCount").is_some_and(|n| n >= 2)
+            && report_value(r, "outputs", "reports", "ProcessMessageCount").is_some_and(|n| n >= 2)
+    };
+    assert!(
+        wait_for(Duration::from_secs(15), || last_report(&reports)
+            .is_some_and(|r| ticked(&r))),
+        "{:?}\n{}",
+        last_report(&reports),
+        hekate.stderr()
+    );
     assert!(hekate.terminate().success());
     let text = std::fs::read_to_string(&lines).unwrap();
     assert!(text.starts_with("tick 1\ntick 2\n"), "{text}");
+    let report = last_report(&reports).unwrap();
+    for (category, name) in [("inputs", "Ticks"), ("outputs", "reports")] {
+        for key in ["Memory", "MaxMemory", "ProcessMessageAvgDuration"] {
+            assert!(
+                report_value(&report, category, name, key).is_some(),
+                "{key} missing from [{name}]: {report}"
+            );
+        }
+        assert!(report_value(&report, category, name, "Memory").unwrap() > 0);
+    }
+    let encoded: Vec<_> = read_stream(&reports)
+        .into_iter()
+        .filter(|m| m.r#type.as_deref() == Some("tick"))
+        .filter_map(|m| m.payload)
+        .collect();
+    assert!(
+        encoded.starts_with(&["1".to_owned(), "2".to_owned()]),
+        "{encoded:?}"
+    );
 }
 
 /// A SandboxOutput that fails terminates; with `can_exit = false` (the default for outputs, as

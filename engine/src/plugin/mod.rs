@@ -389,6 +389,11 @@ pub trait Encoder {
     /// Encodes a message: the bytes are either the message's own (ProtobufEncoder) or the
     /// encoder's reused scratch buffer. `None` skips the message.
     fn encode<'a>(&'a mut self, msg: &'a Delivery<'a>) -> Result<Option<&'a [u8]>, EncodeError>;
+    /// Adds encoder-specific report fields; they appear in the entry of the output that owns
+    /// this encoder.
+    fn report(&self, sink: &mut dyn ReportSink) {
+        let _ = sink;
+    }
 }
 
 /// A configured encoder.

@@ -17,8 +17,10 @@
 //! separator = "|"
 //! ```
 //!
-//! Options: the common sandbox options (`plugins/src/sandbox.rs`). Each output instance has its
-//! own encoder sandbox; with `preserve_data`, each keeps its own file (`<name>.data`, then
+//! Options: the common sandbox options (`plugins/src/sandbox.rs`). The sandbox's report fields
+//! (Memory, MaxInstructions, ProcessMessageCount, ProcessMessageAvgDuration, …) appear in the
+//! report entry of the output that uses the encoder. Each output instance has its own encoder
+//! sandbox; with `preserve_data`, each keeps its own file (`<name>.data`, then
 //! `<name>_1.data`, …). A terminated encoder sandbox fails every later message of its output
 //! (logged once; the output counts them as dropped).
 
@@ -26,11 +28,11 @@ use std::sync::Arc;
 
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
-    BuildContext, Built, Delivery, EncodeError, Encoder, EncoderPlugin, PluginType,
+    BuildContext, Built, Delivery, EncodeError, Encoder, EncoderPlugin, PluginType, ReportSink,
 };
 use hekate_sandbox::{InjectError, Outcome, PluginType as Kind, Sandbox, SandboxHost};
 
-use crate::sandbox::{InstanceNames, SCRIPT_OPTIONS, SandboxSettings, Timing};
+use crate::sandbox::{InstanceNames, SCRIPT_OPTIONS, SandboxSettings, Timing, report};
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
@@ -148,6 +150,12 @@ impl Encoder for SandboxEncoder {
                     t.reason
                 )))
             }
+        }
+    }
+
+    fn report(&self, sink: &mut dyn ReportSink) {
+        if let Ok(sb) = &self.sb {
+            report(sink, sb, &self.timing);
         }
     }
 }

@@ -18,6 +18,10 @@
 //! core between other work, and what it injects is routed when the run returns, so keep a run
 //! short (poll, don't loop forever).
 //!
+//! The report entry of the input carries the sandbox's fields (Memory, MaxMemory,
+//! ProcessMessageCount — the runs —, InjectMessageCount, ProcessMessageAvgDuration — the time of
+//! a run —, …), brought up to date after each run.
+//!
 //! A negative status is logged and counted (`ProcessMessageFailures`). A sandbox that
 //! terminates injects a `heka.sandbox-terminated` message and stops; with `can_exit = false`
 //! hekate then shuts down, as hekad does.
@@ -31,10 +35,10 @@ use hekate_engine::hlog;
 use hekate_engine::plugin::{
     BuildContext, Built, InputPlacement, InputPlugin, LocalBoxFuture, PluginError, PluginType,
 };
-use hekate_engine::runtime::InputContext;
+use hekate_engine::runtime::{FieldCollector, InputContext};
 use hekate_sandbox::{InjectError, Outcome, PluginType as Kind, SandboxHost, termination_message};
 
-use crate::sandbox::SandboxSettings;
+use crate::sandbox::{SandboxSettings, Timing, report};
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
@@ -108,8 +112,15 @@ impl InputPlugin for SandboxInputPlugin {
         let can_exit = self.can_exit;
         let preserve = self.settings.config.preserve_data;
         Ok(Box::pin(async move {
+            // every run is timed
+            let mut timing = Timing::new(1);
             let result = loop {
+                let started = timing.start();
                 let r = sb.run_input(&mut InputHost { ctx: &ctx });
+                timing.end(started);
+                let mut fields = FieldCollector::default();
+                report(&mut fields, &sb, &timing);
+                ctx.counters().set_extra(fields.fields);
                 ctx.flush().await;
                 match r {
                     Ok(Outcome::Failed { status, message }) => hlog!(

@@ -302,6 +302,7 @@ impl Output for FileOutput {
 
     fn report(&self, sink: &mut dyn ReportSink) {
         sink.int("WrittenCount", self.total_written as i64, "count");
+        self.writer.report(sink);
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::Instant;
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
-    PluginContext, PluginError, PluginType, ProcessError,
+    PluginContext, PluginError, PluginType, ProcessError, ReportSink,
 };
 use hekate_engine::runtime::timestamp;
 
@@ -117,6 +117,10 @@ impl Output for LogOutput {
 
     fn take_written(&mut self) -> u64 {
         std::mem::take(&mut self.written)
+    }
+
+    fn report(&self, sink: &mut dyn ReportSink) {
+        self.writer.report(sink);
     }
 }
 

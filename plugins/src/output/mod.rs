@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::framing::encode_record_with_limit;
-use hekate_engine::plugin::{BuildContext, Delivery, Encoder, EncoderPlugin, ProcessError};
+use hekate_engine::plugin::{
+    BuildContext, Delivery, Encoder, EncoderPlugin, ProcessError, ReportSink,
+};
 
 /// An output's `encoder` and `use_framing`, resolved.
 #[derive(Debug, Clone)]
@@ -94,5 +96,10 @@ impl EncodedWriter {
             Ok(None) => Ok(false),
             Err(e) => Err(ProcessError(format!("encoding failed: {e}"))),
         }
+    }
+
+    /// The encoder's report fields (a SandboxEncoder's memory, instructions, timings…).
+    pub(crate) fn report(&self, sink: &mut dyn ReportSink) {
+        self.encoder.report(sink);
     }
 }

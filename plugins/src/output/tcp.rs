@@ -343,6 +343,7 @@ impl Output for TcpOutput {
     fn report(&self, sink: &mut dyn ReportSink) {
         sink.int("WrittenCount", self.total_written as i64, "count");
         sink.int("ReconnectCount", self.reconnects as i64, "count");
+        self.writer.report(sink);
     }
 }
 
