@@ -1,7 +1,8 @@
 //! The lazy view must agree with the owned decode on every header and field.
 
 use hekate_engine::message::{
-    Field, FieldValue, Message, MessageAccess, MessageView, ValueType, uuid_string,
+    Field, FieldIndex, FieldValue, IndexedView, Message, MessageAccess, MessageView, ValueType,
+    uuid_string,
 };
 use proptest::prelude::*;
 use prost::Message as _;
@@ -143,9 +144,19 @@ proptest! {
     fn view_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         if let Ok(view) = MessageView::new(&bytes) {
             let _ = view.field_value(b"x", 0, 0);
+            let mut index = FieldIndex::default();
+            let indexed = IndexedView::new(&view, &mut index);
             for f in view.fields() {
                 let _ = (f.name(), f.value_type(), f.representation(), f.values());
+                // malformed fields included: the index reads what the view reads
+                for ai in 0..2 {
+                    prop_assert_eq!(
+                        indexed.field_value(f.name(), 0, ai),
+                        view.field_value(f.name(), 0, ai)
+                    );
+                }
             }
+            prop_assert_eq!(indexed.field_value(b"", 1, 0), view.field_value(b"", 1, 0));
             // Whatever the owned decode accepts, the view reads the same headers.
             if let Ok(msg) = Message::decode(bytes.as_slice()) {
                 prop_assert_eq!(view.msg_type(), MessageAccess::msg_type(&msg));
@@ -271,4 +282,39 @@ fn unknown_groups_are_skipped_like_a_full_decode_does() {
     let msg = Message::decode_bytes(&bytes).unwrap();
     assert_eq!(view.msg_type(), b"t");
     assert_eq!(msg.r#type(), "t");
+}
+
+/// Field lookups through a shared [`FieldIndex`] read what the plain view reads, for every name
+/// (present, repeated, absent) and index, message after message with the same index.
+fn assert_indexed_agrees(msg: &Message, index: &mut FieldIndex) {
+    let bytes = msg.to_bytes();
+    let view = MessageView::new(&bytes).unwrap();
+    let indexed = IndexedView::new(&view, index);
+    let mut names: Vec<&[u8]> = msg.fields.iter().map(|f| f.name.as_bytes()).collect();
+    names.extend([&b"missing"[..], b""]);
+    for name in names {
+        for fi in 0..4 {
+            for ai in 0..5 {
+                assert_eq!(
+                    indexed.field_value(name, fi, ai),
+                    view.field_value(name, fi, ai),
+                    "{}[{fi}][{ai}]",
+                    String::from_utf8_lossy(name)
+                );
+            }
+        }
+    }
+    assert_eq!(indexed.msg_type(), view.msg_type());
+    assert_eq!(indexed.payload(), view.payload());
+}
+
+proptest! {
+    #[test]
+    fn indexed_view_agrees_with_view(msgs in prop::collection::vec(message_strategy(), 1..4)) {
+        // One index for all messages, as the router keeps it.
+        let mut index = FieldIndex::default();
+        for msg in &msgs {
+            assert_indexed_agrees(msg, &mut index);
+        }
+    }
 }

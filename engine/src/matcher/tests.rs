@@ -9,7 +9,9 @@ use proptest::prelude::*;
 
 use super::pattern::{Pattern, literal, translate};
 use super::*;
-use crate::message::{Field, FieldValue, Message, MessageAccess, MessageView, ValueType};
+use crate::message::{
+    Field, FieldIndex, FieldValue, IndexedView, Message, MessageAccess, MessageView, ValueType,
+};
 
 /// A message with every header set and fields of every type.
 fn full() -> Message {
@@ -449,6 +451,14 @@ fn check_match(spec: &MatcherSpec, msg: &Message, want: bool, which: &str) {
     );
     let dynamic: &dyn MessageAccess = &view;
     assert_eq!(spec.matches(dynamic), want);
+    // as the router evaluates it: through a field index
+    let mut index = FieldIndex::default();
+    assert_eq!(
+        spec.matches(&IndexedView::new(&view, &mut index)),
+        want,
+        "{:?} on the indexed {which} view",
+        spec.source()
+    );
 }
 
 #[test]

@@ -12,7 +12,9 @@ mod schema;
 mod view;
 
 pub use schema::{Field, Header, HmacHashFunction, Message, ValueType};
-pub use view::{FieldView, FieldViews, MessageView, ViewError, ViewLayout};
+pub use view::{
+    FieldIndex, FieldView, FieldViews, IndexedView, MessageView, ViewError, ViewLayout,
+};
 
 /// Length of a raw UUID.
 pub const UUID_SIZE: usize = 16;

@@ -4,6 +4,8 @@
 //! the fields start; nothing is copied or allocated. Fields are parsed only when asked for, so
 //! routing a message that only passes through costs one scan of its headers.
 
+use std::cell::{Cell, RefCell};
+
 use super::{FieldValue, Message, MessageAccess, ValueType};
 
 /// Why a byte string is not a well-formed message.
@@ -392,6 +394,143 @@ impl MessageAccess for MessageView<'_> {
             if field_name == name {
                 if seen == fi {
                     return f.value_of(vt, ai);
+                }
+                seen += 1;
+            }
+        }
+        None
+    }
+}
+
+/// Where each field of one message lives: its name, its value type and its bytes. Built by an
+/// [`IndexedView`] on its first field lookup and reused by every later one, so that the many
+/// matchers the router evaluates for one message scan its fields once instead of once per
+/// `Fields[...]` test. The buffer is kept from message to message: indexing allocates nothing
+/// once it has grown to the largest field count seen.
+#[derive(Debug, Default)]
+pub struct FieldIndex {
+    fields: RefCell<Vec<IndexedField>>,
+    built: Cell<bool>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct IndexedField {
+    /// The name, within the message's bytes (empty when absent or malformed).
+    name: Span,
+    /// The encoded field, within the message's bytes.
+    field: Span,
+    value_type: ValueType,
+}
+
+/// A [`MessageView`] whose field lookups go through a [`FieldIndex`]; reads exactly what the
+/// view reads (the same field for the same name and index, the same value).
+#[derive(Debug)]
+pub struct IndexedView<'v, 'a> {
+    view: &'v MessageView<'a>,
+    // Borrowed mutably so that no other IndexedView uses the index meanwhile.
+    index: &'v mut FieldIndex,
+}
+
+impl<'v, 'a> IndexedView<'v, 'a> {
+    /// `view` with `index`, which forgets what it held for any earlier message.
+    #[inline]
+    pub fn new(view: &'v MessageView<'a>, index: &'v mut FieldIndex) -> Self {
+        index.built.set(false);
+        IndexedView { view, index }
+    }
+
+    /// The view.
+    #[inline]
+    pub fn view(&self) -> &MessageView<'a> {
+        self.view
+    }
+
+    fn build(&self) {
+        let buf = self.view.buf;
+        let mut fields = self.index.fields.borrow_mut();
+        fields.clear();
+        let mut pos = self.view.at.fields_start as usize;
+        let mut remaining = self.view.at.field_count;
+        while remaining > 0 {
+            // The top level was validated by MessageView::new, so entries parse.
+            let Ok((tag, value)) = next_entry(buf, &mut pos) else {
+                break;
+            };
+            let (10, Value::Len(span)) = (tag, value) else {
+                continue;
+            };
+            remaining -= 1;
+            let (name, value_type) = FieldView { buf: span.of(buf) }.name_and_type();
+            let name = if name.is_empty() {
+                Span::default()
+            } else {
+                // `name` lies within `buf`: it was sliced out of it.
+                Span {
+                    start: (name.as_ptr() as usize - buf.as_ptr() as usize) as u32,
+                    len: name.len() as u32,
+                }
+            };
+            fields.push(IndexedField {
+                name,
+                field: span,
+                value_type,
+            });
+        }
+        self.index.built.set(true);
+    }
+}
+
+impl MessageAccess for IndexedView<'_, '_> {
+    #[inline]
+    fn uuid(&self) -> &[u8] {
+        self.view.uuid()
+    }
+    #[inline]
+    fn timestamp(&self) -> i64 {
+        self.view.timestamp()
+    }
+    #[inline]
+    fn msg_type(&self) -> &[u8] {
+        self.view.msg_type()
+    }
+    #[inline]
+    fn logger(&self) -> &[u8] {
+        self.view.logger()
+    }
+    #[inline]
+    fn severity(&self) -> i32 {
+        self.view.severity()
+    }
+    #[inline]
+    fn payload(&self) -> &[u8] {
+        self.view.payload()
+    }
+    #[inline]
+    fn env_version(&self) -> &[u8] {
+        self.view.env_version()
+    }
+    #[inline]
+    fn pid(&self) -> i32 {
+        self.view.pid()
+    }
+    #[inline]
+    fn hostname(&self) -> &[u8] {
+        self.view.hostname()
+    }
+    fn field_value(&self, name: &[u8], fi: usize, ai: usize) -> Option<FieldValue<'_>> {
+        if !self.index.built.get() {
+            self.build();
+        }
+        let buf = self.view.buf;
+        let fields = self.index.fields.borrow();
+        let mut seen = 0;
+        for f in fields.iter() {
+            if f.name.of(buf) == name {
+                if seen == fi {
+                    return FieldView {
+                        buf: f.field.of(buf),
+                    }
+                    .value_of(f.value_type, ai);
                 }
                 seen += 1;
             }

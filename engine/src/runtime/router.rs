@@ -1,8 +1,9 @@
 //! The router shard: every worker's own copy of the compiled matchers of all filters and outputs.
 //!
 //! Inputs (and filters injecting) call [`RouterShard::route`] for each message, synchronously, on
-//! the task that read it: the message is viewed in place, each matcher is evaluated once, and the
-//! message bytes are copied into the pending batch of every destination that matched. A batch
+//! the task that read it: the message is viewed in place, its fields are indexed on the first
+//! `Fields[...]` test (once for all matchers), each matcher is evaluated once, and the message
+//! bytes and view layout are copied into the pending batch of every destination that matched. A batch
 //! full (by `batch_size` messages or 64 KiB) is queued; [`RouterShard::flush`] pushes queued
 //! batches into the lanes and, when a lane is full, waits until its consumer makes room. Callers
 //! flush before routing more, so a slow destination holds up the inputs of this shard instead of
@@ -20,7 +21,7 @@ use super::doorbell::Doorbell;
 use super::ring::LaneTx;
 use super::stats::{ShardStats, add};
 use crate::matcher::MatcherSpec;
-use crate::message::{MessageView, ViewError};
+use crate::message::{FieldIndex, IndexedView, MessageView, ViewError};
 
 /// A batch is handed on once it holds this many bytes, whatever `batch_size` says.
 pub const BATCH_BYTES: usize = 64 * 1024;
@@ -82,6 +83,8 @@ pub struct RouterShard {
     published: Arc<AtomicU64>,
     /// A drain task runs (see [`RouterShard::flush_runner`]).
     draining: Cell<bool>,
+    /// The fields of the message being routed, indexed once for all its matchers.
+    index: RefCell<FieldIndex>,
 }
 
 impl RouterShard {
@@ -103,6 +106,7 @@ impl RouterShard {
             batch_size: batch_size.max(1),
             published,
             draining: Cell::new(false),
+            index: RefCell::default(),
         }
     }
 
@@ -113,15 +117,17 @@ impl RouterShard {
         add(&self.stats.routed, 1);
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
+        let mut index = self.index.borrow_mut();
+        let msg = IndexedView::new(view, &mut index);
         for r in st.routes.iter_mut() {
             let counters = &self.stats.plugins[r.plugin];
             let matched = if counters.sample_match(self.sample_every) {
                 let t = Instant::now();
-                let m = r.matcher.matches(view);
+                let m = r.matcher.matches(&msg);
                 counters.record_match(t);
                 m
             } else {
-                r.matcher.matches(view)
+                r.matcher.matches(&msg)
             };
             if !matched {
                 continue;
