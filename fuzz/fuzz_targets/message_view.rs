@@ -1,9 +1,20 @@
-//! Arbitrary bytes into the lazy view: it must never panic, and whatever the owned decode accepts
-//! the view must read identically.
+//! Arbitrary bytes into the lazy view: it must never panic, whatever the owned decode accepts
+//! the view must read identically, and field lookups through the router's field index must
+//! read what the plain view reads.
 #![no_main]
 
-use hekate_engine::message::{Message, MessageAccess, MessageView};
+use hekate_engine::message::{
+    FieldIndex, FieldValue, IndexedView, Message, MessageAccess, MessageView,
+};
 use libfuzzer_sys::fuzz_target;
+
+/// Equality with doubles compared by their bits (NaN included).
+fn same(a: Option<FieldValue<'_>>, b: Option<FieldValue<'_>>) -> bool {
+    match (a, b) {
+        (Some(FieldValue::Double(x)), Some(FieldValue::Double(y))) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(view) = MessageView::new(data) else {
@@ -13,6 +24,19 @@ fuzz_target!(|data: &[u8]| {
         let _ = (f.name(), f.value_type(), f.representation(), f.values(), f.len());
     }
     let _ = view.field_value(b"a", 0, 0);
+    let mut index = FieldIndex::default();
+    let indexed = IndexedView::new(&view, &mut index);
+    for f in view.fields() {
+        for fi in 0..2 {
+            for ai in 0..3 {
+                assert!(same(
+                    indexed.field_value(f.name(), fi, ai),
+                    view.field_value(f.name(), fi, ai)
+                ));
+            }
+        }
+    }
+    assert!(same(indexed.field_value(b"", 0, 0), view.field_value(b"", 0, 0)));
     if let Ok(msg) = Message::decode_bytes(data) {
         assert_eq!(view.uuid(), MessageAccess::uuid(&msg));
         assert_eq!(view.timestamp(), MessageAccess::timestamp(&msg));

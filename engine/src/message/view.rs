@@ -152,6 +152,59 @@ fn next_entry(buf: &[u8], pos: &mut usize) -> Result<(u64, Value), ViewError> {
     Ok((tag, value))
 }
 
+/// The name and the raw value type of an encoded field, when the field is made only of the
+/// entries encoders write (one-byte keys of tags 1–15; varint, 64-bit and length-delimited wire
+/// types), all well formed. `None` for anything else, which the caller then reads with the
+/// general parser, so the result never differs from it; this loop runs for every field the
+/// router indexes.
+#[inline]
+fn skim_field(buf: &[u8]) -> Option<(Span, i32)> {
+    let mut name = Span::default();
+    let mut vt = 0i32;
+    let mut pos = 0;
+    while pos < buf.len() {
+        let key = buf[pos];
+        if !(8..0x80).contains(&key) {
+            return None;
+        }
+        pos += 1;
+        match key & 7 {
+            WT_LEN => {
+                let len = match buf.get(pos) {
+                    Some(&l) if l < 0x80 => {
+                        pos += 1;
+                        usize::from(l)
+                    }
+                    _ => usize::try_from(varint(buf, &mut pos).ok()?).ok()?,
+                };
+                let end = pos.checked_add(len).filter(|&e| e <= buf.len())?;
+                if key >> 3 == 1 {
+                    name = Span {
+                        start: pos as u32,
+                        len: len as u32,
+                    };
+                }
+                pos = end;
+            }
+            WT_VARINT => {
+                if key >> 3 == 2 {
+                    vt = varint(buf, &mut pos).ok()? as i32;
+                } else {
+                    // skip: the last byte of a varint is below 0x80, within 10 bytes
+                    let rest = buf.get(pos..)?;
+                    let n = rest.iter().take(10).position(|&b| b < 0x80)?;
+                    pos += n + 1;
+                }
+            }
+            WT_FIXED64 => {
+                pos = pos.checked_add(8).filter(|&e| e <= buf.len())?;
+            }
+            _ => return None,
+        }
+    }
+    Some((name, vt))
+}
+
 /// Skips a (deprecated) group up to its matching end tag, as a full decode does for unknown
 /// fields; nesting is limited like prost's recursion limit.
 fn skip_group(buf: &[u8], pos: &mut usize, tag: u64, depth: u32) -> Result<(), ViewError> {
@@ -656,6 +709,12 @@ impl<'a> FieldView<'a> {
 
     /// Name and value type in one pass over the field (`""` and STRING when malformed).
     fn name_and_type(&self) -> (&'a [u8], ValueType) {
+        if let Some((name, vt)) = skim_field(self.buf) {
+            return (
+                name.of(self.buf),
+                ValueType::try_from(vt).unwrap_or(ValueType::String),
+            );
+        }
         let mut name: &[u8] = b"";
         let mut vt = 0i32;
         let buf = self.buf;
