@@ -21,7 +21,7 @@ pub struct Machine {
     pub virtualized: bool,
     /// `rustc --version`.
     pub rustc: String,
-    /// Git commit (with `-dirty` when the tree has changes).
+    /// Git commit (with `-dirty` when the tree has changes other than the harness's results).
     pub commit: String,
     /// Distribution.
     pub os: String,
@@ -75,7 +75,16 @@ impl Machine {
             commit = "unknown".into();
         } else if !command_output(
             "git",
-            &["status", "--porcelain", "--untracked-files=no"],
+            // the harness's own output does not make the measured code dirty
+            &[
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)bench/RESULTS.md",
+                ":(exclude)bench/results",
+            ],
             Some(repo),
         )
         .is_empty()
