@@ -27,9 +27,12 @@
 //!   no hop between read and route ([`runtime::RecordStream`]).
 //! - **Every shard has a router** ([`runtime::RouterShard`]) holding the compiled matchers of
 //!   every filter and output. A message is viewed in place ([`message::MessageView`]: headers
-//!   located, nothing copied or decoded), each matcher is evaluated once, and the message bytes are
-//!   copied into the pending batch of each destination that matched. A message that only passes
-//!   through is never re-encoded: ProtobufEncoder writes the bytes it arrived in.
+//!   located, nothing copied or decoded); its fields are indexed on the first `Fields[...]` test
+//!   and the index serves every matcher ([`message::IndexedView`]); each matcher is evaluated
+//!   once, and the message bytes, with the layout the view found ([`message::ViewLayout`]), are
+//!   copied into the pending batch of each destination that matched, so the consumer gets its
+//!   view back without scanning the message again. A message that only passes through is never
+//!   re-encoded: ProtobufEncoder writes the bytes it arrived in.
 //! - **Placement** ([`plugin::Placement`]). A *per-shard* plugin has an instance on every shard,
 //!   fed only by that shard's router. A *single* plugin has one instance on a home shard, fed by
 //!   every shard. Either way the path is a **lane**: an rtrb SPSC ring of batches from one source
