@@ -214,9 +214,8 @@ fn filter_row(label: &str, f: Flat, reference: Option<f64>, target: Option<f64>)
         ],
     );
     row.plot = Some(f.msg_per_s);
-    row.commands(f.commands).data(
-        serde_json::json!({ "flood": f.data, "process_avg_ns": avg, "target": target }),
-    )
+    row.commands(f.commands)
+        .data(serde_json::json!({ "flood": f.data, "process_avg_ns": avg, "target": target }))
 }
 
 const COLUMNS: &[&str] = &[
