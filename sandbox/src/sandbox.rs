@@ -375,7 +375,7 @@ impl Sandbox {
     }
 
     /// A global function of the script, looked up again when it was not defined at load time.
-    fn entry_point(&mut self, timer: bool) -> Option<Function> {
+    fn entry_point(&mut self, timer: bool) -> Option<&Function> {
         let (slot, name) = if timer {
             (&mut self.timer_fn, "timer_event")
         } else {
@@ -389,7 +389,7 @@ impl Sandbox {
                 .ok()
                 .flatten();
         }
-        slot.clone()
+        slot.as_ref()
     }
 
     fn run_process_message(
@@ -401,9 +401,9 @@ impl Sandbox {
         if let Some(r) = &self.terminated {
             return Err(Terminated { reason: r.clone() });
         }
-        let Some(func) = self.entry_point(false) else {
+        if self.entry_point(false).is_none() {
             return Err(self.terminate(format!("{F}() function was not found")));
-        };
+        }
         self.stats.process_message_count += 1;
         let limit = if self.plugin_type == PluginType::Filter {
             self.max_process_inject
@@ -414,7 +414,13 @@ impl Sandbox {
         let result = {
             let _scope = CallScope::enter(&self.shared, msg, host, limit);
             self.set_hook(self.plugin_type != PluginType::Input);
-            let r = func.call::<(Value, Value)>(());
+            // Called by reference: a clone of the function would take and release a slot of
+            // Lua's reference table on every message.
+            let r = self
+                .process_fn
+                .as_ref()
+                .map(|f| f.call::<(Value, Value)>(()))
+                .expect("looked up above");
             self.set_hook(false);
             r
         };
@@ -481,7 +487,7 @@ impl Sandbox {
         if let Some(r) = &self.terminated {
             return Err(Terminated { reason: r.clone() });
         }
-        let Some(func) = self.entry_point(true) else {
+        let Some(func) = self.entry_point(true).cloned() else {
             return Err(self.terminate(format!("{F}() function was not found")));
         };
         self.stats.timer_event_count += 1;
