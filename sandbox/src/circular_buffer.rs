@@ -5,7 +5,6 @@
 //! newest row clears (sets to NaN) the rows skipped over, so the buffer always covers the
 //! `rows` slots ending at [`CircularBuffer::current_time`].
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -14,53 +13,8 @@ use mlua::{AnyUserData, Lua, Table, UserData, UserDataMethods, Value, Variadic};
 use crate::lua_util::{
     arg_error, check_integer, check_number, check_option, check_string, loc, opt_number, rt,
 };
+use crate::memory::MemoryAccount;
 use crate::number::{format_g, write_number};
-
-/// Bytes held outside the Lua heap (circular buffers), counted against the sandbox's
-/// memory limit.
-#[derive(Debug)]
-pub(crate) struct MemoryAccount {
-    /// The sandbox's memory_limit (0 = unlimited).
-    pub(crate) limit: usize,
-    /// Bytes currently held outside the Lua heap.
-    pub(crate) external: Cell<usize>,
-    /// Set when `external` changed, so the Lua heap limit is recomputed before the next call.
-    pub(crate) dirty: Cell<bool>,
-}
-
-impl MemoryAccount {
-    pub(crate) fn new(limit: usize) -> Rc<Self> {
-        Rc::new(MemoryAccount {
-            limit,
-            external: Cell::new(0),
-            dirty: Cell::new(false),
-        })
-    }
-
-    /// The limit left for the Lua heap.
-    pub(crate) fn lua_limit(&self) -> usize {
-        if self.limit == 0 {
-            0
-        } else {
-            self.limit.saturating_sub(self.external.get()).max(1)
-        }
-    }
-
-    fn reserve(&self, lua: &Lua, bytes: usize) -> mlua::Result<()> {
-        if self.limit != 0 && lua.used_memory() + self.external.get() + bytes > self.limit {
-            return Err(mlua::Error::MemoryError("not enough memory".into()));
-        }
-        self.external.set(self.external.get() + bytes);
-        // Lower the Lua heap limit right away so the script cannot overshoot in this call.
-        let _ = lua.set_memory_limit(self.lua_limit());
-        Ok(())
-    }
-
-    fn release(&self, bytes: usize) {
-        self.external.set(self.external.get().saturating_sub(bytes));
-        self.dirty.set(true);
-    }
-}
 
 /// How a column aggregates values set into the same cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,5 +1,6 @@
-//! `require`: the built-in modules (`lpeg`, `re`, `cjson`, `circular_buffer`, and the standard
-//! library tables) and `.lua` modules from the module directories.
+//! `require`: the built-in modules (`lpeg`, `re`, `cjson`, `circular_buffer`, `hyperloglog`,
+//! and the standard library tables) and `.lua` modules from the module
+//! directories.
 
 use std::ffi::c_int;
 use std::path::PathBuf;
@@ -130,6 +131,11 @@ pub(crate) fn require(
         "circular_buffer" => {
             let t = crate::circular_buffer::module(lua)?;
             lua.globals().raw_set("circular_buffer", &t)?;
+            Value::Table(t)
+        }
+        "hyperloglog" => {
+            let t = crate::hyperloglog::module(lua)?;
+            lua.globals().raw_set("hyperloglog", &t)?;
             Value::Table(t)
         }
         _ => {

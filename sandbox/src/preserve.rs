@@ -3,7 +3,7 @@
 //! The file starts with a guard that discards it when the script's `_PRESERVATION_VERSION`
 //! (default 0) differs from the one it was written with, then assigns every global that holds
 //! data: strings, numbers, booleans, tables (shared and cyclic references kept), circular
-//! buffers. Functions, threads, light userdata, the standard library and module tables are
+//! buffers, hyperloglogs. Functions, threads, light userdata, the standard library and module tables are
 //! skipped. The file is run after the script's own global code, so restored values win.
 
 use std::collections::HashMap;
@@ -12,6 +12,7 @@ use std::ffi::c_void;
 use mlua::{AnyUserData, Table, Value};
 
 use crate::circular_buffer::CircularBuffer;
+use crate::hyperloglog::HyperLogLog;
 use crate::number::format_g;
 
 const MAX_DEPTH: usize = 100;
@@ -89,7 +90,7 @@ impl Serializer<'_> {
     }
 
     fn userdata(&mut self, path: &str, ud: &AnyUserData) -> mlua::Result<()> {
-        if !ud.is::<CircularBuffer>() {
+        if !ud.is::<CircularBuffer>() && !ud.is::<HyperLogLog>() {
             return Ok(());
         }
         let p = ud.to_pointer();
@@ -98,8 +99,11 @@ impl Serializer<'_> {
             return Ok(());
         }
         self.seen.insert(p, path.to_owned());
-        ud.borrow::<CircularBuffer>()?
-            .serialize_lua(path, &mut self.out);
+        if let Ok(cb) = ud.borrow::<CircularBuffer>() {
+            cb.serialize_lua(path, &mut self.out);
+        } else if let Ok(hll) = ud.borrow::<HyperLogLog>() {
+            hll.serialize_lua(path, &mut self.out);
+        }
         Ok(())
     }
 

@@ -10,11 +10,11 @@ use mlua::chunk::ChunkMode;
 use mlua::ffi::{self, lua_Debug, lua_State};
 use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value, Variadic};
 
-use crate::circular_buffer::MemoryAccount;
 use crate::config::{PluginType, SandboxConfig, ScriptSource};
 use crate::error::{SandboxError, Terminated};
 use crate::host::SandboxHost;
 use crate::lua_util::{error_text, loc};
+use crate::memory::MemoryAccount;
 use crate::modules::{BUILTINS_KEY, LOADED_KEY, ModuleConfig};
 use crate::state::{CallScope, MessageRef, Shared};
 use crate::{api, cfunc, preserve, read, time_util};

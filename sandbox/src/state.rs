@@ -12,9 +12,9 @@ use std::rc::Rc;
 
 use hekate_engine::message::{Message, MessageView};
 
-use crate::circular_buffer::MemoryAccount;
 use crate::config::{ConfigValue, PluginType};
 use crate::host::SandboxHost;
+use crate::memory::MemoryAccount;
 use crate::raw_table::Scratch;
 
 /// The message a call reads: a zero-copy view or an owned message.

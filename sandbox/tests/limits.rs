@@ -159,6 +159,29 @@ end"#,
 }
 
 #[test]
+fn hyperloglogs_count_against_the_memory_limit() {
+    // 16 KiB of registers each, outside the Lua heap: 8 MiB hold fewer than 512
+    let mut sb = new(
+        r#"require "hyperloglog"
+hlls = {}
+function process_message()
+    for i = 1, 64 do hlls[#hlls + 1] = hyperloglog.new() end
+    return 0
+end"#,
+        PluginType::Filter,
+    );
+    let mut n = 0;
+    while process(&mut sb, &sample()).0.is_ok() {
+        n += 1;
+        assert!(n < 100, "never hit the limit");
+    }
+    assert!(
+        (4..8).contains(&n),
+        "{n} batches of 64 hyperloglogs in 8 MiB"
+    );
+}
+
+#[test]
 fn oversized_output_hits_output_limit() {
     let (_, reason) = run_file("oversized_output.lua", PluginType::Filter);
     // Lua shortens long chunk names to the last 60 characters

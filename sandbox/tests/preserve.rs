@@ -100,9 +100,14 @@ fn round_trip() {
     );
     check(&sb, "select(1, per_minute:get_header(1)) == 'Messages'");
     check(&sb, "per_minute:current_time() == 120e9");
+    check(
+        &sb,
+        "payloads:count() == 2 and payloads:add('first') == false and payloads:add('new')",
+    );
     // and it keeps working from there
     process_ok(&mut sb, &msg(130, "third"));
     check(&sb, "count == 3 and per_minute:get(120e9, 1) == 2");
+    check(&sb, "payloads:count() == 4");
 }
 
 #[test]

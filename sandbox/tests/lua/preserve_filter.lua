@@ -1,5 +1,6 @@
 -- A filter whose global state must survive a restart.
 require "circular_buffer"
+require "hyperloglog"
 require "string"
 
 _PRESERVATION_VERSION = 2
@@ -14,6 +15,7 @@ alias = nested.list             -- shared reference
 special = {nan = 0/0, inf = 1/0, ninf = -1/0, big = 2^53, neg = -1.25e-7}
 per_minute = circular_buffer.new(3, 1, 60)
 per_minute:set_header(1, "Messages", "count", "sum")
+payloads = hyperloglog.new()    -- distinct payloads
 local not_preserved = 42
 function helper() return 1 end
 
@@ -21,6 +23,7 @@ function process_message()
     count = count + 1
     last_payload = read_message("Payload")
     per_minute:add(read_message("Timestamp"), 1, 1)
+    payloads:add(last_payload)
     nested.list[#nested.list + 1] = count
     return 0
 end
