@@ -1,6 +1,5 @@
 //! `require`: the built-in modules (`lpeg`, `re`, `cjson`, `circular_buffer`, `hyperloglog`,
-//! and the standard library tables) and `.lua` modules from the module
-//! directories.
+//! and the standard library tables) and `.lua` modules from the module directories.
 
 use std::ffi::c_int;
 use std::path::PathBuf;
