@@ -7,7 +7,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{CpuSet, LocalExecutorBuilder, Placement, PoolPlacement};
 
 use super::doorbell::{Doorbell, LocalEvent};
 use super::input::{Connections, DecoderCache, InputContext};
@@ -188,8 +188,19 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name(name.clone())
         .spawn(move || {
+            // Blocking calls (a FileOutput's write) run on threads of the shard's core, one per
+            // plugin instance at most, so that one stalled call never queues another's.
+            let threads = (plan.instances.len() + 1).min(64);
+            let pool = match CpuSet::online() {
+                Ok(cpus) => {
+                    let core = plan.core;
+                    PoolPlacement::Fenced(threads, cpus.filter(|l| l.cpu == core))
+                }
+                Err(_) => PoolPlacement::Unbound(threads),
+            };
             let ex = LocalExecutorBuilder::new(Placement::Fixed(plan.core))
                 .io_memory(plan.settings.io_memory)
+                .blocking_thread_pool_placement(pool)
                 .name(&name)
                 .make();
             match ex {

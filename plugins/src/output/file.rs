@@ -3,7 +3,10 @@
 //!
 //! One instance runs on every worker shard and all of them append to the same file: each
 //! flush is one `write(2)` of whole records on a file opened with `O_APPEND`, so records from
-//! different shards never interleave. A relative `path` is taken under `base_dir`.
+//! different shards never interleave. The write runs on the shard's blocking-call thread
+//! (glommio's `spawn_blocking`), so a disk that stalls (dirty-page throttling, a slow device)
+//! holds up this output only, never the inputs and other plugins of the shard. A relative
+//! `path` is taken under `base_dir`.
 //!
 //! ```toml
 //! [FileOutput]
@@ -194,7 +197,7 @@ impl OutputPlugin for FileOutputPlugin {
             .map_err(|e| PluginError::io(format!("cannot open {}", self.path.display()), e))?;
         let _ = ctx;
         Ok(Box::new(FileOutput {
-            file,
+            file: Arc::new(file),
             path: self.path.clone(),
             writer: self.encoding.writer(),
             buf: Vec::with_capacity(BUFFER_LIMIT + 64 * 1024),
@@ -210,7 +213,7 @@ impl OutputPlugin for FileOutputPlugin {
 }
 
 struct FileOutput {
-    file: File,
+    file: Arc<File>,
     path: PathBuf,
     writer: EncodedWriter,
     buf: Vec<u8>,
@@ -223,6 +226,26 @@ struct FileOutput {
     interval: Option<Duration>,
     count: u64,
     operator: Operator,
+}
+
+/// Writes all of `buf` (one `write(2)` unless the kernel takes less); on failure, how many
+/// bytes were written before it.
+fn write_records(mut file: &File, buf: &[u8]) -> Result<(), (usize, std::io::Error)> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.write(&buf[done..]) {
+            Ok(0) => {
+                return Err((
+                    done,
+                    std::io::Error::new(std::io::ErrorKind::WriteZero, "wrote 0 bytes"),
+                ));
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((done, e)),
+        }
+    }
+    Ok(())
 }
 
 impl Output for FileOutput {
@@ -262,34 +285,41 @@ impl Output for FileOutput {
     }
 
     fn flush(&mut self) -> LocalBoxFuture<'_, Result<(), OutputError>> {
-        let result = (|| {
+        Box::pin(async move {
             if self.buf.is_empty() {
+                self.last_flush = Instant::now();
                 return Ok(());
             }
-            // One write(2) of whole records; O_APPEND keeps shards' writes apart.
-            let mut done = 0;
-            while done < self.buf.len() {
-                match self.file.write(&self.buf[done..]) {
-                    Ok(0) => break,
-                    Ok(n) => done += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.buf.drain(..done);
-                        return Err(OutputError::retry(format!(
-                            "writing to {} failed: {e}",
-                            self.path.display()
-                        )));
-                    }
+            let file = Arc::clone(&self.file);
+            let buf = std::mem::take(&mut self.buf);
+            // The buffer travels to the blocking thread and back, so it is reused.
+            let (mut buf, result) = glommio::executor()
+                .spawn_blocking(move || {
+                    let r = write_records(&file, &buf);
+                    (buf, r)
+                })
+                .await;
+            self.last_flush = Instant::now();
+            let result = match result {
+                Ok(()) => {
+                    buf.clear();
+                    self.written += self.pending;
+                    self.total_written += self.pending;
+                    self.pending = 0;
+                    Ok(())
                 }
-            }
-            self.buf.clear();
-            self.written += self.pending;
-            self.total_written += self.pending;
-            self.pending = 0;
-            Ok(())
-        })();
-        self.last_flush = Instant::now();
-        Box::pin(std::future::ready(result))
+                Err((done, e)) => {
+                    // what was written is gone from the buffer; the rest is retried
+                    buf.drain(..done);
+                    Err(OutputError::retry(format!(
+                        "writing to {} failed: {e}",
+                        self.path.display()
+                    )))
+                }
+            };
+            self.buf = buf;
+            result
+        })
     }
 
     fn buffered(&self) -> u64 {
