@@ -1028,6 +1028,8 @@ path = "{lines}"
         report_value(r, "inputs", "Ticks", "ProcessMessageCount").is_some_and(|n| n >= 2)
             && report_value(r, "inputs", "Ticks", "InjectMessageCount").is_some_and(|n| n >= 2)
             && report_value(r, "outputs", "reports", "ProcessMessageCount").is_some_and(|n| n >= 2)
+            // the encoder's own fields, which only the encoder sandbox reports
+            && report_value(r, "outputs", "reports", "MaxMemory").is_some()
     };
     assert!(
         wait_for(Duration::from_secs(15), || last_report(&reports)
