@@ -62,7 +62,7 @@
 //!
 //! # Limits
 //!
-//! `memory_limit` (Lua heap + circular buffers and hyperloglogs), `instruction_limit` (per call, count hook),
+//! `memory_limit` (Lua heap + circular buffers, hyperloglogs, bloom filters), `instruction_limit` (per call, count hook),
 //! `output_limit` (payload buffer, injected message, `cjson.encode`), `max_process_inject` /
 //! `max_timer_inject` (filters). Breaking a limit, an uncaught Lua error, a fatal (> 0) or
 //! non-numeric status terminates the sandbox: every later call returns the same [`Terminated`].
@@ -70,12 +70,14 @@
 //! # Modules
 //!
 //! `require` gives `string`, `table`, `math`, `os` (restricted, UTC), `lpeg` and `re` (LPeg 1.0,
-//! linked from Debian's `lua-lpeg-dev`), `cjson`, `circular_buffer`, `hyperloglog`, and
-//! `<name>.lua` files from the `;`-separated `module_directory`. Bytecode is never loaded.
+//! linked from Debian's `lua-lpeg-dev`), `cjson`, `circular_buffer`, `hyperloglog`,
+//! `bloom_filter`, and `<name>.lua` files from the `;`-separated `module_directory`. Bytecode is
+//! never loaded.
 
 #![warn(missing_docs)]
 
 mod api;
+mod bloom_filter;
 mod cfunc;
 mod circular_buffer;
 mod cjson;

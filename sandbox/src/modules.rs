@@ -1,5 +1,6 @@
 //! `require`: the built-in modules (`lpeg`, `re`, `cjson`, `circular_buffer`, `hyperloglog`,
-//! and the standard library tables) and `.lua` modules from the module directories.
+//! `bloom_filter`, and the standard library tables) and `.lua` modules from the module
+//! directories.
 
 use std::ffi::c_int;
 use std::path::PathBuf;
@@ -135,6 +136,11 @@ pub(crate) fn require(
         "hyperloglog" => {
             let t = crate::hyperloglog::module(lua)?;
             lua.globals().raw_set("hyperloglog", &t)?;
+            Value::Table(t)
+        }
+        "bloom_filter" => {
+            let t = crate::bloom_filter::module(lua)?;
+            lua.globals().raw_set("bloom_filter", &t)?;
             Value::Table(t)
         }
         _ => {

@@ -3,7 +3,7 @@
 //! The file starts with a guard that discards it when the script's `_PRESERVATION_VERSION`
 //! (default 0) differs from the one it was written with, then assigns every global that holds
 //! data: strings, numbers, booleans, tables (shared and cyclic references kept), circular
-//! buffers, hyperloglogs. Functions, threads, light userdata, the standard library and module
+//! buffers, hyperloglogs, bloom filters. Functions, threads, light userdata, the standard library and module
 //! tables are skipped. The file is run after the script's own global code, so restored values win.
 
 use std::collections::HashMap;
@@ -11,6 +11,7 @@ use std::ffi::c_void;
 
 use mlua::{AnyUserData, Table, Value};
 
+use crate::bloom_filter::BloomFilter;
 use crate::circular_buffer::CircularBuffer;
 use crate::hyperloglog::HyperLogLog;
 use crate::number::format_g;
@@ -90,7 +91,7 @@ impl Serializer<'_> {
     }
 
     fn userdata(&mut self, path: &str, ud: &AnyUserData) -> mlua::Result<()> {
-        if !ud.is::<CircularBuffer>() && !ud.is::<HyperLogLog>() {
+        if !ud.is::<CircularBuffer>() && !ud.is::<HyperLogLog>() && !ud.is::<BloomFilter>() {
             return Ok(());
         }
         let p = ud.to_pointer();
@@ -103,6 +104,8 @@ impl Serializer<'_> {
             cb.serialize_lua(path, &mut self.out);
         } else if let Ok(hll) = ud.borrow::<HyperLogLog>() {
             hll.serialize_lua(path, &mut self.out);
+        } else if let Ok(bf) = ud.borrow::<BloomFilter>() {
+            bf.serialize_lua(path, &mut self.out);
         }
         Ok(())
     }

@@ -104,10 +104,18 @@ fn round_trip() {
         &sb,
         "payloads:count() == 2 and payloads:add('first') == false and payloads:add('new')",
     );
+    check(
+        &sb,
+        "seen:count() == 2 and seen:query('second') and not seen:query('new')",
+    );
     // and it keeps working from there
     process_ok(&mut sb, &msg(130, "third"));
     check(&sb, "count == 3 and per_minute:get(120e9, 1) == 2");
     check(&sb, "payloads:count() == 4");
+    check(
+        &sb,
+        "seen:count() == 3 and seen:query('first') and seen:query('third') and not seen:query('x')",
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 -- A filter whose global state must survive a restart.
 require "circular_buffer"
 require "hyperloglog"
+require "bloom_filter"
 require "string"
 
 _PRESERVATION_VERSION = 2
@@ -16,6 +17,7 @@ special = {nan = 0/0, inf = 1/0, ninf = -1/0, big = 2^53, neg = -1.25e-7}
 per_minute = circular_buffer.new(3, 1, 60)
 per_minute:set_header(1, "Messages", "count", "sum")
 payloads = hyperloglog.new()    -- distinct payloads
+seen = bloom_filter.new(100, 0.01)
 local not_preserved = 42
 function helper() return 1 end
 
@@ -24,6 +26,7 @@ function process_message()
     last_payload = read_message("Payload")
     per_minute:add(read_message("Timestamp"), 1, 1)
     payloads:add(last_payload)
+    seen:add(last_payload)
     nested.list[#nested.list + 1] = count
     return 0
 end
