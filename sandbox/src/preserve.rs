@@ -3,8 +3,9 @@
 //! The file starts with a guard that discards it when the script's `_PRESERVATION_VERSION`
 //! (default 0) differs from the one it was written with, then assigns every global that holds
 //! data: strings, numbers, booleans, tables (shared and cyclic references kept), circular
-//! buffers, hyperloglogs, bloom filters. Functions, threads, light userdata, the standard library and module
-//! tables are skipped. The file is run after the script's own global code, so restored values win.
+//! buffers, hyperloglogs, bloom filters. Functions, threads, light userdata, the standard
+//! library and module tables are skipped. The file is run after the script's own global code,
+//! so restored values win.
 
 use std::collections::HashMap;
 use std::ffi::c_void;
