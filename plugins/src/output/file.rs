@@ -26,7 +26,7 @@
 //! (1), `flush_operator` ("AND": write when both the count and the interval are reached; "OR":
 //! when either is), `rotation_interval` (0; rotation is not supported yet), `encoder`
 //! (ProtobufEncoder), `use_framing` (true with ProtobufEncoder). Flush rules are checked after
-//! every batch of messages; whatever they say, the buffer is written once it holds 256 KiB, so
+//! every batch of messages; whatever they say, the buffer is written once it holds 1 MiB, so
 //! memory stays bounded. While a write is pending the output takes no message (back-pressure).
 
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -63,7 +63,7 @@ pub const TYPE: PluginType = PluginType {
 };
 
 /// The buffer is written once it holds this much, whatever the flush rules say.
-const BUFFER_LIMIT: usize = 256 * 1024;
+const BUFFER_LIMIT: usize = 1024 * 1024;
 
 fn default_perm() -> String {
     "644".into()
