@@ -62,17 +62,18 @@
 //!
 //! # Limits
 //!
-//! `memory_limit` (Lua heap + circular buffers, hyperloglogs, bloom filters), `instruction_limit` (per call, count hook),
-//! `output_limit` (payload buffer, injected message, `cjson.encode`), `max_process_inject` /
-//! `max_timer_inject` (filters). Breaking a limit, an uncaught Lua error, a fatal (> 0) or
-//! non-numeric status terminates the sandbox: every later call returns the same [`Terminated`].
+//! `memory_limit` (Lua heap + circular buffers, hyperloglogs, bloom and cuckoo filters),
+//! `instruction_limit` (per call, count hook), `output_limit` (payload buffer, injected message,
+//! `cjson.encode`), `max_process_inject` / `max_timer_inject` (filters). Breaking a limit, an
+//! uncaught Lua error, a fatal (> 0) or non-numeric status terminates the sandbox: every later
+//! call returns the same [`Terminated`].
 //!
 //! # Modules
 //!
 //! `require` gives `string`, `table`, `math`, `os` (restricted, UTC), `lpeg` and `re` (LPeg 1.0,
 //! linked from Debian's `lua-lpeg-dev`), `cjson`, `circular_buffer`, `hyperloglog`,
-//! `bloom_filter`, and `<name>.lua` files from the `;`-separated `module_directory`. Bytecode is
-//! never loaded.
+//! `bloom_filter`, `cuckoo_filter`, and `<name>.lua` files from the `;`-separated
+//! `module_directory`. Bytecode is never loaded.
 
 #![warn(missing_docs)]
 
@@ -82,6 +83,7 @@ mod cfunc;
 mod circular_buffer;
 mod cjson;
 mod config;
+mod cuckoo_filter;
 mod error;
 mod host;
 mod hyperloglog;

@@ -1,6 +1,6 @@
 //! `require`: the built-in modules (`lpeg`, `re`, `cjson`, `circular_buffer`, `hyperloglog`,
-//! `bloom_filter`, and the standard library tables) and `.lua` modules from the module
-//! directories.
+//! `bloom_filter`, `cuckoo_filter`, and the standard library tables) and `.lua` modules from the
+//! module directories.
 
 use std::ffi::c_int;
 use std::path::PathBuf;
@@ -141,6 +141,11 @@ pub(crate) fn require(
         "bloom_filter" => {
             let t = crate::bloom_filter::module(lua)?;
             lua.globals().raw_set("bloom_filter", &t)?;
+            Value::Table(t)
+        }
+        "cuckoo_filter" => {
+            let t = crate::cuckoo_filter::module(lua)?;
+            lua.globals().raw_set("cuckoo_filter", &t)?;
             Value::Table(t)
         }
         _ => {

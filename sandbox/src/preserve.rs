@@ -3,8 +3,8 @@
 //! The file starts with a guard that discards it when the script's `_PRESERVATION_VERSION`
 //! (default 0) differs from the one it was written with, then assigns every global that holds
 //! data: strings, numbers, booleans, tables (shared and cyclic references kept), circular
-//! buffers, hyperloglogs, bloom filters. Functions, threads, light userdata, the standard
-//! library and module tables are skipped. The file is run after the script's own global code,
+//! buffers, hyperloglogs, bloom and cuckoo filters. Functions, threads, light userdata, the
+//! standard library and module tables are skipped. The file is run after the script's own global code,
 //! so restored values win.
 
 use std::collections::HashMap;
@@ -14,6 +14,7 @@ use mlua::{AnyUserData, Table, Value};
 
 use crate::bloom_filter::BloomFilter;
 use crate::circular_buffer::CircularBuffer;
+use crate::cuckoo_filter::CuckooFilter;
 use crate::hyperloglog::HyperLogLog;
 use crate::number::format_g;
 
@@ -92,7 +93,11 @@ impl Serializer<'_> {
     }
 
     fn userdata(&mut self, path: &str, ud: &AnyUserData) -> mlua::Result<()> {
-        if !ud.is::<CircularBuffer>() && !ud.is::<HyperLogLog>() && !ud.is::<BloomFilter>() {
+        if !ud.is::<CircularBuffer>()
+            && !ud.is::<HyperLogLog>()
+            && !ud.is::<BloomFilter>()
+            && !ud.is::<CuckooFilter>()
+        {
             return Ok(());
         }
         let p = ud.to_pointer();
@@ -107,6 +112,8 @@ impl Serializer<'_> {
             hll.serialize_lua(path, &mut self.out);
         } else if let Ok(bf) = ud.borrow::<BloomFilter>() {
             bf.serialize_lua(path, &mut self.out);
+        } else if let Ok(cf) = ud.borrow::<CuckooFilter>() {
+            cf.serialize_lua(path, &mut self.out);
         }
         Ok(())
     }

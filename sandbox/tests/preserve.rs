@@ -108,6 +108,10 @@ fn round_trip() {
         &sb,
         "seen:count() == 2 and seen:query('second') and not seen:query('new')",
     );
+    check(
+        &sb,
+        "recent:count() == 2 and recent:query('first') and recent:delete('first') and recent:count() == 1",
+    );
     // and it keeps working from there
     process_ok(&mut sb, &msg(130, "third"));
     check(&sb, "count == 3 and per_minute:get(120e9, 1) == 2");

@@ -2,6 +2,7 @@
 require "circular_buffer"
 require "hyperloglog"
 require "bloom_filter"
+require "cuckoo_filter"
 require "string"
 
 _PRESERVATION_VERSION = 2
@@ -18,6 +19,7 @@ per_minute = circular_buffer.new(3, 1, 60)
 per_minute:set_header(1, "Messages", "count", "sum")
 payloads = hyperloglog.new()    -- distinct payloads
 seen = bloom_filter.new(100, 0.01)
+recent = cuckoo_filter.new(64)
 local not_preserved = 42
 function helper() return 1 end
 
@@ -27,6 +29,7 @@ function process_message()
     per_minute:add(read_message("Timestamp"), 1, 1)
     payloads:add(last_payload)
     seen:add(last_payload)
+    recent:add(last_payload)
     nested.list[#nested.list + 1] = count
     return 0
 end
