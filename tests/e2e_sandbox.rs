@@ -1122,3 +1122,98 @@ flush_interval = 50
         hekate.stderr()
     );
 }
+
+/// SIGUSR2 aborts every Lua sandbox, as hekad does: a SandboxInput stuck in an endless loop
+/// (inputs have no instruction limit; it holds its worker core) is stopped, and an idle
+/// SandboxFilter terminates at its next timer event. Each announces itself with a
+/// `heka.sandbox-terminated` message saying why, and the rest of the pipeline carries on.
+#[test]
+fn sigusr2_aborts_every_sandbox_and_the_pipeline_carries_on() {
+    let dir = temp_dir("sbx-sigusr2");
+    let share = dir.join("share");
+    std::fs::create_dir_all(&share).unwrap();
+    write(
+        &share,
+        "spin.lua",
+        "function process_message() local n = 0 while true do n = n + 1 end end",
+    );
+    write(
+        &share,
+        "idle.lua",
+        "function process_message() return 0 end\nfunction timer_event(ns) end",
+    );
+    let core = hekate_engine::runtime::allowed_cores()[0];
+    let port = free_tcp_port();
+    let config = format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+share_dir = "{share}"
+worker_cores = [{core}]
+coordinator_core = {core}
+
+[TcpInput]
+address = "127.0.0.1:{port}"
+
+[Spin]
+type = "SandboxInput"
+filename = "spin.lua"
+can_exit = true
+
+[Idle]
+type = "SandboxFilter"
+filename = "idle.lua"
+message_matcher = "Type == 'nothing'"
+ticker_interval = 1
+
+[out]
+type = "FileOutput"
+message_matcher = "Type == 'load' || Type == 'heka.sandbox-terminated'"
+path = "out.hekad"
+flush_interval = 50
+"#,
+        base = dir.join("base").display(),
+        share = share.display(),
+    );
+    let mut hekate = Hekate::start(&dir, &config, &[port]);
+    std::thread::sleep(Duration::from_millis(300));
+    hekate.signal(libc::SIGUSR2);
+    let path = dir.join("base").join("out.hekad");
+    let terminated = |path: &Path| -> Vec<(String, String)> {
+        read_stream(path)
+            .into_iter()
+            .filter(|m| m.r#type.as_deref() == Some("heka.sandbox-terminated"))
+            .map(|m| {
+                (
+                    field_str(&m, "plugin").unwrap_or_default(),
+                    m.payload.unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    assert!(
+        wait_for(Duration::from_secs(15), || terminated(&path).len() == 2),
+        "{:?}\n{}",
+        terminated(&path),
+        hekate.stderr()
+    );
+    let mut t = terminated(&path);
+    t.sort();
+    assert_eq!(t[0].0, "Idle");
+    assert_eq!(t[0].1, "timer_event() aborted by SIGUSR2");
+    assert_eq!(t[1].0, "Spin");
+    assert!(t[1].1.ends_with("spin.lua:1: aborted by SIGUSR2"), "{t:?}");
+    // The core the input held is free again: TCP traffic flows to the output.
+    send_tcp(port, &framed((0..100).map(|s| message("load", 1, s, 100))));
+    assert!(
+        wait_for(Duration::from_secs(10), || read_stream(&path)
+            .iter()
+            .filter(|m| m.r#type.as_deref() == Some("load"))
+            .count()
+            == 100),
+        "{}",
+        hekate.stderr()
+    );
+    assert!(hekate.stderr().contains("SIGUSR2 received"));
+    assert!(hekate.terminate().success(), "{}", hekate.stderr());
+}

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use hekate_engine::message::{Field, Message};
+use hekate_engine::runtime::sandbox_aborts;
 use mlua::chunk::ChunkMode;
 use mlua::ffi::{self, lua_Debug, lua_State};
 use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value, Variadic};
@@ -73,6 +74,13 @@ pub struct SandboxStats {
 /// closer), which is the resolution of [`SandboxStats::max_instructions`].
 pub const INSTRUCTION_STEP: u32 = 1000;
 
+/// Without an instruction limit (inputs, `instruction_limit = 0`) the hook still fires every this
+/// many instructions, to see whether SIGUSR2 aborted the sandbox.
+const ABORT_CHECK_STEP: u32 = 100_000;
+
+/// The termination reason of a sandbox aborted by SIGUSR2.
+const ABORTED_BY_SIGNAL: &str = "aborted by SIGUSR2";
+
 /// Instructions counted in the running call. Only one sandbox call runs at a time on a thread,
 /// so one counter per thread serves every sandbox on it.
 #[derive(Clone, Copy, Default)]
@@ -81,8 +89,10 @@ struct Budget {
     used: u32,
     /// The count the hook was last set to fire after.
     step: u32,
-    /// The call's limit.
+    /// The call's limit (0: none).
     limit: u32,
+    /// [`sandbox_aborts`] when the sandbox was created: a different count aborts the call.
+    abort_mark: u64,
 }
 
 thread_local! {
@@ -99,6 +109,8 @@ pub struct Sandbox {
     state: *mut lua_State,
     plugin_type: PluginType,
     instruction_limit: u32,
+    /// [`sandbox_aborts`] at creation (SIGUSR2 aborts sandboxes that exist).
+    abort_mark: u64,
     max_process_inject: u32,
     max_timer_inject: u32,
     process_fn: Option<Function>,
@@ -122,6 +134,14 @@ impl std::fmt::Debug for Sandbox {
 /// than instruction_limit VM instructions.
 unsafe extern "C-unwind" fn instruction_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
     let mut b = BUDGET.with(Cell::get);
+    if sandbox_aborts() != b.abort_mark {
+        // SAFETY: as below.
+        unsafe { raise_from_hook(l, c"aborted by SIGUSR2") }
+    }
+    if b.limit == 0 {
+        // no limit: only watching for an abort
+        return;
+    }
     if b.used < b.limit {
         b.used = b.used.saturating_add(b.step);
         if b.used < b.limit {
@@ -134,15 +154,24 @@ unsafe extern "C-unwind" fn instruction_hook(l: *mut lua_State, _ar: *mut lua_De
         }
         BUDGET.with(|c| c.set(b));
     }
-    // SAFETY: called by Lua on a live state. From now on every instruction raises, so a pcall
-    // in the script cannot swallow the limit: the error propagates to the entry point.
+    // SAFETY: called by Lua on a live state.
+    unsafe { raise_from_hook(l, c"instruction_limit exceeded") }
+}
+
+/// Raises `what` at the running Lua function. From now on every instruction raises, so a pcall
+/// in the script cannot swallow it: the error propagates to the entry point.
+///
+/// # Safety
+/// Called from the instruction hook on the live state `l`.
+unsafe fn raise_from_hook(l: *mut lua_State, what: &std::ffi::CStr) -> ! {
+    // SAFETY: forwarded; nothing with a destructor is alive in this frame.
     unsafe {
         ffi::lua_sethook(l, Some(instruction_hook), ffi::LUA_MASKCOUNT, 1);
         // Level 0 inside a hook is the running Lua function: report where it was stopped.
         ffi::luaL_where(l, 0);
-        ffi::lua_pushstring(l, c"instruction_limit exceeded".as_ptr());
+        ffi::lua_pushstring(l, what.as_ptr());
         ffi::lua_concat(l, 2);
-        ffi::lua_error(l);
+        ffi::lua_error(l)
     }
 }
 
@@ -215,6 +244,7 @@ impl Sandbox {
             state,
             plugin_type,
             instruction_limit: config.instruction_limit,
+            abort_mark: sandbox_aborts(),
             max_process_inject: config.max_process_inject,
             max_timer_inject: config.max_timer_inject,
             process_fn: None,
@@ -304,15 +334,25 @@ impl Sandbox {
         }
     }
 
-    /// Installs (or removes) the instruction-count hook, resetting the count.
+    /// Installs (or removes) the instruction-count hook, resetting the count. Inputs run
+    /// without an instruction limit; the hook then only watches for SIGUSR2's abort.
     fn set_hook(&self, on: bool) {
-        if on && self.instruction_limit > 0 {
-            let step = INSTRUCTION_STEP.min(self.instruction_limit);
+        if on {
+            let limit = if self.plugin_type == PluginType::Input {
+                0
+            } else {
+                self.instruction_limit
+            };
+            let step = match limit {
+                0 => ABORT_CHECK_STEP,
+                l => INSTRUCTION_STEP.min(l),
+            };
             BUDGET.with(|c| {
                 c.set(Budget {
                     used: 0,
                     step,
-                    limit: self.instruction_limit,
+                    limit,
+                    abort_mark: self.abort_mark,
                 })
             });
             let n = c_int::try_from(step).unwrap_or(c_int::MAX);
@@ -401,6 +441,9 @@ impl Sandbox {
         if let Some(r) = &self.terminated {
             return Err(Terminated { reason: r.clone() });
         }
+        if sandbox_aborts() != self.abort_mark {
+            return Err(self.terminate(format!("{F}() {ABORTED_BY_SIGNAL}")));
+        }
         if self.entry_point(false).is_none() {
             return Err(self.terminate(format!("{F}() function was not found")));
         }
@@ -413,7 +456,7 @@ impl Sandbox {
         self.refresh_memory_limit();
         let result = {
             let _scope = CallScope::enter(&self.shared, msg, host, limit);
-            self.set_hook(self.plugin_type != PluginType::Input);
+            self.set_hook(true);
             // Called by reference: a clone of the function would take and release a slot of
             // Lua's reference table on every message.
             let r = self
@@ -486,6 +529,9 @@ impl Sandbox {
         const F: &str = "timer_event";
         if let Some(r) = &self.terminated {
             return Err(Terminated { reason: r.clone() });
+        }
+        if sandbox_aborts() != self.abort_mark {
+            return Err(self.terminate(format!("{F}() {ABORTED_BY_SIGNAL}")));
         }
         let Some(func) = self.entry_point(true).cloned() else {
             return Err(self.terminate(format!("{F}() function was not found")));

@@ -476,7 +476,8 @@ impl Running {
                     hlog!("SIGHUP received; hekate does not reload its config yet")
                 }
                 Some(Signal::AbortSandboxes) => {
-                    hlog!("SIGUSR2 received; aborting sandboxes is not supported yet")
+                    hlog!("SIGUSR2 received: aborting every Lua sandbox");
+                    super::signals::abort_sandboxes();
                 }
                 None => {}
             }

@@ -112,6 +112,9 @@ impl InputPlugin for SandboxInputPlugin {
         let can_exit = self.can_exit;
         let preserve = self.settings.config.preserve_data;
         Ok(Box::pin(async move {
+            // The shard polls a new task at once: let it finish starting (and report ready)
+            // before the script's first run, which may be long.
+            futures_lite::future::yield_now().await;
             // every run is timed
             let mut timing = Timing::new(1);
             let result = loop {

@@ -1,0 +1,82 @@
+//! SIGUSR2's abort (`hekate_engine::runtime::abort_sandboxes`): every sandbox that exists
+//! terminates, a running endless loop included; sandboxes created afterwards run normally.
+//! Its own test binary: the abort is process-wide.
+
+mod common;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+use hekate_engine::runtime::abort_sandboxes;
+use hekate_sandbox::{Outcome, PluginType, VecHost};
+
+#[test]
+fn abort_stops_running_and_idle_sandboxes_but_not_later_ones() {
+    // Endless loops with no instruction limit, a filter's and an input's (whose long-running
+    // entry point has none): only the abort can stop them.
+    let (tx, rx) = mpsc::channel();
+    // Results come back on a channel, so that a sandbox that is not aborted fails the test
+    // instead of hanging it.
+    let spin = |ty: PluginType, tx: mpsc::Sender<()>| {
+        let (done_tx, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut cfg = config();
+            cfg.instruction_limit = 0;
+            let mut sb = try_new(
+                "function process_message() local n = 0 while true do n = n + 1 end end",
+                ty,
+                cfg,
+            )
+            .unwrap();
+            tx.send(()).unwrap();
+            let r = if ty == PluginType::Input {
+                sb.run_input(&mut VecHost::at(NOW))
+            } else {
+                process(&mut sb, &sample()).0
+            };
+            let _ = done_tx.send(r);
+        });
+        done
+    };
+    let outcome = |done: mpsc::Receiver<_>| -> String {
+        let r: Result<Outcome, hekate_sandbox::Terminated> = done
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the endless loop was not aborted");
+        r.unwrap_err().reason
+    };
+    let filter = spin(PluginType::Filter, tx.clone());
+    let input = spin(PluginType::Input, tx);
+    let idle_cfg = config();
+    let mut idle = try_new(
+        "function process_message() return 0 end",
+        PluginType::Filter,
+        idle_cfg,
+    )
+    .unwrap();
+    rx.recv().unwrap();
+    rx.recv().unwrap();
+    // both are in their loops by now
+    std::thread::sleep(Duration::from_millis(200));
+    abort_sandboxes();
+    let filter = outcome(filter);
+    assert!(
+        filter.starts_with("process_message() ") && filter.ends_with(":1: aborted by SIGUSR2"),
+        "{filter}"
+    );
+    let input = outcome(input);
+    assert!(input.ends_with(":1: aborted by SIGUSR2"), "{input}");
+    // Idle: terminated at its next call, and for good.
+    for _ in 0..2 {
+        assert_eq!(
+            process(&mut idle, &sample()).0.unwrap_err().reason,
+            "process_message() aborted by SIGUSR2"
+        );
+    }
+    // Created after the abort: unaffected.
+    let mut later = new(
+        "function process_message() return 0 end",
+        PluginType::Filter,
+    );
+    assert_eq!(process(&mut later, &sample()).0, Ok(Outcome::Ok));
+}
