@@ -55,8 +55,8 @@
 //!   shard then wait for ([`runtime::RouterShard::flush_runner`]).
 //! - **The coordinator** runs on the thread that started the pipeline, pinned to
 //!   `coordinator_core`. It is never on the message path: it takes signals (SIGINT/SIGTERM
-//!   shutdown, SIGUSR1 text report, SIGUSR2 sandbox abort), merges the counters each shard pushes every second
-//!   ([`runtime::ShardSnapshot`]), injects `heka.all-report` every `report_interval`, and shuts
+//!   shutdown, SIGUSR1 text report, SIGUSR2 sandbox abort), merges the counters each shard
+//!   pushes every second ([`runtime::ShardSnapshot`]), injects `heka.all-report` every `report_interval`, and shuts
 //!   down in order: stop inputs (pending reads return end-of-stream, what was read is routed),
 //!   wait until every lane is drained, stop filters, drain again, stop outputs (they flush).
 //! - **Filters come and go while traffic flows.** The coordinator talks to each shard's control
