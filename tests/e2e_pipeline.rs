@@ -329,7 +329,8 @@ flush_interval = 50
     );
 }
 
-/// A `heka.all-report` message with Heka's JSON payload is injected every reporting interval.
+/// A `heka.all-report` message with Heka's JSON payload is injected every reporting interval,
+/// followed by a `heka.memstat` message with the allocator's figures.
 #[test]
 fn all_report_is_injected_every_interval() {
     let dir = temp_dir("report");
@@ -345,7 +346,7 @@ address = "127.0.0.1:{port}"
 
 [reports]
 type = "FileOutput"
-message_matcher = "Type == 'heka.all-report'"
+message_matcher = "Type == 'heka.all-report' || Type == 'heka.memstat'"
 path = "reports.hekad"
 flush_interval = 50
 "#,
@@ -354,13 +355,37 @@ flush_interval = 50
     let mut hekate = Hekate::start(&dir, &config, &[port]);
     send_tcp(port, &framed((0..3).map(|s| message("r", 0, s, 10))));
     let path = dir.join("base").join("reports.hekad");
+    let of_type = |ty: &str| -> Vec<hekate_engine::message::Message> {
+        read_stream(&path)
+            .into_iter()
+            .filter(|m| m.r#type.as_deref() == Some(ty))
+            .collect()
+    };
     assert!(
-        wait_for(Duration::from_secs(15), || read_stream(&path).len() >= 2),
+        wait_for(Duration::from_secs(15), || of_type("heka.all-report").len()
+            >= 2
+            && !of_type("heka.memstat").is_empty()),
         "{}",
         hekate.stderr()
     );
     assert!(hekate.terminate().success());
-    let reports = read_stream(&path);
+    let memstat = of_type("heka.memstat").pop().unwrap();
+    assert_eq!(memstat.logger.as_deref(), Some("hekad"));
+    let field = |name: &str| {
+        let f = memstat.fields.iter().find(|f| f.name == name).unwrap();
+        (
+            f.value_integer[0],
+            f.representation.clone().unwrap_or_default(),
+        )
+    };
+    let (alloc, unit) = field("HeapAlloc");
+    assert_eq!(unit, "B");
+    assert!(alloc > 0);
+    assert!(field("HeapSys").0 >= field("HeapIdle").0);
+    for name in ["HeapInuse", "HeapReleased", "HeapObjects"] {
+        assert!(field(name).0 >= 0, "{name}");
+    }
+    let reports = of_type("heka.all-report");
     let last = reports.last().unwrap();
     assert_eq!(last.logger.as_deref(), Some("hekad"));
     let payload = last.payload.as_deref().unwrap();

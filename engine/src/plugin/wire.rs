@@ -126,6 +126,16 @@ impl<'a> MessageWriter<'a> {
 
     /// A one-value field of the given wire layout (tag 10).
     fn field(&mut self, name: &[u8], value_type: u8, value: impl Fn(&mut Vec<u8>)) -> &mut Self {
+        self.field_with(name, value_type, b"", value)
+    }
+
+    fn field_with(
+        &mut self,
+        name: &[u8],
+        value_type: u8,
+        representation: &[u8],
+        value: impl Fn(&mut Vec<u8>),
+    ) -> &mut Self {
         let mut body = Vec::new();
         body.push(0x0a);
         put_varint(&mut body, name.len() as u64);
@@ -133,6 +143,11 @@ impl<'a> MessageWriter<'a> {
         if value_type != 0 {
             body.push(0x10);
             body.push(value_type);
+        }
+        if !representation.is_empty() {
+            body.push(0x1a);
+            put_varint(&mut body, representation.len() as u64);
+            body.extend_from_slice(representation);
         }
         value(&mut body);
         self.bytes(10, &body)
@@ -150,6 +165,15 @@ impl<'a> MessageWriter<'a> {
     /// An INTEGER field with one value.
     pub fn field_int(&mut self, name: &str, v: i64) -> &mut Self {
         self.field(name.as_bytes(), 2, |b| {
+            b.push(0x32);
+            put_varint(b, varint_len(v as u64) as u64);
+            put_varint(b, v as u64);
+        })
+    }
+
+    /// An INTEGER field with one value and a representation (a unit such as "B").
+    pub fn field_int_as(&mut self, name: &str, v: i64, representation: &str) -> &mut Self {
+        self.field_with(name.as_bytes(), 2, representation.as_bytes(), |b| {
             b.push(0x32);
             put_varint(b, varint_len(v as u64) as u64);
             put_varint(b, v as u64);
@@ -184,6 +208,7 @@ mod tests {
             .hostname(b"h")
             .field_string("s", "v")
             .field_int("i", -300)
+            .field_int_as("bytes", 4096, "B")
             .field_bool("b", true);
         let msg = Message::decode_bytes(&buf).unwrap();
         assert_eq!(msg.payload.as_deref(), Some("hello"));
@@ -196,6 +221,9 @@ mod tests {
         );
         assert_eq!(view.field_value(b"b", 0, 0), Some(FieldValue::Bool(true)));
         assert_eq!(view.field_value(b"s", 0, 0), Some(FieldValue::String(b"v")));
+        let bytes = msg.fields.iter().find(|f| f.name == "bytes").unwrap();
+        assert_eq!(bytes.representation.as_deref(), Some("B"));
+        assert_eq!(bytes.value_integer, [4096]);
         assert_ne!(random_uuid(), uuid);
     }
 }

@@ -646,6 +646,33 @@ impl Running {
             .pid(std::process::id() as i32)
             .payload(payload.as_bytes());
         self.inject(bytes);
+        self.inject_memstat();
+    }
+
+    /// Injects a `heka.memstat` message beside the report, as hekad does, with the allocator's
+    /// figures in Go's names (glibc's `mallinfo2`: HeapSys = arena + mmapped, HeapAlloc =
+    /// HeapInuse = allocated + mmapped, HeapIdle = free in the arena, HeapReleased = what the top
+    /// of the heap could give back; glibc does not count objects, so HeapObjects is the number
+    /// of free chunks, its nearest figure).
+    fn inject_memstat(&mut self) {
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        let m = unsafe { libc::mallinfo2() };
+        let int = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        let mut bytes = Vec::with_capacity(256);
+        MessageWriter::new(&mut bytes)
+            .uuid(&random_uuid())
+            .timestamp(now_ns())
+            .msg_type(b"heka.memstat")
+            .logger(b"hekad")
+            .hostname(self.hostname.as_bytes())
+            .pid(std::process::id() as i32)
+            .field_int_as("HeapSys", int(m.arena + m.hblkhd), "B")
+            .field_int_as("HeapAlloc", int(m.uordblks + m.hblkhd), "B")
+            .field_int_as("HeapIdle", int(m.fordblks), "B")
+            .field_int_as("HeapInuse", int(m.uordblks + m.hblkhd), "B")
+            .field_int_as("HeapReleased", int(m.keepcost), "B")
+            .field_int_as("HeapObjects", int(m.ordblks), "count");
+        self.inject(bytes);
     }
 
     /// Routes a message through the first shard's router.
