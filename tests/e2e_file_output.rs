@@ -98,3 +98,54 @@ flush_interval = 0
     assert_eq!(got, want, "{}", hekate.stderr());
     assert!(hekate.terminate().success(), "{}", hekate.stderr());
 }
+
+/// With `rotation_interval`, `path` is a strftime pattern: messages land in the file named after
+/// the current interval's start, its directories created.
+#[test]
+fn a_rotating_output_writes_the_file_of_the_current_interval() {
+    use chrono::TimeZone as _;
+    let dir = temp_dir("file-rotation");
+    let port = free_tcp_port();
+    let config = format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+
+[TcpInput]
+address = "127.0.0.1:{port}"
+
+[hourly]
+type = "FileOutput"
+message_matcher = "Type == 'load'"
+path = "logs/%Y-%m-%d/%H.hekad"
+rotation_interval = 1
+flush_interval = 50
+"#,
+        base = dir.join("base").display(),
+    );
+    let hour_file = |secs: i64| {
+        let start = secs - secs.rem_euclid(3600);
+        let local = chrono::Local.timestamp_opt(start, 0).unwrap();
+        dir.join("base")
+            .join(format!("logs/{}.hekad", local.format("%Y-%m-%d/%H")))
+    };
+    let now = || chrono::Utc::now().timestamp();
+    let before = hour_file(now());
+    let mut hekate = Hekate::start(&dir, &config, &[port]);
+    send_tcp(port, &framed((0..50).map(|s| message("load", 1, s, 100))));
+    // Across an hour boundary the messages may be split over two files.
+    let files = || {
+        let mut f = vec![before.clone(), hour_file(now())];
+        f.dedup();
+        f
+    };
+    let count = || files().iter().map(|f| read_stream(f).len()).sum::<usize>();
+    assert!(
+        wait_for(Duration::from_secs(10), || count() == 50),
+        "{:?}: {} messages\n{}",
+        files(),
+        count(),
+        hekate.stderr()
+    );
+    assert!(hekate.terminate().success(), "{}", hekate.stderr());
+}

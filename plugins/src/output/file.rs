@@ -24,7 +24,10 @@
 //! Options: `path` (required), `perm` ("644", octal), `folder_perm` ("700", octal, for
 //! directories it creates), `flush_interval` (1000 ms; 0 turns the interval off), `flush_count`
 //! (1), `flush_operator` ("AND": write when both the count and the interval are reached; "OR":
-//! when either is), `rotation_interval` (0; rotation is not supported yet), `encoder`
+//! when either is), `rotation_interval` (hours: 0, the default, never rotates; 1, 4, 12 or 24
+//! start a new file at every multiple of that many hours since the epoch, UTC, as hekad does;
+//! `path` is then a strftime pattern formatted, in local time, with the interval's start, e.g.
+//! `"logs/%Y-%m-%d/%H.hekad"`; records buffered across a boundary go to the new file), `encoder`
 //! (ProtobufEncoder), `use_framing` (true with ProtobufEncoder). Flush rules are checked after
 //! every batch of messages; whatever they say, the buffer is written once it holds 1 MiB, so
 //! memory stays bounded. While a write is pending the output takes no message (back-pressure).
@@ -102,7 +105,7 @@ struct Options {
     /// "AND" or "OR" of the two rules.
     #[serde(default = "default_operator")]
     flush_operator: String,
-    /// Hours between file rotations (only 0 is supported).
+    /// Hours between file rotations (0: never).
     #[serde(default)]
     rotation_interval: u32,
 }
@@ -113,9 +116,70 @@ enum Operator {
     Or,
 }
 
+/// `rotation_interval`: a new file every `hours`, named by `pattern`.
+#[derive(Debug, Clone)]
+struct Rotation {
+    hours: u32,
+    /// The strftime pattern of the path (under `base_dir` when relative).
+    pattern: String,
+    base_dir: PathBuf,
+}
+
+impl Rotation {
+    /// The start (seconds since the epoch) of the interval holding `now_secs`: intervals are
+    /// whole multiples of `hours` since the epoch, as Go's `Time.Truncate` makes them.
+    fn interval_start(&self, now_secs: i64) -> i64 {
+        let len = i64::from(self.hours) * 3600;
+        now_secs - now_secs.rem_euclid(len)
+    }
+
+    /// The file of the interval starting at `start`.
+    fn path(&self, start: i64) -> PathBuf {
+        use chrono::TimeZone as _;
+        let name = match chrono::Local.timestamp_opt(start, 0).earliest() {
+            Some(t) => t.format(&self.pattern).to_string(),
+            None => self.pattern.clone(),
+        };
+        let path = PathBuf::from(name);
+        if path.is_relative() {
+            self.base_dir.join(path)
+        } else {
+            path
+        }
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Opens `path` for appending, creating it (and its directories) when missing.
+fn open_append(path: &std::path::Path, perm: u32, folder_perm: u32) -> Result<File, PluginError> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(folder_perm)
+            .create(dir)
+            .map_err(|e| {
+                PluginError::io(format!("cannot create directory {}", dir.display()), e)
+            })?;
+    }
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(perm)
+        .open(path)
+        .map_err(|e| PluginError::io(format!("cannot open {}", path.display()), e))
+}
+
 #[derive(Debug)]
 struct FileOutputPlugin {
     path: PathBuf,
+    rotation: Option<Rotation>,
     perm: u32,
     folder_perm: u32,
     interval: Option<Duration>,
@@ -148,21 +212,43 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
             ));
         }
     };
-    if opts.rotation_interval != 0 {
-        return Err(section.error_at_value(
-            "rotation_interval",
-            format!(
-                "file rotation is not supported yet; remove `rotation_interval` from section [{}]",
-                section.name()
-            ),
-        ));
-    }
+    let rotation = match opts.rotation_interval {
+        0 => None,
+        hours @ (1 | 4 | 12 | 24) => {
+            use chrono::format::{Item, StrftimeItems};
+            if StrftimeItems::new(&opts.path).any(|i| matches!(i, Item::Error)) {
+                return Err(section.error_at_value(
+                    "path",
+                    format!(
+                        "`path` of section [{}] is not a valid strftime pattern: {:?}",
+                        section.name(),
+                        opts.path
+                    ),
+                ));
+            }
+            Some(Rotation {
+                hours,
+                pattern: opts.path.clone(),
+                base_dir: ctx.global.base_dir.clone(),
+            })
+        }
+        other => {
+            return Err(section.error_at_value(
+                "rotation_interval",
+                format!(
+                    "`rotation_interval` of section [{}] must be 0, 1, 4, 12 or 24 (hours), not {other}",
+                    section.name()
+                ),
+            ));
+        }
+    };
     let mut path = PathBuf::from(&opts.path);
     if path.is_relative() {
         path = ctx.global.base_dir.join(path);
     }
     Ok(Built::Output(Arc::new(FileOutputPlugin {
         path,
+        rotation,
         perm: octal(section, "perm", &opts.perm)?,
         folder_perm: octal(section, "folder_perm", &opts.folder_perm)?,
         interval: (opts.flush_interval > 0).then(|| Duration::from_millis(opts.flush_interval)),
@@ -178,27 +264,22 @@ impl OutputPlugin for FileOutputPlugin {
     }
 
     fn new_output(&self, ctx: &PluginContext) -> Result<Box<dyn Output>, PluginError> {
-        if let Some(dir) = self.path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(self.folder_perm)
-                .create(dir)
-                .map_err(|e| {
-                    PluginError::io(format!("cannot create directory {}", dir.display()), e)
-                })?;
-        }
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(self.perm)
-            .open(&self.path)
-            .map_err(|e| PluginError::io(format!("cannot open {}", self.path.display()), e))?;
         let _ = ctx;
+        let (path, interval_start) = match &self.rotation {
+            Some(r) => {
+                let start = r.interval_start(now_secs());
+                (r.path(start), start)
+            }
+            None => (self.path.clone(), 0),
+        };
+        let file = open_append(&path, self.perm, self.folder_perm)?;
         Ok(Box::new(FileOutput {
             file: Arc::new(file),
-            path: self.path.clone(),
+            path,
+            rotation: self.rotation.clone(),
+            interval_start,
+            perm: self.perm,
+            folder_perm: self.folder_perm,
             writer: self.encoding.writer(),
             buf: Vec::with_capacity(BUFFER_LIMIT + 64 * 1024),
             pending: 0,
@@ -215,6 +296,11 @@ impl OutputPlugin for FileOutputPlugin {
 struct FileOutput {
     file: Arc<File>,
     path: PathBuf,
+    rotation: Option<Rotation>,
+    /// The start of the rotation interval `file` belongs to.
+    interval_start: i64,
+    perm: u32,
+    folder_perm: u32,
     writer: EncodedWriter,
     buf: Vec<u8>,
     /// Messages in `buf`.
@@ -290,6 +376,17 @@ impl Output for FileOutput {
                 self.last_flush = Instant::now();
                 return Ok(());
             }
+            if let Some(r) = &self.rotation {
+                let start = r.interval_start(now_secs());
+                if start != self.interval_start {
+                    let path = r.path(start);
+                    let file = open_append(&path, self.perm, self.folder_perm)
+                        .map_err(|e| OutputError::retry(e.to_string()))?;
+                    self.file = Arc::new(file);
+                    self.path = path;
+                    self.interval_start = start;
+                }
+            }
             let file = Arc::clone(&self.file);
             let buf = std::mem::take(&mut self.buf);
             // The buffer travels to the blocking thread and back, so it is reused.
@@ -352,7 +449,52 @@ mod tests {
         assert!(e.contains("octal"), "{e}");
         let e = build(&format!("{base}flush_operator = \"XOR\"\n")).unwrap_err();
         assert!(e.contains("AND"), "{e}");
-        let e = build(&format!("{base}rotation_interval = 4\n")).unwrap_err();
-        assert!(e.contains("rotation"), "{e}");
+        let e = build(&format!("{base}rotation_interval = 2\n")).unwrap_err();
+        assert!(e.contains("must be 0, 1, 4, 12 or 24"), "{e}");
+        let bad = base.replace("path = \"x\"", "path = \"x-%Q\"");
+        let e = build(&format!("{bad}rotation_interval = 4\n")).unwrap_err();
+        assert!(e.contains("strftime"), "{e}");
+        assert!(build(&format!("{base}rotation_interval = 24\n")).is_ok());
+    }
+
+    fn rotation(hours: u32, pattern: &str) -> super::Rotation {
+        super::Rotation {
+            hours,
+            pattern: pattern.into(),
+            base_dir: "/base".into(),
+        }
+    }
+
+    #[test]
+    fn intervals_are_multiples_of_the_rotation_since_the_epoch() {
+        // 2026-11-29 13:47:05 UTC
+        let t = 1_795_960_025;
+        assert_eq!(rotation(1, "x").interval_start(t), t - (47 * 60 + 5));
+        // 4-hour intervals start at 12:00 on that day
+        assert_eq!(rotation(4, "x").interval_start(t), t - (3600 + 47 * 60 + 5));
+        assert_eq!(
+            rotation(24, "x").interval_start(t),
+            t - (13 * 3600 + 47 * 60 + 5)
+        );
+        // an interval's start is its own start; the next second too
+        let r = rotation(12, "x");
+        let s = r.interval_start(t);
+        assert_eq!(r.interval_start(s), s);
+        assert_eq!(r.interval_start(s + 12 * 3600 - 1), s);
+        assert_eq!(r.interval_start(s + 12 * 3600), s + 12 * 3600);
+    }
+
+    #[test]
+    fn rotated_paths_format_the_interval_start() {
+        use chrono::TimeZone as _;
+        let r = rotation(1, "logs/%Y-%m-%d/%H.hekad");
+        let start = r.interval_start(1_795_960_025);
+        let local = chrono::Local.timestamp_opt(start, 0).unwrap();
+        let want = format!("/base/logs/{}.hekad", local.format("%Y-%m-%d/%H"));
+        assert_eq!(r.path(start), std::path::PathBuf::from(want));
+        // absolute patterns stay absolute; the next interval is another file
+        let r = rotation(1, "/var/log/x-%H%M.hekad");
+        assert_ne!(r.path(start), r.path(start + 3600));
+        assert!(r.path(start).starts_with("/var/log"));
     }
 }
