@@ -177,7 +177,12 @@ impl Decoder for SandboxDecoder {
             record
         } else {
             self.original.clear();
-            let payload = String::from_utf8_lossy(record);
+            // A payload is text: invalid UTF-8 is replaced (the common valid case is only
+            // checked, by the faster validator).
+            let payload = match std::str::from_utf8(record) {
+                Ok(s) => Cow::Borrowed(s),
+                Err(_) => String::from_utf8_lossy(record),
+            };
             MessageWriter::new(&mut self.original)
                 .uuid(&random_uuid())
                 .timestamp(now_ns())
