@@ -71,9 +71,9 @@
 //! # Modules
 //!
 //! `require` gives `string`, `table`, `math`, `os` (restricted, UTC), `lpeg` and `re` (LPeg 1.0,
-//! linked from Debian's `lua-lpeg-dev`), `cjson`, `circular_buffer`, `hyperloglog`,
-//! `bloom_filter`, `cuckoo_filter`, and `<name>.lua` files from the `;`-separated
-//! `module_directory`. Bytecode is never loaded.
+//! linked from Debian's `lua-lpeg-dev`), `cjson`, `struct` (binary pack/unpack, v0.2 as Heka
+//! builds it), `circular_buffer`, `hyperloglog`, `bloom_filter`, `cuckoo_filter`, and
+//! `<name>.lua` files from the `;`-separated `module_directory`. Bytecode is never loaded.
 
 #![warn(missing_docs)]
 
@@ -97,6 +97,7 @@ mod raw_table;
 mod read;
 mod sandbox;
 mod state;
+mod struct_lib;
 mod time_util;
 
 pub use circular_buffer::{Aggregation, CircularBuffer, Format};

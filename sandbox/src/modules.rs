@@ -1,6 +1,6 @@
-//! `require`: the built-in modules (`lpeg`, `re`, `cjson`, `circular_buffer`, `hyperloglog`,
-//! `bloom_filter`, `cuckoo_filter`, and the standard library tables) and `.lua` modules from the
-//! module directories.
+//! `require`: the built-in modules (`lpeg`, `re`, `cjson`, `struct`, `circular_buffer`,
+//! `hyperloglog`, `bloom_filter`, `cuckoo_filter`, and the standard library tables) and `.lua`
+//! modules from the module directories.
 
 use std::ffi::c_int;
 use std::path::PathBuf;
@@ -146,6 +146,11 @@ pub(crate) fn require(
         "cuckoo_filter" => {
             let t = crate::cuckoo_filter::module(lua)?;
             lua.globals().raw_set("cuckoo_filter", &t)?;
+            Value::Table(t)
+        }
+        "struct" => {
+            let t = crate::struct_lib::module(lua)?;
+            lua.globals().raw_set("struct", &t)?;
             Value::Table(t)
         }
         _ => {
