@@ -129,6 +129,13 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
         }
     }
     let common = section.output().cloned().unwrap_or_default();
+    if common.use_buffering == Some(true) {
+        hlog!(
+            "TcpOutput '{}': use_buffering = true is not supported yet; the output \
+             back-pressures instead of queueing to disk (nothing is dropped)",
+            section.name()
+        );
+    }
     Ok(Built::Output(Arc::new(TcpOutputPlugin {
         address: address_option(section, "address", &opts.address)?,
         keep_alive: opts.keep_alive.then_some(opts.keep_alive_period),
