@@ -8,10 +8,12 @@ use prost::Message as _;
 use crate::circular_buffer::CircularBuffer;
 use crate::config::PluginType;
 use crate::error::InjectError;
+use crate::hyperloglog::HyperLogLog;
 use crate::lua_util::{arg_error, check_bytes, check_integer, check_string, rt};
 use crate::message_table::message_to_table;
 use crate::number::{format_g, write_number};
 use crate::raw_table::Stamp;
+use crate::sax;
 use crate::state::{MessageRef, Shared};
 use crate::time_util::parse_timestamp;
 
@@ -29,6 +31,16 @@ fn append_payload(shared: &Shared, args: &[Value], first: usize, fname: &str) ->
             Value::Nil => buf.extend_from_slice(b"nil"),
             Value::UserData(ud) if ud.is::<CircularBuffer>() => {
                 ud.borrow_mut::<CircularBuffer>()?.write_output(&mut buf);
+            }
+            // as lua_sandbox's output functions of these modules write them
+            Value::UserData(ud) if ud.is::<HyperLogLog>() => {
+                buf.extend_from_slice(&ud.borrow::<HyperLogLog>()?.to_bytes());
+            }
+            Value::UserData(ud) if ud.is::<sax::Window>() => {
+                buf.extend_from_slice(ud.borrow::<sax::Window>()?.sax_string().as_bytes());
+            }
+            Value::UserData(ud) if ud.is::<sax::Word>() => {
+                buf.extend_from_slice(ud.borrow::<sax::Word>()?.sax_string().as_bytes());
             }
             _ => {
                 buf.truncate(start);

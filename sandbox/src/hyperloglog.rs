@@ -150,8 +150,8 @@ impl HyperLogLog {
         self.cached.set(None);
     }
 
-    /// Redis' dense representation.
-    fn to_bytes(&self) -> Vec<u8> {
+    /// Redis' dense representation (also what `add_to_payload(hll)` writes).
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(STRING_BYTES);
         out.extend_from_slice(b"HYLL");
         out.extend_from_slice(&[0, 0, 0, 0]); // dense encoding, unused

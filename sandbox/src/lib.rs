@@ -72,7 +72,7 @@
 //!
 //! `require` gives `string`, `table`, `math`, `os` (restricted, UTC), `lpeg` and `re` (LPeg 1.0,
 //! linked from Debian's `lua-lpeg-dev`), `cjson`, `struct` (binary pack/unpack, v0.2 as Heka
-//! builds it), `circular_buffer`, `hyperloglog`, `bloom_filter`, `cuckoo_filter`, and
+//! builds it), `circular_buffer`, `hyperloglog`, `bloom_filter`, `cuckoo_filter`, `sax`, and
 //! `<name>.lua` files from the `;`-separated `module_directory`. Bytecode is never loaded.
 
 #![warn(missing_docs)]
@@ -96,6 +96,7 @@ mod preserve;
 mod raw_table;
 mod read;
 mod sandbox;
+mod sax;
 mod state;
 mod struct_lib;
 mod time_util;

@@ -1,6 +1,6 @@
 //! `require`: the built-in modules (`lpeg`, `re`, `cjson`, `struct`, `circular_buffer`,
-//! `hyperloglog`, `bloom_filter`, `cuckoo_filter`, and the standard library tables) and `.lua`
-//! modules from the module directories.
+//! `hyperloglog`, `bloom_filter`, `cuckoo_filter`, `sax`, and the standard library tables) and
+//! `.lua` modules from the module directories.
 
 use std::ffi::c_int;
 use std::path::PathBuf;
@@ -151,6 +151,11 @@ pub(crate) fn require(
         "struct" => {
             let t = crate::struct_lib::module(lua)?;
             lua.globals().raw_set("struct", &t)?;
+            Value::Table(t)
+        }
+        "sax" => {
+            let t = crate::sax::module(lua)?;
+            lua.globals().raw_set("sax", &t)?;
             Value::Table(t)
         }
         _ => {

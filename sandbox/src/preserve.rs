@@ -3,8 +3,8 @@
 //! The file starts with a guard that discards it when the script's `_PRESERVATION_VERSION`
 //! (default 0) differs from the one it was written with, then assigns every global that holds
 //! data: strings, numbers, booleans, tables (shared and cyclic references kept), circular
-//! buffers, hyperloglogs, bloom and cuckoo filters. Functions, threads, light userdata, the
-//! standard library and module tables are skipped. The file is run after the script's own global code,
+//! buffers, hyperloglogs, bloom and cuckoo filters, SAX windows and words. Functions, threads,
+//! light userdata, the standard library and module tables are skipped. The file is run after the script's own global code,
 //! so restored values win.
 
 use std::collections::HashMap;
@@ -17,6 +17,7 @@ use crate::circular_buffer::CircularBuffer;
 use crate::cuckoo_filter::CuckooFilter;
 use crate::hyperloglog::HyperLogLog;
 use crate::number::format_g;
+use crate::sax;
 
 const MAX_DEPTH: usize = 100;
 
@@ -97,6 +98,8 @@ impl Serializer<'_> {
             && !ud.is::<HyperLogLog>()
             && !ud.is::<BloomFilter>()
             && !ud.is::<CuckooFilter>()
+            && !ud.is::<sax::Window>()
+            && !ud.is::<sax::Word>()
         {
             return Ok(());
         }
@@ -114,6 +117,10 @@ impl Serializer<'_> {
             bf.serialize_lua(path, &mut self.out);
         } else if let Ok(cf) = ud.borrow::<CuckooFilter>() {
             cf.serialize_lua(path, &mut self.out);
+        } else if let Ok(w) = ud.borrow::<sax::Window>() {
+            w.serialize_lua(path, &mut self.out);
+        } else if let Ok(w) = ud.borrow::<sax::Word>() {
+            w.serialize_lua(path, &mut self.out);
         }
         Ok(())
     }

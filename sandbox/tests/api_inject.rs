@@ -344,6 +344,33 @@ end"#,
     );
 }
 
+/// Module userdata in a payload: a SAX word or window as its letters, a hyperloglog as its
+/// Redis representation (as lua_sandbox's output functions of those modules write them).
+#[test]
+fn add_to_payload_writes_module_userdata() {
+    let mut sb = new(
+        r#"
+require "sax"
+require "hyperloglog"
+function process_message()
+    add_to_payload(sax.word.new("CDC", 4), " ")
+    inject_payload()
+    local h = hyperloglog.new()
+    h:add("x")
+    add_to_payload(h)
+    inject_payload()
+    return 0
+end"#,
+        PluginType::Decoder,
+    );
+    let host = process_ok(&mut sb, &sample());
+    let msgs = host.messages();
+    assert_eq!(msgs[0].payload.as_deref(), Some("CDC "));
+    // 16 header bytes ("HYLL", dense, unused, cached cardinality) and 12,288 of registers
+    let hll = msgs[1].payload.as_deref().unwrap();
+    assert!(hll.starts_with("HYLL"), "{hll:?}");
+}
+
 #[test]
 fn output_limit() {
     let mut cfg = config();

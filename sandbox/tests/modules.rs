@@ -99,6 +99,7 @@ cb_ok = require("circular_buffer").new(2, 1, 1) ~= nil
 json_ok = require("cjson").decode('{"a":1}').a == 1
 lpeg_ok = require("lpeg").match(require("lpeg").P("a"), "a") == 2
 re_ok = require("re").match("ab", "'a' 'b'") == 3
+sax_ok = tostring(require("sax").word.new("CDC", 4)) == "CDC" and sax ~= nil
 function process_message() return 0 end"#,
     )
     .unwrap();
@@ -111,6 +112,7 @@ function process_message() return 0 end"#,
         "json_ok",
         "lpeg_ok",
         "re_ok",
+        "sax_ok",
     ] {
         assert!(
             sb.eval::<bool>(&format!("return {flag}")).unwrap(),

@@ -112,6 +112,11 @@ fn round_trip() {
         &sb,
         "recent:count() == 2 and recent:query('first') and recent:delete('first') and recent:count() == 1",
     );
+    // the restored window is the one the same counts build afresh
+    check(
+        &sb,
+        "(function() local w = sax.window.new(4, 2, 4) w:add(1) w:add(2) return w == shape end)()",
+    );
     // and it keeps working from there
     process_ok(&mut sb, &msg(130, "third"));
     check(&sb, "count == 3 and per_minute:get(120e9, 1) == 2");

@@ -3,6 +3,7 @@ require "circular_buffer"
 require "hyperloglog"
 require "bloom_filter"
 require "cuckoo_filter"
+require "sax"
 require "string"
 
 _PRESERVATION_VERSION = 2
@@ -20,6 +21,7 @@ per_minute:set_header(1, "Messages", "count", "sum")
 payloads = hyperloglog.new()    -- distinct payloads
 seen = bloom_filter.new(100, 0.01)
 recent = cuckoo_filter.new(64)
+shape = sax.window.new(4, 2, 4)   -- the SAX word of the last four counts
 local not_preserved = 42
 function helper() return 1 end
 
@@ -30,6 +32,7 @@ function process_message()
     payloads:add(last_payload)
     seen:add(last_payload)
     recent:add(last_payload)
+    shape:add(count)
     nested.list[#nested.list + 1] = count
     return 0
 end
