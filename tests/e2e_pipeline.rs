@@ -530,3 +530,50 @@ append_newlines = false
         hekate.stderr()
     );
 }
+
+/// TcpOutput's `local_address`: the upstream sees the connection come from that address, and
+/// the messages arrive.
+#[test]
+fn tcp_output_connects_from_its_local_address() {
+    use std::io::Read as _;
+    let dir = temp_dir("tcp-local");
+    let port = free_tcp_port();
+    let local = free_tcp_port();
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+worker_cores = [{core}]
+coordinator_core = {core}
+
+[TcpInput]
+address = "127.0.0.1:{port}"
+
+[upstream]
+type = "TcpOutput"
+message_matcher = "Type == 'fwd'"
+address = "{up}"
+local_address = "127.0.0.1:{local}"
+"#,
+        base = dir.join("base").display(),
+        core = hekate_engine::runtime::allowed_cores()[0],
+        up = upstream.local_addr().unwrap(),
+    );
+    let mut hekate = Hekate::start(&dir, &config, &[port]);
+    send_tcp(port, &framed((0..20).map(|s| message("fwd", 1, s, 50))));
+    let (mut conn, peer) = upstream.accept().unwrap();
+    assert_eq!(peer.port(), local, "{}", hekate.stderr());
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while parse_stream(&bytes).len() < 20 {
+        let n = conn.read(&mut chunk).unwrap();
+        assert!(n > 0, "upstream closed early\n{}", hekate.stderr());
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+    let seqs: Vec<_> = parse_stream(&bytes).iter().filter_map(conn_seq).collect();
+    assert_eq!(seqs, (0..20).map(|s| (1, s)).collect::<Vec<_>>());
+    assert!(hekate.terminate().success(), "{}", hekate.stderr());
+}

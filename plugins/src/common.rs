@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::RawFd;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::framing::SignerKeys;
@@ -34,33 +35,12 @@ pub(crate) fn address_option(
 
 /// Turns on TCP keep-alive with the given idle period (seconds).
 pub(crate) fn set_keepalive(fd: RawFd, period_secs: u32) -> std::io::Result<()> {
-    let on: libc::c_int = 1;
-    let idle = period_secs.max(1) as libc::c_int;
-    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: plain setsockopt calls on a socket we own, with pointers to live ints.
-    unsafe {
-        if libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_KEEPALIVE,
-            (&on as *const libc::c_int).cast(),
-            len,
-        ) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        if libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_KEEPIDLE,
-            (&idle as *const libc::c_int).cast(),
-            len,
-        ) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    use std::os::fd::BorrowedFd;
+    // SAFETY: the caller's socket stays open for the duration of this call.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let keepalive =
+        socket2::TcpKeepalive::new().with_time(Duration::from_secs(u64::from(period_secs.max(1))));
+    socket2::SockRef::from(&fd).set_tcp_keepalive(&keepalive)
 }
 
 /// One `[name.signer.<signer>_<version>]` subsection.
@@ -134,5 +114,21 @@ pub(crate) mod testing {
             sample.push_str("\n[SampleInput]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:0\"\n");
         }
         build(&sample).unwrap_or_else(|e| panic!("the doc sample does not build: {e}\n{sample}"))
+    }
+}
+
+#[cfg(test)]
+mod keepalive_tests {
+    use std::os::fd::AsRawFd as _;
+    use std::time::Duration;
+
+    #[test]
+    fn keepalive_is_on_with_the_idle_period() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        super::set_keepalive(stream.as_raw_fd(), 120).unwrap();
+        let sock = socket2::SockRef::from(&stream);
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.keepalive_time().unwrap(), Duration::from_secs(120));
     }
 }

@@ -24,11 +24,11 @@
 //! max_retries = -1
 //! ```
 //!
-//! Options: `address` (required), `keep_alive` (false), `keep_alive_period` (7200 s),
-//! `reconnect_after` (0: never; else reconnect after this many messages), `encoder`
-//! (ProtobufEncoder), `use_framing` (true with ProtobufEncoder), `retries`. Not supported yet:
-//! `local_address`, `use_tls`, and disk buffering (`use_buffering` is accepted; the output
-//! back-pressures instead of queueing to disk).
+//! Options: `address` (required), `local_address` (the address to connect from), `keep_alive`
+//! (false), `keep_alive_period` (7200 s), `reconnect_after` (0: never; else reconnect after this
+//! many messages), `encoder` (ProtobufEncoder), `use_framing` (true with ProtobufEncoder),
+//! `retries`. Not supported yet: `use_tls`, and disk buffering (`use_buffering` is accepted; the
+//! output back-pressures instead of queueing to disk, and says so at start).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -105,6 +105,7 @@ struct Ignored {}
 #[derive(Debug)]
 struct TcpOutputPlugin {
     address: SocketAddr,
+    local_address: Option<SocketAddr>,
     keep_alive: Option<u32>,
     reconnect_after: u64,
     retries: RetryOptions,
@@ -113,11 +114,7 @@ struct TcpOutputPlugin {
 
 fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
     let opts: Options = section.options()?;
-    for (set, key) in [
-        (opts.local_address.is_some(), "local_address"),
-        (opts.use_tls, "use_tls"),
-        (opts.tls.is_some(), "tls"),
-    ] {
+    for (set, key) in [(opts.use_tls, "use_tls"), (opts.tls.is_some(), "tls")] {
         if set {
             return Err(section.error_at_key(
                 key,
@@ -136,8 +133,13 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
             section.name()
         );
     }
+    let local_address = match &opts.local_address {
+        Some(a) => Some(address_option(section, "local_address", a)?),
+        None => None,
+    };
     Ok(Built::Output(Arc::new(TcpOutputPlugin {
         address: address_option(section, "address", &opts.address)?,
+        local_address,
         keep_alive: opts.keep_alive.then_some(opts.keep_alive_period),
         reconnect_after: opts.reconnect_after,
         retries: common.retries,
@@ -154,6 +156,7 @@ impl OutputPlugin for TcpOutputPlugin {
         Ok(Box::new(TcpOutput {
             name: ctx.name.clone(),
             address: self.address,
+            local_address: self.local_address,
             keep_alive: self.keep_alive,
             reconnect_after: self.reconnect_after,
             retries: self.retries,
@@ -172,6 +175,7 @@ impl OutputPlugin for TcpOutputPlugin {
 struct TcpOutput {
     name: String,
     address: SocketAddr,
+    local_address: Option<SocketAddr>,
     keep_alive: Option<u32>,
     reconnect_after: u64,
     retries: RetryOptions,
@@ -184,6 +188,31 @@ struct TcpOutput {
     written: u64,
     total_written: u64,
     reconnects: u64,
+}
+
+/// Connects to `remote` from `local` (`local_address`): the socket is bound and connected on
+/// the shard's blocking-call thread, then handed to the shard's reactor.
+async fn connect_from(
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> Result<glommio::net::TcpStream, String> {
+    use std::os::fd::{FromRawFd as _, IntoRawFd as _};
+    let fd = glommio::executor()
+        .spawn_blocking(move || -> std::io::Result<std::os::fd::RawFd> {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(remote),
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )?;
+            socket.bind(&local.into())?;
+            socket.connect_timeout(&remote.into(), CONNECT_TIMEOUT)?;
+            socket.set_nonblocking(true)?;
+            Ok(socket.into_raw_fd())
+        })
+        .await
+        .map_err(|e| format!("from {local}: {e}"))?;
+    // SAFETY: `fd` is a connected TCP socket nobody else owns.
+    Ok(unsafe { glommio::net::TcpStream::from_raw_fd(fd) })
 }
 
 fn jitter(max: Duration) -> Duration {
@@ -201,8 +230,12 @@ impl TcpOutput {
         let mut delay = self.retries.delay;
         let mut attempt: u64 = 0;
         loop {
-            let result =
-                glommio::net::TcpStream::connect_timeout(self.address, CONNECT_TIMEOUT).await;
+            let result = match self.local_address {
+                None => glommio::net::TcpStream::connect_timeout(self.address, CONNECT_TIMEOUT)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Some(local) => connect_from(local, self.address).await,
+            };
             match result {
                 Ok(stream) => {
                     if let Some(period) = self.keep_alive {
