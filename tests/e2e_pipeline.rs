@@ -577,3 +577,59 @@ local_address = "127.0.0.1:{local}"
     assert_eq!(seqs, (0..20).map(|s| (1, s)).collect::<Vec<_>>());
     assert!(hekate.terminate().success(), "{}", hekate.stderr());
 }
+
+/// UdpOutput sends each message as one datagram to its address (here, a Heka protobuf message
+/// per datagram, as a UdpInput with its NullSplitter reads them); a message larger than
+/// `max_message_size` is dropped and counted, the others go on.
+#[test]
+fn udp_output_sends_one_datagram_per_message() {
+    let dir = temp_dir("udp-out");
+    let port = free_tcp_port();
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let config = format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+worker_cores = [{core}]
+coordinator_core = {core}
+
+[TcpInput]
+address = "127.0.0.1:{port}"
+
+[datagrams]
+type = "UdpOutput"
+message_matcher = "Type == 'dgram'"
+address = "{to}"
+encoder = "ProtobufEncoder"
+max_message_size = 1000
+"#,
+        base = dir.join("base").display(),
+        core = hekate_engine::runtime::allowed_cores()[0],
+        to = receiver.local_addr().unwrap(),
+    );
+    let mut hekate = Hekate::start(&dir, &config, &[port]);
+    // seq 5 is far over max_message_size
+    let msgs = (0..10).map(|s| message("dgram", 1, s, if s == 5 { 5000 } else { 100 }));
+    send_tcp(port, &framed(msgs));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while got.len() < 9 {
+        let n = receiver
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("{e} after {got:?}\n{}", hekate.stderr()));
+        let m = hekate_engine::message::Message::decode_bytes(&buf[..n]).unwrap();
+        got.push(conn_seq(&m).unwrap().1);
+    }
+    assert_eq!(got, [0, 1, 2, 3, 4, 6, 7, 8, 9]);
+    assert!(
+        wait_for(Duration::from_secs(5), || hekate
+            .stderr()
+            .contains("message has exceeded allowed UDP data size")),
+        "{}",
+        hekate.stderr()
+    );
+    assert!(hekate.terminate().success(), "{}", hekate.stderr());
+}

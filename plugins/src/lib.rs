@@ -75,6 +75,7 @@ pub fn registry() -> Registry {
         output::file::TYPE,
         output::log::TYPE,
         output::sandbox::TYPE,
+        output::udp::TYPE,
     ])
 }
 

@@ -5,6 +5,7 @@ pub mod file;
 pub mod log;
 pub mod sandbox;
 pub mod tcp;
+pub mod udp;
 
 use std::sync::Arc;
 
@@ -56,6 +57,14 @@ impl Encoding {
             framing,
             max_message_size: ctx.global.max_message_size,
         })
+    }
+
+    /// Without an explicit `use_framing`, messages are not framed (a datagram is one message).
+    pub(crate) fn unframed_by_default(mut self, section: &PluginSection) -> Self {
+        if section.output().and_then(|o| o.use_framing).is_none() {
+            self.framing = false;
+        }
+        self
     }
 
     /// An encoder instance for one output instance.
