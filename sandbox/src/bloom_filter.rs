@@ -22,7 +22,9 @@
 
 use mlua::{Lua, Table, UserData, UserDataMethods, Value, Variadic};
 
-use crate::lua_util::{arg_error, check_bytes, check_integer, check_number, loc, rt};
+use crate::lua_util::{
+    arg_error, check_bytes, check_integer, check_number, count_error, loc, rt, with_key,
+};
 use crate::memory::Reservation;
 use crate::number::format_g;
 use crate::preserve::quote;
@@ -133,24 +135,6 @@ impl BloomFilter {
             self.count,
             quote(&self.data)
         ));
-    }
-}
-
-/// `luaL_argcheck(lua, n == gettop, 0, ...)` as a method call reports it (`self` not counted).
-fn count_error(fname: &str) -> mlua::Error {
-    rt(format!(
-        "bad argument #-1 to '{fname}' (incorrect number of arguments)"
-    ))
-}
-
-/// Runs `f` over the key's bytes: a string in place, a number's eight bytes (as the reference
-/// hashes its `lua_Number`).
-fn with_key<R>(key: &Value, fname: &str, f: impl FnOnce(&[u8]) -> R) -> mlua::Result<R> {
-    match key {
-        Value::String(s) => Ok(f(&s.as_bytes())),
-        Value::Integer(i) => Ok(f(&(*i as f64).to_ne_bytes())),
-        Value::Number(d) => Ok(f(&d.to_ne_bytes())),
-        _ => Err(arg_error(1, fname, "must be a string or number")),
     }
 }
 

@@ -20,7 +20,7 @@ use std::cell::Cell;
 
 use mlua::{AnyUserData, Lua, MetaMethod, Table, UserData, UserDataMethods, Value, Variadic};
 
-use crate::lua_util::{arg_error, loc, rt};
+use crate::lua_util::{arg_error, loc, rt, with_key};
 use crate::memory::Reservation;
 use crate::preserve::quote;
 
@@ -208,16 +208,6 @@ impl HyperLogLog {
     }
 }
 
-/// A key: a string's bytes, or a number's eight bytes.
-fn key_bytes(v: &Value, n: usize, fname: &str) -> mlua::Result<Vec<u8>> {
-    match v {
-        Value::String(s) => Ok(s.as_bytes().to_vec()),
-        Value::Integer(i) => Ok((*i as f64).to_ne_bytes().to_vec()),
-        Value::Number(d) => Ok(d.to_ne_bytes().to_vec()),
-        _ => Err(arg_error(n, fname, "must be a string or number")),
-    }
-}
-
 fn no_more(extra: &Value, n: usize, fname: &str) -> mlua::Result<()> {
     if extra.is_nil() {
         Ok(())
@@ -233,11 +223,7 @@ impl UserData for HyperLogLog {
                 lua,
                 (|| {
                     no_more(&extra, 2, "add")?;
-                    // strings are hashed in place: no copy per call
-                    Ok(match &key {
-                        Value::String(s) => hll.add(&s.as_bytes()),
-                        other => hll.add(&key_bytes(other, 1, "add")?),
-                    })
+                    with_key(&key, "add", |k| hll.add(k))
                 })(),
             )
         });

@@ -65,6 +65,25 @@ pub(crate) fn arg_error(n: usize, fname: &str, msg: &str) -> Error {
     rt(format!("bad argument #{n} to '{fname}' ({msg})"))
 }
 
+/// `luaL_argcheck(lua, n == gettop, 0, ...)` as a method call reports it (`self` not counted).
+pub(crate) fn count_error(fname: &str) -> Error {
+    rt(format!(
+        "bad argument #-1 to '{fname}' (incorrect number of arguments)"
+    ))
+}
+
+/// Runs `f` over a hashed key's bytes, as lua_sandbox's probabilistic modules take keys: a
+/// string in place, a number as the eight bytes of its double; anything else is argument #1's
+/// error.
+pub(crate) fn with_key<R>(key: &Value, fname: &str, f: impl FnOnce(&[u8]) -> R) -> mlua::Result<R> {
+    match key {
+        Value::String(s) => Ok(f(&s.as_bytes())),
+        Value::Integer(i) => Ok(f(&(*i as f64).to_ne_bytes())),
+        Value::Number(d) => Ok(f(&d.to_ne_bytes())),
+        _ => Err(arg_error(1, fname, "must be a string or number")),
+    }
+}
+
 fn type_error(n: usize, fname: &str, expected: &str, got: &Value) -> Error {
     arg_error(
         n,
