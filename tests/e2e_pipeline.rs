@@ -633,3 +633,65 @@ max_message_size = 1000
     );
     assert!(hekate.terminate().success(), "{}", hekate.stderr());
 }
+
+/// A UdpOutput whose peer has no listener: the kernel refuses the sends (the port is reported
+/// unreachable), the failures are logged and counted in the output's `SendFailures` report
+/// field, and hekate carries on. The messages all arrive within the first second and the output
+/// is idle afterwards: its report fields must still be brought up to date.
+#[test]
+fn udp_output_counts_refused_sends() {
+    let dir = temp_dir("udp-refused");
+    let port = free_tcp_port();
+    let closed = free_udp_port();
+    let config = format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+worker_cores = [{core}]
+coordinator_core = {core}
+report_interval = 1
+
+[TcpInput]
+address = "127.0.0.1:{port}"
+
+[datagrams]
+type = "UdpOutput"
+message_matcher = "Type == 'dgram'"
+address = "127.0.0.1:{closed}"
+encoder = "ProtobufEncoder"
+
+[reports]
+type = "FileOutput"
+message_matcher = "Type == 'heka.all-report'"
+path = "reports.hekad"
+flush_interval = 50
+"#,
+        base = dir.join("base").display(),
+        core = hekate_engine::runtime::allowed_cores()[0],
+    );
+    let mut hekate = Hekate::start(&dir, &config, &[port]);
+    // one batch per send, so that the refusal of one datagram is seen by the next send
+    for s in 0..20 {
+        send_tcp(port, &framed([message("dgram", 1, s, 50)]));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let path = dir.join("base").join("reports.hekad");
+    let failures = || -> Option<i64> {
+        let last = read_stream(&path).pop()?;
+        let json: serde_json::Value = serde_json::from_str(last.payload.as_deref()?).ok()?;
+        json["outputs"]
+            .as_array()?
+            .iter()
+            .find(|o| o["Name"] == "datagrams")?["SendFailures"]["value"]
+            .as_i64()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || failures()
+            .is_some_and(|n| n > 0)),
+        "SendFailures {:?}\n{}",
+        failures(),
+        hekate.stderr()
+    );
+    assert!(hekate.stderr().contains("sending a datagram failed"));
+    assert!(hekate.terminate().success(), "{}", hekate.stderr());
+}

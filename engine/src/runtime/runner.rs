@@ -169,12 +169,24 @@ impl Drop for LiveGuard {
 
 const REPORT_REFRESH: Duration = Duration::from_secs(1);
 
+/// The deadline of a runner's wait: `deadline`, or sooner when the plugin's report fields
+/// changed since they were last published at `refreshed` (`stale`), so that an idle plugin's
+/// report does not keep the numbers of its last busy second.
+fn with_refresh(deadline: Option<Instant>, refreshed: Instant, stale: bool) -> Option<Instant> {
+    if !stale {
+        return deadline;
+    }
+    let due = refreshed + REPORT_REFRESH;
+    Some(deadline.map_or(due, |d| d.min(due)))
+}
+
 /// Drives an output until the outputs stop and its lanes are drained.
 pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, ctx: RunnerCtx) {
     let _finished = FinishGuard(Arc::clone(&ctx.lifecycle));
     let _live = LiveGuard(Arc::clone(&ctx.live));
     let mut limiter = LogLimiter::new(5);
     let mut refreshed = Instant::now();
+    let mut stale = false;
     let mut terminated = false;
     loop {
         if terminated {
@@ -227,13 +239,15 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
             }
             add(&ctx.counters().delivered, out.take_written());
             ctx.held.store(out.buffered(), Ordering::Release);
+            stale = true;
         }
         if terminated {
             continue;
         }
-        if refreshed.elapsed() >= REPORT_REFRESH {
+        if stale && refreshed.elapsed() >= REPORT_REFRESH {
             refresh_output_report(&*out, &ctx);
             refreshed = Instant::now();
+            stale = false;
         }
         let mut deadline = out.flush_deadline();
         if deadline.is_some_and(|d| d <= Instant::now()) {
@@ -249,7 +263,9 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
         if (ctx.stop.is_set() || inbound.retired()) && inbound.is_empty() {
             break;
         }
-        inbound.wait(deadline, &ctx.stop).await;
+        inbound
+            .wait(with_refresh(deadline, refreshed, stale), &ctx.stop)
+            .await;
     }
     while out.buffered() > 0 {
         flush_output(&mut *out, &ctx, &mut limiter).await;
@@ -397,6 +413,7 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
     let ticker = filter.ticker_interval().filter(|d| !d.is_zero());
     let mut next_tick = ticker.map(|d| Instant::now() + d);
     let mut refreshed = Instant::now();
+    let mut stale = false;
     let mut terminated = false;
     loop {
         if terminated {
@@ -453,6 +470,7 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
             ctx.flush(routed).await;
             inbound.done(lane, batch);
             ctx.held.store(0, Ordering::Release);
+            stale = true;
             if terminated {
                 break;
             }
@@ -478,21 +496,25 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
             }
             route_injected(&mut inj, &ctx);
             ctx.flush(routed).await;
+            stale = true;
             next_tick = Some(t + every)
                 .filter(|n| *n > Instant::now())
                 .or(Some(Instant::now() + every));
             continue;
         }
-        if refreshed.elapsed() >= REPORT_REFRESH {
+        if stale && refreshed.elapsed() >= REPORT_REFRESH {
             let mut sink = FieldCollector::default();
             filter.report(&mut sink);
             ctx.counters().set_extra(sink.fields);
             refreshed = Instant::now();
+            stale = false;
         }
         if (ctx.stop.is_set() || inbound.retired()) && inbound.is_empty() {
             break;
         }
-        inbound.wait(next_tick, &ctx.stop).await;
+        inbound
+            .wait(with_refresh(next_tick, refreshed, stale), &ctx.stop)
+            .await;
     }
     inj.parent_loops = 0;
     let routed = ctx.routed();
