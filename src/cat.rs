@@ -4,9 +4,9 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use hekate_engine::framing::{HekaSplitter, SplitOutcome};
-use hekate_engine::matcher::MatcherSpec;
-use hekate_engine::message::MessageView;
+use hekate_model::framing::{HekaSplitter, SplitOutcome};
+use hekate_model::matcher::MatcherSpec;
+use hekate_model::message::MessageView;
 
 use crate::show;
 

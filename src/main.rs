@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hekate_config::Config;
-use hekate_engine::matcher::MatcherSpec;
 use hekate_engine::runtime::check_matcher;
+use hekate_model::matcher::MatcherSpec;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use hekate_engine::framing::{SigningKey, encode_record, hash_function_from_name};
-use hekate_engine::message::{Field, Message};
+use hekate_model::framing::{SigningKey, encode_record, hash_function_from_name};
+use hekate_model::message::{Field, Message};
 use serde::Deserialize;
 
 /// What to ask the sandbox manager.

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use base64::Engine as _;
-use hekate_engine::message::{FieldValue, MessageAccess, MessageView, ValueType, uuid_string};
+use hekate_model::message::{FieldValue, MessageAccess, MessageView, ValueType, uuid_string};
 use serde_json::{Map, Value, json};
 
 fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {

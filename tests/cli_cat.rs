@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use hekate_engine::framing::{SigningKey, encode_record};
-use hekate_engine::message::{Field, HmacHashFunction, Message};
+use hekate_model::framing::{SigningKey, encode_record};
+use hekate_model::message::{Field, HmacHashFunction, Message};
 
 fn hekate(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hekate"))
@@ -210,7 +210,7 @@ fn json_and_text_formats_show_headers_and_fields() {
     assert_eq!(lines[0]["Fields"][3]["value"][0], true);
     assert_eq!(
         lines[2]["Uuid"],
-        hekate_engine::message::uuid_string(&msgs[2].uuid)
+        hekate_model::message::uuid_string(&msgs[2].uuid)
     );
 
     let o = hekate(&[

@@ -87,7 +87,7 @@ address = "{sink}"
     assert!(status.success(), "{status}\n{}", hekate.stderr());
 
     let check =
-        |msgs: &[hekate_engine::message::Message], want: &dyn Fn(u64) -> bool, what: &str| {
+        |msgs: &[hekate_model::message::Message], want: &dyn Fn(u64) -> bool, what: &str| {
             let mut last: HashMap<u32, Option<u64>> = HashMap::new();
             let mut count = 0u64;
             for m in msgs {
@@ -355,7 +355,7 @@ flush_interval = 50
     let mut hekate = Hekate::start(&dir, &config, &[port]);
     send_tcp(port, &framed((0..3).map(|s| message("r", 0, s, 10))));
     let path = dir.join("base").join("reports.hekad");
-    let of_type = |ty: &str| -> Vec<hekate_engine::message::Message> {
+    let of_type = |ty: &str| -> Vec<hekate_model::message::Message> {
         read_stream(&path)
             .into_iter()
             .filter(|m| m.r#type.as_deref() == Some(ty))
@@ -416,8 +416,8 @@ flush_interval = 50
 /// signer; a record with a bad signature is dropped and counted.
 #[test]
 fn signed_records_are_verified_and_routed_by_signer() {
-    use hekate_engine::framing::{SigningKey, encode_record};
-    use hekate_engine::message::HmacHashFunction;
+    use hekate_model::framing::{SigningKey, encode_record};
+    use hekate_model::message::HmacHashFunction;
 
     let dir = temp_dir("signer");
     let port = free_tcp_port();
@@ -620,7 +620,7 @@ max_message_size = 1000
         let n = receiver
             .recv(&mut buf)
             .unwrap_or_else(|e| panic!("{e} after {got:?}\n{}", hekate.stderr()));
-        let m = hekate_engine::message::Message::decode_bytes(&buf[..n]).unwrap();
+        let m = hekate_model::message::Message::decode_bytes(&buf[..n]).unwrap();
         got.push(conn_seq(&m).unwrap().1);
     }
     assert_eq!(got, [0, 1, 2, 3, 4, 6, 7, 8, 9]);

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
-use hekate_engine::framing::{SigningKey, encode_record};
-use hekate_engine::message::{Field, HmacHashFunction, Message};
+use hekate_model::framing::{SigningKey, encode_record};
+use hekate_model::message::{Field, HmacHashFunction, Message};
 
 const COUNTER_LUA: &str = r#"
 count = 0

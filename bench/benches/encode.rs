@@ -6,8 +6,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hekate_bench::load::{LoadSpec, Ring};
-use hekate_engine::framing::{SigningKey, encode_record};
-use hekate_engine::message::{Field, HmacHashFunction, Message};
+use hekate_model::framing::{SigningKey, encode_record};
+use hekate_model::message::{Field, HmacHashFunction, Message};
 
 /// A ~300-byte message shaped like the `route` load: an nginx access line as payload, the usual
 /// headers, and nine fields.

@@ -22,7 +22,7 @@ use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
 
-use hekate_engine::framing::{FramingError, SigningKey, encode_record};
+use hekate_model::framing::{FramingError, SigningKey, encode_record};
 
 use crate::sizes::{Prng, SizeDist};
 
@@ -1019,8 +1019,8 @@ pub(crate) mod text {
 mod tests {
     use std::sync::Arc;
 
-    use hekate_engine::framing::{HekaSplitter, SignerKeys, SplitOutcome};
-    use hekate_engine::message::{HmacHashFunction, Message, MessageAccess, MessageView};
+    use hekate_model::framing::{HekaSplitter, SignerKeys, SplitOutcome};
+    use hekate_model::message::{HmacHashFunction, Message, MessageAccess, MessageView};
 
     use super::*;
     use crate::parse::{LineFraming, LineStep, TextStamps, heka_stamp};
@@ -1084,7 +1084,7 @@ mod tests {
             assert_eq!(owned.uuid.len(), 16);
             assert!(!owned.msg_type().is_empty() && !owned.payload().is_empty());
             let int = |name: &str| match owned.get_field_value(name) {
-                Some(hekate_engine::message::FieldValue::Integer(v)) => v,
+                Some(hekate_model::message::FieldValue::Integer(v)) => v,
                 other => panic!("{name}: {other:?}"),
             };
             assert_eq!(int("conn"), 5);

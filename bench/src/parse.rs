@@ -8,7 +8,7 @@
 //!
 //! Also the two text framings (newline, octet counting) and graphite plaintext lines.
 
-use hekate_engine::message::{FieldValue, MessageAccess, MessageView};
+use hekate_model::message::{FieldValue, MessageAccess, MessageView};
 use memchr::memmem;
 
 /// The numbers the generator stamped into a message.

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hekate_engine::framing::{DEFAULT_MAX_MESSAGE_SIZE, HekaSplitter, SplitOutcome};
+use hekate_model::framing::{DEFAULT_MAX_MESSAGE_SIZE, HekaSplitter, SplitOutcome};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 

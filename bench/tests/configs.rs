@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use hekate_config::{Config, HekaCatalog};
-use hekate_engine::matcher::MatcherSpec;
+use hekate_model::matcher::MatcherSpec;
 
 const VARS: &[(&str, &str)] = &[
     ("BENCH_WORKER_CORES", "[1]"),

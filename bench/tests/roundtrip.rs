@@ -12,8 +12,8 @@ use hekate_bench::flood::{self, FloodConfig, FloodReport, Transport};
 use hekate_bench::load::{Format, Framing, LoadSpec, Ring};
 use hekate_bench::parse::LineFraming;
 use hekate_bench::sink::{self, SinkConfig, SinkFormat, SinkReport, Source};
-use hekate_engine::framing::SigningKey;
-use hekate_engine::message::HmacHashFunction;
+use hekate_model::framing::SigningKey;
+use hekate_model::message::HmacHashFunction;
 
 /// Starts a sink on an ephemeral port; returns its address and a handle to its report.
 fn start_sink(mut cfg: SinkConfig, udp: bool) -> (SocketAddr, thread::JoinHandle<SinkReport>) {

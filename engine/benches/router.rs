@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hekate_engine::matcher::MatcherSpec;
-use hekate_engine::message::{Field, Message, MessageView};
 use hekate_engine::runtime::{Doorbell, LaneRx, Route, RouterShard, ShardStats, lane};
+use hekate_model::matcher::MatcherSpec;
+use hekate_model::message::{Field, Message, MessageView};
 
 const MATCHERS: [&str; 10] = [
     "TRUE",

@@ -1,5 +1,6 @@
-//! hekate's engine: the message model, Heka framing, the matcher language, the plugin traits and
-//! the thread-per-core runtime.
+//! hekate's engine: the plugin traits and the thread-per-core runtime. The message model, Heka
+//! framing, the matcher language and the message writer are the room below, `hekate-model`
+//! (`engine/model/`), which depends on no crate of the workspace.
 //!
 //! # Threads
 //!
@@ -26,10 +27,10 @@
 //!   it reuses (io_uring via glommio); split, decode and routing happen inline on that task —
 //!   no hop between read and route ([`runtime::RecordStream`]).
 //! - **Every shard has a router** ([`runtime::RouterShard`]) holding the compiled matchers of
-//!   every filter and output. A message is viewed in place ([`message::MessageView`]: headers
+//!   every filter and output. A message is viewed in place ([`hekate_model::message::MessageView`]: headers
 //!   located, nothing copied or decoded); its fields are indexed on the first `Fields[...]` test
-//!   and the index serves every matcher ([`message::IndexedView`]); each matcher is evaluated
-//!   once, and the message bytes, with the layout the view found ([`message::ViewLayout`]), are
+//!   and the index serves every matcher ([`hekate_model::message::IndexedView`]); each matcher is evaluated
+//!   once, and the message bytes, with the layout the view found ([`hekate_model::message::ViewLayout`]), are
 //!   copied into the pending batch of each destination that matched, so the consumer gets its
 //!   view back without scanning the message again. A message that only passes through is never
 //!   re-encoded: ProtobufEncoder writes the bytes it arrived in.
@@ -73,8 +74,5 @@
 //! (start and coordination), `runtime/router.rs` (the hot path), `runtime/runner.rs` (how
 //! filters and outputs are driven).
 
-pub mod framing;
-pub mod matcher;
-pub mod message;
 pub mod plugin;
 pub mod runtime;

@@ -3,7 +3,7 @@
 //! found do not depend on where the reads were cut.
 #![no_main]
 
-use hekate_engine::framing::{HekaSplitter, SignerKeys, SplitOutcome};
+use hekate_model::framing::{HekaSplitter, SignerKeys, SplitOutcome};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 

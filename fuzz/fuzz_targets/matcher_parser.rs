@@ -2,8 +2,8 @@
 //! without panicking on a message with every kind of header and field.
 #![no_main]
 
-use hekate_engine::matcher::MatcherSpec;
-use hekate_engine::message::{Field, Message, MessageView};
+use hekate_model::matcher::MatcherSpec;
+use hekate_model::message::{Field, Message, MessageView};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 //! read what the plain view reads.
 #![no_main]
 
-use hekate_engine::message::{
+use hekate_model::message::{
     FieldIndex, FieldValue, IndexedView, Message, MessageAccess, MessageView,
 };
 use libfuzzer_sys::fuzz_target;
@@ -56,8 +56,8 @@ fuzz_target!(|data: &[u8]| {
                 // NaN != NaN: compare bit patterns for doubles.
                 match (a, b) {
                     (
-                        hekate_engine::message::FieldValue::Double(x),
-                        hekate_engine::message::FieldValue::Double(y),
+                        hekate_model::message::FieldValue::Double(x),
+                        hekate_model::message::FieldValue::Double(y),
                     ) => assert_eq!(x.to_bits(), y.to_bits()),
                     _ => assert_eq!(a, b),
                 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::framing::SignerKeys;
+use hekate_model::framing::SignerKeys;
 use serde::Deserialize;
 
 /// Resolves a Heka address: `host:port`, or `:port` for every interface.

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Bencher, Criterion, Throughput, criterion_group, criterion_main};
-use hekate_engine::message::{Field, Message, MessageView};
+use hekate_model::message::{Field, Message, MessageView};
 use hekate_sandbox::{
     InjectError, Outcome, PluginType, Sandbox, SandboxConfig, SandboxHost, ScriptSource,
 };

@@ -1,7 +1,7 @@
 //! The output side of the Lua API: `add_to_payload`, `inject_payload`, `inject_message`,
 //! `write_message`, `decode_message` (reference §5.2).
 
-use hekate_engine::message::{Field, Message, ValueType, parse_uuid};
+use hekate_model::message::{Field, Message, ValueType, parse_uuid};
 use mlua::{Lua, Value, Variadic};
 use prost::Message as _;
 

@@ -11,7 +11,7 @@
 use std::ffi::{c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use hekate_engine::message::{FieldValue, MessageAccess, UUID_STRING_LEN, format_uuid};
+use hekate_model::message::{FieldValue, MessageAccess, UUID_STRING_LEN, format_uuid};
 use mlua::Lua;
 use mlua::ffi::{self, lua_State};
 

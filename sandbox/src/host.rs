@@ -13,7 +13,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hekate_engine::message::Message;
+use hekate_model::message::Message;
 
 use crate::error::InjectError;
 

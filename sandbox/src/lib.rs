@@ -16,7 +16,7 @@
 //! # Example
 //!
 //! ```
-//! use hekate_engine::message::{Message, MessageView};
+//! use hekate_model::message::{Message, MessageView};
 //! use hekate_sandbox::{Outcome, PluginType, Sandbox, SandboxConfig, ScriptSource, VecHost};
 //!
 //! let script = r#"
@@ -45,8 +45,8 @@
 //!
 //! # Host interface
 //!
-//! Each call gets the message to read — a zero-copy [`MessageView`](hekate_engine::message::MessageView)
-//! (hot path) or an owned [`Message`](hekate_engine::message::Message), see [`MessageRef`] — and a
+//! Each call gets the message to read — a zero-copy [`MessageView`](hekate_model::message::MessageView)
+//! (hot path) or an owned [`Message`](hekate_model::message::Message), see [`MessageRef`] — and a
 //! [`SandboxHost`], borrowed for that call only. The host receives each injected message as its
 //! complete protobuf encoding (Uuid and Timestamp filled in; in filters the `heka.sandbox.` Type
 //! prefix, Logger and Hostname applied), encoded straight from the Lua table into a buffer the

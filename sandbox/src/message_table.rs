@@ -1,6 +1,6 @@
 //! [`Message`] to the Lua message table (`decode_message`, `read_next_field` values).
 
-use hekate_engine::message::{FieldValue, Message};
+use hekate_model::message::{FieldValue, Message};
 use mlua::{Lua, Table, Value};
 
 /// A Lua value for one field value (bytes and strings become Lua strings).

@@ -2,7 +2,7 @@
 //! protobuf encoding.
 //!
 //! This is `inject_message`'s hot path (a decoder injects one table per line): no intermediate
-//! [`Message`](hekate_engine::message::Message), no per-call allocation once the scratch
+//! [`Message`](hekate_model::message::Message), no per-call allocation once the scratch
 //! buffers have grown. It uses only Lua API calls that neither allocate nor raise (`lua_next`,
 //! `lua_rawgeti`, `lua_type`, `lua_tolstring` on strings only, `lua_tonumber`,
 //! `lua_toboolean`, `lua_objlen`, pushes into stack space reserved by the caller), so Rust values
@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 use std::ffi::c_int;
 
-use hekate_engine::message::{UUID_SIZE, ValueType, parse_uuid};
+use hekate_model::message::{UUID_SIZE, ValueType, parse_uuid};
 use mlua::ffi::{self, lua_State};
 
 use crate::number::format_g;

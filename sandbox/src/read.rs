@@ -1,6 +1,6 @@
 //! `read_next_field`, `read_config` (`read_message` is in [`crate::cfunc`]).
 
-use hekate_engine::message::{FieldValue, ValueType};
+use hekate_model::message::{FieldValue, ValueType};
 use mlua::{Lua, Value};
 
 use crate::config::ConfigValue;

@@ -5,8 +5,8 @@ use std::ffi::{c_int, c_void};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use hekate_engine::message::{Field, Message};
 use hekate_engine::runtime::sandbox_aborts;
+use hekate_model::message::{Field, Message};
 use mlua::chunk::ChunkMode;
 use mlua::ffi::{self, lua_Debug, lua_State};
 use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value, Variadic};

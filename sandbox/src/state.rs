@@ -10,7 +10,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::ptr::NonNull;
 use std::rc::Rc;
 
-use hekate_engine::message::{Message, MessageView};
+use hekate_model::message::{Message, MessageView};
 
 use crate::config::{ConfigValue, PluginType};
 use crate::host::SandboxHost;

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use hekate_engine::message::{Field, FieldValue, Message, ValueType, uuid_string};
+use hekate_model::message::{Field, FieldValue, Message, ValueType, uuid_string};
 use hekate_sandbox::{
     ConfigValue, InjectError, Outcome, PluginType, Sandbox, SandboxHost, VecHost,
 };
@@ -214,7 +214,7 @@ fn host_refusals_become_lua_errors() {
     ] {
         let mut sb = new(code, PluginType::Filter);
         let bytes = sample().to_bytes();
-        let view = hekate_engine::message::MessageView::new(&bytes).unwrap();
+        let view = hekate_model::message::MessageView::new(&bytes).unwrap();
         assert_eq!(
             sb.process_message(&view, &mut RefusingHost(e)),
             Ok(Outcome::Ok)

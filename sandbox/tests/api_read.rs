@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use hekate_engine::message::{Message, uuid_string};
+use hekate_model::message::{Message, uuid_string};
 use hekate_sandbox::{ConfigValue, Outcome, PluginType, Sandbox};
 
 fn r_str(sb: &Sandbox, k: &str) -> String {

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use hekate_engine::message::{Field, Message};
+use hekate_model::message::{Field, Message};
 use hekate_sandbox::{Outcome, PluginType, Sandbox};
 
 const HEADER_AT: &str = r#"{"time":TIME,"rows":3,"columns":2,"seconds_per_row":60,"column_info":[{"name":"Requests","unit":"count","aggregation":"sum"},{"name":"Max_Latency_","unit":"ms","aggregation":"max"}]}"#;

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use hekate_engine::message::{FieldValue, Message, ValueType};
+use hekate_model::message::{FieldValue, Message, ValueType};
 use hekate_sandbox::{ConfigValue, Outcome, PluginType, Sandbox};
 
 fn decode(

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use hekate_engine::message::{Field, Message, MessageView};
+use hekate_model::message::{Field, Message, MessageView};
 use hekate_sandbox::{Outcome, PluginType, Sandbox, VecHost};
 use proptest::prelude::*;
 

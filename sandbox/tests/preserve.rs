@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use hekate_engine::message::Message;
+use hekate_model::message::Message;
 use hekate_sandbox::{PluginType, Sandbox, SandboxConfig, SandboxError, preservation_file_name};
 
 struct TempDir(std::path::PathBuf);

@@ -10,8 +10,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hekate_engine::framing::{HekaSplitter, SplitOutcome, encode_record};
-use hekate_engine::message::{Field, Message};
+use hekate_model::framing::{HekaSplitter, SplitOutcome, encode_record};
+use hekate_model::message::{Field, Message};
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 

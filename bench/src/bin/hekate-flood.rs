@@ -14,7 +14,7 @@ use clap::Parser;
 use hekate_bench::flood::{self, FloodConfig, Transport};
 use hekate_bench::load::{Format, Framing, LoadSpec};
 use hekate_bench::sizes::SizeDist;
-use hekate_engine::framing::{SigningKey, hash_function_from_name};
+use hekate_model::framing::{SigningKey, hash_function_from_name};
 
 /// Send a bounded, checkable load. Every message carries its connection id, a sequence number and
 /// its send time (Heka: fields `conn`, `seq`, `sent_ns`; text: `conn=… seq=… sent_ns=…`).

@@ -15,17 +15,15 @@
 //! (that await is the back-pressure).
 
 mod registry;
-mod wire;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use registry::{BuildContext, BuildFn, Built, PluginType, Registry};
-pub use wire::{MessageWriter, now_ns, random_uuid};
 
-use crate::framing::SignerKeys;
-use crate::message::{Message, MessageView};
+use hekate_model::framing::SignerKeys;
+use hekate_model::message::{Message, MessageView};
 
 /// A boxed, `!Send` future, as a shard runs them.
 pub type LocalBoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;

@@ -5,7 +5,7 @@
 //! the consumer views the messages in place without scanning them again. Batches are recycled
 //! through the ring's return lane, so steady traffic allocates nothing.
 
-use crate::message::{MessageView, ViewLayout};
+use hekate_model::message::{MessageView, ViewLayout};
 
 /// Encoded messages with their layouts and loop counts.
 #[derive(Debug, Default)]
@@ -85,7 +85,7 @@ impl Batch {
 mod tests {
     use super::*;
 
-    use crate::message::{Field, FieldValue, Message, MessageAccess};
+    use hekate_model::message::{Field, FieldValue, Message, MessageAccess};
 
     fn encoded(ty: &str, payload: &str, fields: usize) -> Vec<u8> {
         let mut m = Message {

@@ -28,9 +28,10 @@ use super::signals::{self, Signal};
 use super::stats::{PluginSnapshot, ShardSnapshot};
 use super::{Pipeline, PluginInfo, StartError};
 use crate::hlog;
-use crate::matcher::MatcherSpec;
-use crate::message::{Field, Message};
-use crate::plugin::{Built, InputPlacement, MessageWriter, Placement, now_ns, random_uuid};
+use crate::plugin::{Built, InputPlacement, Placement};
+use hekate_model::matcher::MatcherSpec;
+use hekate_model::message::{Field, Message};
+use hekate_model::writer::{MessageWriter, now_ns, random_uuid};
 
 /// How long shutdown may take before hekate exits anyway, saying what was left.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);

@@ -24,8 +24,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::matcher::MatcherSpec;
 use crate::plugin::FilterPlugin;
+use hekate_model::matcher::MatcherSpec;
 
 /// A filter to start while the pipeline runs.
 #[derive(Clone)]

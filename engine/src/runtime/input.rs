@@ -19,12 +19,13 @@ use super::log::LogLimiter;
 use super::router::RouterShard;
 use super::shard::ShardEvent;
 use super::stats::{PluginCounters, ShardStats, add};
-use crate::framing::SignerKeys;
-use crate::message::{MessageView, ViewError};
 use crate::plugin::{
-    BuildContext, Decoded, DecodedMessages, Decoder, DecoderPlugin, MessageWriter, RecordSource,
-    ReportSink, SplitOutcome, Splitter, SplitterPlugin, now_ns, random_uuid,
+    BuildContext, Decoded, DecodedMessages, Decoder, DecoderPlugin, RecordSource, ReportSink,
+    SplitOutcome, Splitter, SplitterPlugin,
 };
+use hekate_model::framing::SignerKeys;
+use hekate_model::message::{MessageView, ViewError};
+use hekate_model::writer::{MessageWriter, now_ns, random_uuid};
 
 /// An input's record pipeline as configured: splitter, decoder and their options.
 #[derive(Debug, Clone)]

@@ -40,8 +40,8 @@ pub use router::{BATCH_BYTES, Route, RouterShard};
 pub use signals::{Signal, abort_sandboxes, block as block_signals, sandbox_aborts};
 pub use stats::{FieldCollector, PluginCounters, PluginSnapshot, ShardSnapshot, ShardStats};
 
-use crate::matcher::MatcherSpec;
 use crate::plugin::{BuildContext, Built, Placement, Registry};
+use hekate_model::matcher::MatcherSpec;
 
 /// Why the pipeline could not start; one sentence.
 #[derive(Debug, thiserror::Error)]

@@ -160,7 +160,7 @@ impl LaneRx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{MessageAccess, MessageView};
+    use hekate_model::message::{MessageAccess, MessageView};
 
     #[test]
     fn batches_flow_and_come_back() {

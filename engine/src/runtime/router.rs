@@ -20,8 +20,8 @@ use super::batch::Batch;
 use super::doorbell::Doorbell;
 use super::ring::LaneTx;
 use super::stats::{ShardStats, add};
-use crate::matcher::MatcherSpec;
-use crate::message::{FieldIndex, IndexedView, MessageView, ViewError};
+use hekate_model::matcher::MatcherSpec;
+use hekate_model::message::{FieldIndex, IndexedView, MessageView, ViewError};
 
 /// A batch is handed on once it holds this many bytes, whatever `batch_size` says.
 pub const BATCH_BYTES: usize = 64 * 1024;
@@ -316,8 +316,8 @@ impl RouterShard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Message;
     use crate::runtime::ring::lane;
+    use hekate_model::message::Message;
 
     fn msg(t: &str) -> Vec<u8> {
         let mut m = Message::new_now();

@@ -16,9 +16,9 @@ use super::ring::LaneRx;
 use super::router::RouterShard;
 use super::shard::{Lifecycle, ShardEvent};
 use super::stats::{FieldCollector, PluginCounters, ShardStats, add};
-use crate::matcher::MatcherSpec;
-use crate::message::{Field, Message, MessageView};
 use crate::plugin::{Delivery, Filter, Inject, Output, ProcessError, Termination};
+use hekate_model::matcher::MatcherSpec;
+use hekate_model::message::{Field, Message, MessageView};
 
 /// The lanes feeding one instance, and the doorbell their producers ring.
 #[derive(Debug)]
@@ -483,7 +483,7 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
         {
             inj.parent_loops = 0;
             let routed = ctx.routed();
-            let result = filter.timer_event(crate::plugin::now_ns(), &mut inj);
+            let result = filter.timer_event(hekate_model::writer::now_ns(), &mut inj);
             if let Err(e) = result {
                 let refused = take_refused(&mut inj, &ctx);
                 if let Some(t) = filter.termination() {

@@ -16,8 +16,8 @@ use super::router::{Route, RouterShard};
 use super::runner::{Inbound, RunnerCtx, run_filter, run_output};
 use super::stats::{FieldCollector, ShardSnapshot, ShardStats, add};
 use crate::hlog;
-use crate::matcher::MatcherSpec;
 use crate::plugin::{DecoderPlugin, FilterPlugin, InputPlugin, OutputPlugin, PluginContext};
+use hekate_model::matcher::MatcherSpec;
 
 /// How often a shard sends its counters to the coordinator.
 pub(crate) const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);

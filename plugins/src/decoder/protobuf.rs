@@ -12,11 +12,11 @@
 use std::sync::Arc;
 
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::message::MessageView;
 use hekate_engine::plugin::{
     BuildContext, Built, DecodeError, Decoded, DecodedMessages, Decoder, DecoderPlugin, PluginType,
     RecordSource,
 };
+use hekate_model::message::MessageView;
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
@@ -61,7 +61,7 @@ impl Decoder for ProtobufDecoder {
 mod tests {
     use super::*;
     use crate::common::testing::build_doc_sample;
-    use hekate_engine::message::Message;
+    use hekate_model::message::Message;
 
     #[test]
     fn doc_sample_builds() {

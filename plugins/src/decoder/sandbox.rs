@@ -33,11 +33,12 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::message::{MessageAccess as _, MessageView};
 use hekate_engine::plugin::{
-    BuildContext, Built, DecodeError, Decoded, DecodedMessages, Decoder, DecoderPlugin,
-    MessageWriter, PluginType, RecordSource, ReportSink, now_ns, random_uuid,
+    BuildContext, Built, DecodeError, Decoded, DecodedMessages, Decoder, DecoderPlugin, PluginType,
+    RecordSource, ReportSink,
 };
+use hekate_model::message::{MessageAccess as _, MessageView};
+use hekate_model::writer::{MessageWriter, now_ns, random_uuid};
 use hekate_sandbox::{
     InjectError, Outcome, PluginType as Kind, Sandbox, SandboxHost, termination_message,
 };
@@ -266,7 +267,7 @@ mod tests {
     use super::*;
     use crate::common::testing::doc_sample;
     use crate::sandbox::testing::script_dir;
-    use hekate_engine::message::Message;
+    use hekate_model::message::Message;
 
     fn decoder(script: &str) -> Box<dyn Decoder> {
         let dir = script_dir(script);

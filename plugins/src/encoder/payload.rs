@@ -18,10 +18,11 @@ use std::sync::Arc;
 
 use chrono::TimeZone as _;
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::message::MessageAccess as _;
 use hekate_engine::plugin::{
-    BuildContext, Built, Delivery, EncodeError, Encoder, EncoderPlugin, PluginType, now_ns,
+    BuildContext, Built, Delivery, EncodeError, Encoder, EncoderPlugin, PluginType,
 };
+use hekate_model::message::MessageAccess as _;
+use hekate_model::writer::now_ns;
 use serde::Deserialize;
 
 /// The registry entry.
@@ -138,7 +139,7 @@ impl Encoder for PayloadWriter {
 mod tests {
     use super::*;
     use crate::common::testing::build_doc_sample;
-    use hekate_engine::message::{Message, MessageView};
+    use hekate_model::message::{Message, MessageView};
 
     #[test]
     fn doc_sample_builds() {

@@ -26,10 +26,10 @@ use std::sync::Arc;
 
 use chrono::TimeZone as _;
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::message::{FieldValue, MessageAccess as _, ValueType, uuid_string};
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, EncodeError, Encoder, EncoderPlugin, PluginType,
 };
+use hekate_model::message::{FieldValue, MessageAccess as _, ValueType, uuid_string};
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
@@ -128,7 +128,7 @@ impl Encoder for RstWriter {
 mod tests {
     use super::*;
     use crate::common::testing::build_doc_sample;
-    use hekate_engine::message::{Field, Message, MessageView};
+    use hekate_model::message::{Field, Message, MessageView};
 
     #[test]
     fn doc_sample_builds() {

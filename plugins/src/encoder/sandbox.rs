@@ -177,7 +177,7 @@ mod tests {
     use super::*;
     use crate::common::testing::{build as build_config, doc_sample};
     use crate::sandbox::testing::script_dir;
-    use hekate_engine::message::{Message, MessageView};
+    use hekate_model::message::{Message, MessageView};
 
     fn encoder(script: &str) -> Box<dyn Encoder> {
         let dir = script_dir(script);

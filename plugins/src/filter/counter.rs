@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::message::Message;
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, Filter, FilterPlugin, Inject, Placement, PluginContext,
     PluginError, PluginType, ProcessError, ReportSink,
 };
+use hekate_model::message::Message;
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
@@ -139,7 +139,7 @@ impl Filter for CounterFilter {
 mod tests {
     use super::*;
     use crate::common::testing::build_doc_sample;
-    use hekate_engine::message::{MessageAccess as _, MessageView};
+    use hekate_model::message::{MessageAccess as _, MessageView};
 
     #[derive(Default)]
     struct Collect(Vec<Message>);

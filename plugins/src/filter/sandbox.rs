@@ -41,9 +41,10 @@ use std::time::{Duration, Instant};
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, Filter, FilterPlugin, Inject, Placement, PluginContext,
-    PluginError, PluginType, ProcessError, ReportSink, Termination, now_ns,
+    PluginError, PluginType, ProcessError, ReportSink, Termination,
 };
 use hekate_engine::runtime::LogLimiter;
+use hekate_model::writer::now_ns;
 use hekate_sandbox::{InjectError, Outcome, PluginType as Kind, Sandbox, SandboxHost};
 
 use crate::sandbox::{ManagedLimits, SandboxSettings, Timing, inject_error, report};
@@ -252,7 +253,7 @@ mod tests {
     use super::*;
     use crate::common::testing::{build, doc_sample};
     use crate::sandbox::testing::script_dir;
-    use hekate_engine::message::{Message, MessageAccess as _, MessageView};
+    use hekate_model::message::{Message, MessageAccess as _, MessageView};
 
     #[derive(Default)]
     struct Collect(Vec<Vec<u8>>);

@@ -47,13 +47,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hekate_config::{Config, ConfigError, GlobalConfig, PluginSection, SANDBOX_MANAGER_MATCHER};
-use hekate_engine::matcher::MatcherSpec;
-use hekate_engine::message::{FieldValue, Message, MessageAccess as _};
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, Filter, FilterPlugin, Inject, Placement, PluginContext,
-    PluginError, PluginType, ProcessError, ReportSink, now_ns,
+    PluginError, PluginType, ProcessError, ReportSink,
 };
 use hekate_engine::runtime::{DynamicFilter, LogLimiter, PipelineControl};
+use hekate_model::matcher::MatcherSpec;
+use hekate_model::message::{FieldValue, Message, MessageAccess as _};
+use hekate_model::writer::now_ns;
 use hekate_sandbox::{SandboxConfig, termination_message};
 use serde::Deserialize;
 
@@ -207,7 +208,7 @@ struct SandboxManager {
     limiter: LogLimiter,
 }
 
-fn string_field(view: &impl hekate_engine::message::MessageAccess, name: &str) -> Option<String> {
+fn string_field(view: &impl hekate_model::message::MessageAccess, name: &str) -> Option<String> {
     match view.field_value(name.as_bytes(), 0, 0)? {
         FieldValue::String(s) | FieldValue::Bytes(s) => {
             Some(String::from_utf8_lossy(s).into_owned())

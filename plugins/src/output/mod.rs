@@ -10,10 +10,10 @@ pub mod udp;
 use std::sync::Arc;
 
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::framing::encode_record_with_limit;
 use hekate_engine::plugin::{
     BuildContext, Delivery, Encoder, EncoderPlugin, ProcessError, ReportSink,
 };
+use hekate_model::framing::encode_record_with_limit;
 
 /// An output's `encoder` and `use_framing`, resolved.
 #[derive(Debug, Clone)]

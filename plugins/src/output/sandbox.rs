@@ -29,8 +29,9 @@ use std::time::{Duration, Instant};
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
-    PluginContext, PluginError, PluginType, ProcessError, ReportSink, Termination, now_ns,
+    PluginContext, PluginError, PluginType, ProcessError, ReportSink, Termination,
 };
+use hekate_model::writer::now_ns;
 use hekate_sandbox::{InjectError, Outcome, PluginType as Kind, Sandbox, SandboxHost};
 
 use crate::sandbox::{SandboxSettings, Timing, report};
@@ -235,7 +236,7 @@ mod tests {
     use super::*;
     use crate::common::testing::{build as build_config, doc_sample};
     use crate::sandbox::testing::script_dir;
-    use hekate_engine::message::{Message, MessageView};
+    use hekate_model::message::{Message, MessageView};
 
     #[test]
     fn doc_sample_builds() {

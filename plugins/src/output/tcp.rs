@@ -39,8 +39,9 @@ use hekate_config::{ConfigError, PluginSection, RetryOptions};
 use hekate_engine::hlog;
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
-    PluginContext, PluginError, PluginType, ProcessError, ReportSink, random_uuid,
+    PluginContext, PluginError, PluginType, ProcessError, ReportSink,
 };
+use hekate_model::writer::random_uuid;
 use serde::Deserialize;
 
 use super::{EncodedWriter, Encoding};

@@ -22,10 +22,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::framing::{self, HekaSplitter, SignerKeys};
 use hekate_engine::plugin::{
     BuildContext, Built, PluginType, Split, SplitOutcome, Splitter, SplitterPlugin,
 };
+use hekate_model::framing::{self, HekaSplitter, SignerKeys};
 use serde::Deserialize;
 
 use crate::common::{SignerConfig, signer_keys};

@@ -10,10 +10,10 @@
 use std::sync::Arc;
 
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::framing::SignerKeys;
 use hekate_engine::plugin::{
     BuildContext, Built, PluginType, Split, SplitOutcome, Splitter, SplitterPlugin,
 };
+use hekate_model::framing::SignerKeys;
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use hekate_engine::message::{Field, FieldValue, Message, MessageView};
+use hekate_model::message::{Field, FieldValue, Message, MessageView};
 use hekate_sandbox::{
     Outcome, PluginType, Sandbox, SandboxConfig, SandboxError, ScriptSource, Terminated, VecHost,
 };

@@ -8,8 +8,8 @@
 //! plugins in a [`MatcherSet`] and asks which of them a message satisfies.
 //!
 //! ```
-//! use hekate_engine::matcher::MatcherSpec;
-//! use hekate_engine::message::{Field, Message};
+//! use hekate_model::matcher::MatcherSpec;
+//! use hekate_model::message::{Field, Message};
 //!
 //! let spec = MatcherSpec::parse("Type == 'nginx.access' && Fields[status] >= 500").unwrap();
 //! let mut msg = Message::new_now();

@@ -8,8 +8,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hekate_engine::framing::{HekaSplitter, SignerKeys, SigningKey, SplitOutcome, encode_record};
-use hekate_engine::message::{Field, HmacHashFunction, Message, MessageAccess, MessageView};
+use hekate_model::framing::{HekaSplitter, SignerKeys, SigningKey, SplitOutcome, encode_record};
+use hekate_model::message::{Field, HmacHashFunction, Message, MessageAccess, MessageView};
 use prost::Message as _;
 
 const STREAM_SIZE: usize = 4 << 20;

@@ -32,7 +32,7 @@
 //! [`HekaSplitter::finish`] the same way, so that a cut-off final record is reported.
 //!
 //! ```
-//! use hekate_engine::framing::{HekaSplitter, SplitOutcome, encode_record};
+//! use hekate_model::framing::{HekaSplitter, SplitOutcome, encode_record};
 //!
 //! let mut stream = b"junk".to_vec();
 //! for msg in [&b"first"[..], b"second"] {

@@ -7,8 +7,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hekate_engine::matcher::{MatchBits, MatcherSet, MatcherSpec};
-use hekate_engine::message::{Field, Message, MessageAccess, MessageView};
+use hekate_model::matcher::{MatchBits, MatcherSet, MatcherSpec};
+use hekate_model::message::{Field, Message, MessageAccess, MessageView};
 
 /// An nginx access-log message of about 300 encoded bytes.
 fn access_log() -> Vec<u8> {

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use hekate_engine::framing::{
+use hekate_model::framing::{
     HekaSplitter, RECORD_SEPARATOR, Region, RegionCause, RejectReason, Rejected, SignerKeys,
     SigningKey, SplitOutcome, UNIT_SEPARATOR, encode_record, encode_record_with_limit,
 };
-use hekate_engine::message::{Field, HmacHashFunction, Message, MessageAccess, MessageView};
+use hekate_model::message::{Field, HmacHashFunction, Message, MessageAccess, MessageView};
 use proptest::prelude::*;
 
 /// What the splitter reported, owned so runs can be compared.

@@ -1,6 +1,6 @@
 //! The lazy view must agree with the owned decode on every header and field.
 
-use hekate_engine::message::{
+use hekate_model::message::{
     Field, FieldIndex, FieldValue, IndexedView, Message, MessageAccess, MessageView, ValueType,
     uuid_string,
 };
