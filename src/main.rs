@@ -1,6 +1,7 @@
 //! The `hekate` command: the daemon and Heka's tools as subcommands.
 
 mod cat;
+mod plugins;
 mod run;
 mod sbmgr;
 mod show;
@@ -10,8 +11,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hekate_config::Config;
-use hekate_engine::runtime::check_matcher;
 use hekate_model::matcher::MatcherSpec;
 
 #[derive(Parser, Debug)]
@@ -32,8 +31,14 @@ enum Command {
         /// A TOML file, or a directory whose *.toml files are merged in alphabetical order.
         #[arg(short, long)]
         config: Option<PathBuf>,
+        /// Print the effective configuration (after %ENV substitution and the directory merge)
+        /// and exit, without starting anything.
+        #[arg(long)]
+        print_config: bool,
     },
-    /// Validate a configuration file or directory; list every problem with its file and line.
+    /// Check a configuration file or directory as `run` would start it (every plugin built,
+    /// every file and address checked, nothing bound or written); list every problem with its
+    /// file and line.
     Check {
         /// A TOML file, or a directory whose *.toml files are merged in alphabetical order.
         #[arg(short, long)]
@@ -72,6 +77,11 @@ enum Command {
         #[arg(long = "filtername")]
         filter_name: Option<String>,
     },
+    /// List the plugin types this build provides, or one type's options and sample config.
+    Plugins {
+        /// A plugin type (`TcpInput`); every type when omitted.
+        type_name: Option<String>,
+    },
     /// Print the version.
     Version,
 }
@@ -79,7 +89,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => run::run(config.as_deref()),
+        Command::Run {
+            config,
+            print_config: false,
+        } => run::run(config.as_deref()),
+        Command::Run {
+            config,
+            print_config: true,
+        } => print_config(config.as_deref()),
         Command::Check { config } => check(&config),
         Command::Cat {
             matcher,
@@ -100,6 +117,7 @@ fn main() -> ExitCode {
             script_config,
             filter_name,
         }),
+        Command::Plugins { type_name } => plugins::show(type_name.as_deref()),
         Command::Version => {
             println!("hekate {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -108,26 +126,45 @@ fn main() -> ExitCode {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    // Checked against the plugins this binary provides: `check` accepts exactly what `run` starts.
-    match Config::load_and_validate(path, &hekate_plugins::registry(), &check_matcher) {
-        Ok(config) => {
-            println!(
-                "{}: configuration is valid ({} plugin sections)",
-                path.display(),
-                config
-                    .plugins
-                    .iter()
-                    .filter(|p| !p.is_default_instance())
-                    .count()
-            );
+    // The same load and build as `run`, then what `run` checks before it starts: `check` refuses
+    // exactly what `run` refuses at start, with the same messages, and starts nothing.
+    let registry = hekate_plugins::registry();
+    let problems = match run::load(Some(path), &registry) {
+        Ok((config, pipeline)) => match pipeline.preflight() {
+            Ok(()) => {
+                println!(
+                    "{}: configuration is valid ({} plugin sections)",
+                    path.display(),
+                    config
+                        .plugins
+                        .iter()
+                        .filter(|p| !p.is_default_instance())
+                        .count()
+                );
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("hekate: {e}");
+                1
+            }
+        },
+        Err(errors) => {
+            eprintln!("{errors}");
+            errors.len()
+        }
+    };
+    eprintln!("{}: {problems} problem(s) found", path.display());
+    ExitCode::FAILURE
+}
+
+fn print_config(path: Option<&std::path::Path>) -> ExitCode {
+    match run::effective_config(path) {
+        Ok(text) => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
         Err(errors) => {
-            eprint!("{errors}");
-            if !errors.to_string().ends_with('\n') {
-                eprintln!();
-            }
-            eprintln!("{}: {} problem(s) found", path.display(), errors.len());
+            eprintln!("{errors}");
             ExitCode::FAILURE
         }
     }

@@ -31,7 +31,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use hekate_config::Config;
+use hekate_config::{Config, ConfigErrors};
+use hekate_engine::plugin::Registry;
 use hekate_engine::runtime::{self, Pipeline, check_matcher};
 
 /// The embedded default configuration.
@@ -40,31 +41,42 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 /// Where the embedded default configuration says it comes from in error messages.
 const DEFAULT_ORIGIN: &str = "(embedded default configuration)";
 
+/// The configuration at `config_path` (or the embedded default) loaded, validated and every
+/// plugin built, as `run` starts it and `check` checks it: every problem at once, each located.
+pub fn load(
+    config_path: Option<&Path>,
+    registry: &Registry,
+) -> Result<(Config, Pipeline), ConfigErrors> {
+    let loaded = match config_path {
+        Some(path) => Config::load_and_validate(path, registry, &check_matcher),
+        None => {
+            Config::from_str_and_validate(DEFAULT_CONFIG, DEFAULT_ORIGIN, registry, &check_matcher)
+        }
+    };
+    loaded.and_then(|config| {
+        let pipeline = Pipeline::build(&config, registry)?;
+        Ok((config, pipeline))
+    })
+}
+
+/// The effective configuration as TOML (`run --print-config`): the file, directory or embedded
+/// default after `%ENV` substitution and the merge, checked for syntax only.
+pub fn effective_config(config_path: Option<&Path>) -> Result<String, ConfigErrors> {
+    let config = match config_path {
+        Some(path) => Config::load(path)?,
+        None => Config::from_str(DEFAULT_CONFIG, DEFAULT_ORIGIN)?,
+    };
+    Ok(config.effective_toml())
+}
+
 /// Runs the daemon with the config at `config_path`, or the embedded default configuration.
 pub fn run(config_path: Option<&Path>) -> ExitCode {
     // Before any thread exists, so that every thread inherits the mask and only the
     // coordinator takes SIGINT, SIGTERM and SIGUSR1.
     runtime::block_signals();
     let registry = hekate_plugins::registry();
-    let loaded = match config_path {
-        Some(path) => Config::load_and_validate(path, &registry, &check_matcher),
-        None => {
-            Config::from_str_and_validate(DEFAULT_CONFIG, DEFAULT_ORIGIN, &registry, &check_matcher)
-        }
-    };
-    let config = match loaded {
-        Ok(c) => c,
-        Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!(
-                "hekate: the configuration has {} problem(s); nothing was started",
-                errors.len()
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let pipeline = match Pipeline::build(&config, &registry) {
-        Ok(p) => p,
+    let (config, pipeline) = match load(config_path, &registry) {
+        Ok(loaded) => loaded,
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!(

@@ -50,8 +50,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use catalog::{
-    AcceptAllMatchers, DASHBOARD_MATCHER, DEFAULT_INSTANCES, HEKA_PLUGINS, HekaCatalog,
-    MatcherCheck, PluginCatalog, PluginSpec, SANDBOX_MANAGER_MATCHER,
+    AcceptAllMatchers, DASHBOARD_MATCHER, DEFAULT_INSTANCES, HEKA_TYPES, HekaCatalog, MatcherCheck,
+    PluginCatalog, SANDBOX_MANAGER_MATCHER,
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use global::{CoordinatorCore, CoreLayout, GLOBAL_OPTIONS, GlobalConfig, os_hostname};
@@ -60,6 +60,7 @@ pub use plugin::{
     OutputOptions, PluginSection, RetryOptions, SplitterOptions,
 };
 pub use source::SourceFile;
+pub use suggest::did_you_mean;
 pub use units::{parse_duration, parse_size};
 
 /// A loaded configuration: the global options and every plugin instance.
@@ -133,6 +134,39 @@ impl Config {
             load::build(files, &env_var, catalog),
             Some((catalog, matcher)),
         )
+    }
+
+    /// The effective configuration as TOML (`hekate run --print-config`): where each part came
+    /// from, the global section's keys as the files set them (a later file overrides an earlier
+    /// one key by key; `%ENV[NAME]` substituted), then every declared plugin section as it won
+    /// the merge. Defaults are not filled in: what is printed loads into the same config.
+    pub fn effective_toml(&self) -> String {
+        let mut out = String::from("# The effective configuration, from:\n");
+        for source in &self.sources {
+            out.push_str(&format!("#   {}\n", source.name()));
+        }
+        let mut global = toml::Table::new();
+        for source in &self.sources {
+            let Ok(table) = source.text().parse::<toml::Table>() else {
+                continue;
+            };
+            for name in [load::GLOBAL_SECTION, load::HEKAD_ALIAS] {
+                if let Some(toml::Value::Table(t)) = table.get(name) {
+                    global.extend(t.clone());
+                }
+            }
+        }
+        let mut doc = toml::Table::new();
+        doc.insert(load::GLOBAL_SECTION.to_string(), toml::Value::Table(global));
+        for plugin in self.plugins.iter().filter(|p| !p.is_default_instance()) {
+            doc.insert(
+                plugin.name().to_string(),
+                toml::Value::Table(plugin.values().clone()),
+            );
+        }
+        out.push('\n');
+        out.push_str(&toml::to_string(&doc).unwrap_or_default());
+        out
     }
 
     /// Checks the plugin sections against a catalog and a matcher checker: unknown plugin types

@@ -45,10 +45,7 @@ fn check_type_and_keys(
                 hint = format!("; known {category} types: {}", same.join(", "));
             }
         }
-        let what = if crate::catalog::HEKA_PLUGINS
-            .iter()
-            .any(|s| s.type_name == type_name)
-        {
+        let what = if crate::catalog::HEKA_TYPES.contains(&type_name) {
             format!("Heka plugin type `{type_name}` is not provided by this build")
         } else {
             format!("unknown plugin type `{type_name}`")

@@ -2,7 +2,8 @@
 //! line, with the closest known names.
 
 use hekate_config::{
-    AcceptAllMatchers, Config, ConfigError, ConfigErrors, HekaCatalog, MatcherCheck, PluginCatalog,
+    AcceptAllMatchers, Config, ConfigError, ConfigErrors, HEKA_TYPES, HekaCatalog, MatcherCheck,
+    PluginCatalog,
 };
 use serde::Deserialize;
 
@@ -15,8 +16,39 @@ fn strict_matcher(expr: &str) -> Result<(), String> {
     }
 }
 
+/// Stands in for the engine's registry, which reads each plugin's options from its options
+/// struct: every Heka type is known, and a few have their options.
+struct TestCatalog;
+
+impl PluginCatalog for TestCatalog {
+    fn known_types(&self) -> &[&str] {
+        HEKA_TYPES
+    }
+
+    fn options_of(&self, type_name: &str) -> Option<Vec<&str>> {
+        Some(match type_name {
+            "TcpInput" => vec!["address", "net", "keep_alive", "signer"],
+            "SandboxFilter" => vec!["filename", "preserve_data", "memory_limit"],
+            "CarbonOutput" => vec!["address", "protocol", "tcp_keep_alive"],
+            "CounterFilter" | "LogOutput" => vec![],
+            _ => return None,
+        })
+    }
+
+    fn default_matcher(&self, type_name: &str) -> Option<&str> {
+        HekaCatalog.default_matcher(type_name)
+    }
+
+    fn required_options(&self, type_name: &str) -> Vec<&str> {
+        match type_name {
+            "TcpInput" => vec!["address"],
+            _ => vec![],
+        }
+    }
+}
+
 fn check(text: &str) -> Result<Config, ConfigErrors> {
-    Config::from_str_and_validate(text, "hekad.toml", &HekaCatalog, &strict_matcher)
+    Config::from_str_and_validate(text, "hekad.toml", &TestCatalog, &strict_matcher)
 }
 
 fn errors(text: &str) -> Vec<ConfigError> {
@@ -265,10 +297,10 @@ fn default_matchers_make_message_matcher_optional() {
         .unwrap();
     let e = only_error("[LogOutput]\nencoder = 'ProtobufEncoder'\n");
     assert!(e.message.contains("has no `message_matcher`"), "{e}");
-    let e = only_error("[LogOutput]\nmessage_matcher = 'TRUE'\n");
+    let e = only_error("[tcp]\ntype = 'TcpInput'\n");
     assert_eq!(
         e.message,
-        "section [LogOutput] (LogOutput) is missing the required option `encoder`"
+        "section [tcp] (TcpInput) is missing the required option `address`"
     );
 }
 
@@ -295,8 +327,8 @@ fn a_custom_catalog_replaces_the_heka_one() {
         fn known_types(&self) -> &[&str] {
             &["NullSplitter", "FooOutput"]
         }
-        fn options_of(&self, type_name: &str) -> Option<&[&str]> {
-            (type_name == "FooOutput").then_some(&["bar"][..])
+        fn options_of(&self, type_name: &str) -> Option<Vec<&str>> {
+            (type_name == "FooOutput").then(|| vec!["bar"])
         }
         fn default_matcher(&self, _type_name: &str) -> Option<&str> {
             Some("TRUE")

@@ -43,8 +43,13 @@ pub(crate) fn set_keepalive(fd: RawFd, period_secs: u32) -> std::io::Result<()> 
     socket2::SockRef::from(&fd).set_tcp_keepalive(&keepalive)
 }
 
+/// The schema of an option that takes any TOML table (`[name.config]`).
+pub(crate) fn any_table(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "object" })
+}
+
 /// One `[name.signer.<signer>_<version>]` subsection.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SignerConfig {
     /// The shared secret.

@@ -23,43 +23,55 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::plugin::{BuildContext, ProcessError, ReportSink};
+use hekate_engine::plugin::{
+    BuildContext, OptionSpec, ProcessError, ReportSink, options_of, without,
+};
 use hekate_sandbox::{
     ConfigValue, InjectError, PluginType, Sandbox, SandboxConfig, SandboxError, ScriptSource,
     preservation_file_name,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Heka's common sandbox options, as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SandboxOptions {
-    /// `script_type`: only "lua".
+    /// The script language; only "lua".
+    #[schemars(extend("default" = "lua"))]
     script_type: Option<String>,
-    /// `filename`: the script, relative to `share_dir` unless absolute.
+    /// The Lua script; a relative path is under `share_dir`.
+    #[schemars(required)]
     filename: Option<String>,
-    /// `preserve_data`: serialise global data at shutdown, restore it at start.
+    /// Keep the script's global data across restarts, in
+    /// `<base_dir>/sandbox_preservation/<name>.data`.
     #[serde(default)]
     preserve_data: bool,
-    /// `memory_limit` in bytes.
+    /// Bytes of Lua heap the script may use.
+    #[schemars(extend("default" = 8388608))]
     memory_limit: Option<u64>,
-    /// `instruction_limit` per call.
+    /// Lua instructions per call (not an input's `process_message`).
+    #[schemars(extend("default" = 1000000))]
     instruction_limit: Option<u64>,
-    /// `output_limit` in bytes.
+    /// Bytes of one payload or injected message.
+    #[schemars(extend("default" = 64512))]
     output_limit: Option<u64>,
-    /// `module_directory` for `require`.
+    /// Where `require` looks (`;`-separated); `<share_dir>/lua_modules` when unset.
     module_directory: Option<String>,
-    /// `[name.config]`: what `read_config` returns.
+    /// `[name.config]`: the values `read_config` returns (strings, numbers, booleans).
     #[serde(default)]
+    #[schemars(schema_with = "crate::common::any_table")]
     config: toml::Table,
-    /// `profile`: accepted, without effect (durations are always sampled).
+    /// Accepted for compatibility, without effect: durations are always sampled.
     #[serde(default)]
     #[allow(dead_code)]
     profile: bool,
-    /// SandboxFilter, SandboxOutput: run `timer_event` once more at shutdown.
+    /// Run `timer_event` once more at shutdown (SandboxFilter, SandboxOutput).
     #[serde(default)]
     pub(crate) timer_event_on_shutdown: bool,
-    /// SandboxFilter: `"single"` (default) or `"per_shard"`.
+    /// Where the filter runs: "single" (one instance, sees every message) or "per_shard" (one
+    /// instance per worker core).
+    #[schemars(extend("default" = "single"))]
     pub(crate) placement: Option<String>,
 }
 
@@ -456,19 +468,24 @@ mod tests {
     }
 }
 
-/// The options of the sandbox plugins that run one script per shard with nothing else to set
-/// (SandboxDecoder, SandboxEncoder; reference §5.6).
-pub(crate) const SCRIPT_OPTIONS: &[&str] = &[
-    "script_type",
-    "filename",
-    "preserve_data",
-    "memory_limit",
-    "instruction_limit",
-    "output_limit",
-    "module_directory",
-    "config",
-    "profile",
-];
+/// The options of SandboxInput, SandboxDecoder and SandboxEncoder (reference §5.6).
+pub(crate) fn script_options() -> Vec<OptionSpec> {
+    without(
+        options_of::<SandboxOptions>(),
+        &["timer_event_on_shutdown", "placement"],
+    )
+}
+
+/// The options of SandboxOutput: those of every sandbox plus `timer_event_on_shutdown`.
+pub(crate) fn output_script_options() -> Vec<OptionSpec> {
+    without(options_of::<SandboxOptions>(), &["placement"])
+}
+
+/// The options of SandboxFilter: those of every sandbox plus `timer_event_on_shutdown` and
+/// `placement`.
+pub(crate) fn filter_script_options() -> Vec<OptionSpec> {
+    options_of::<SandboxOptions>()
+}
 
 /// Names the per-shard instances of one sandbox plugin: the first one gets the plugin's name,
 /// later ones `<name>-<i>`, so that reports and preserved data tell them apart.

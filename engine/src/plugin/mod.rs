@@ -14,12 +14,14 @@
 //! message, synchronously; an output does its I/O in [`Output::flush`], which the runtime awaits
 //! (that await is the back-pressure).
 
+mod options;
 mod registry;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use options::{NoOptions, OptionSpec, options_of, without};
 pub use registry::{BuildContext, BuildFn, Built, PluginType, Registry};
 
 use hekate_model::framing::SignerKeys;

@@ -4,12 +4,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use hekate_config::{ConfigError, GlobalConfig, PluginCatalog, PluginSection};
+use hekate_config::{Category, ConfigError, GlobalConfig, PluginCatalog, PluginSection};
 
 use crate::runtime::PipelineControl;
 
 use super::{
-    DecoderPlugin, EncoderPlugin, FilterPlugin, InputPlugin, OutputPlugin, SplitterPlugin,
+    DecoderPlugin, EncoderPlugin, FilterPlugin, InputPlugin, OptionSpec, OutputPlugin,
+    SplitterPlugin,
 };
 
 /// A plugin built from its config section.
@@ -102,15 +103,20 @@ impl<'a> BuildContext<'a> {
 /// Builds a plugin from its section; the error is located in the config file.
 pub type BuildFn = fn(&PluginSection, &BuildContext<'_>) -> Result<Built, ConfigError>;
 
-/// One plugin type: its Heka name, its options and how to build it.
+/// One plugin type: its Heka name, its documentation, its options and how to build it.
+///
+/// Everything here is read from the plugin's own file: `source` is the file itself
+/// (`include_str!`), whose `//!` block documents the plugin and holds its sample configuration;
+/// `options` reads the plugin's options struct ([`options_of`](super::options_of)).
 #[derive(Clone, Copy)]
 pub struct PluginType {
     /// The Heka type name (`"TcpInput"`).
     pub name: &'static str,
-    /// Plugin-specific options (the common options of its category are implied).
-    pub options: &'static [&'static str],
-    /// Options a section must set.
-    pub required: &'static [&'static str],
+    /// The plugin's source file: its `//!` block is the plugin's documentation.
+    pub source: &'static str,
+    /// The plugin-specific options (the common options of its category are implied), from its
+    /// options struct.
+    pub options: fn() -> Vec<OptionSpec>,
     /// The matcher used when a filter or output section sets none.
     pub default_matcher: Option<&'static str>,
     /// Builds the plugin.
@@ -125,11 +131,64 @@ impl fmt::Debug for PluginType {
     }
 }
 
+impl PluginType {
+    /// The category, from the type name's suffix.
+    pub fn category(&self) -> Option<Category> {
+        Category::of_type(self.name)
+    }
+
+    /// The `//!` block of the plugin's file, as Markdown.
+    pub fn doc(&self) -> String {
+        let mut out = String::new();
+        for line in self.source.lines() {
+            let Some(doc) = line.strip_prefix("//!") else {
+                break;
+            };
+            out.push_str(doc.strip_prefix(' ').unwrap_or(doc));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The first paragraph of [`PluginType::doc`], on one line.
+    pub fn summary(&self) -> String {
+        let doc = self.doc();
+        let first = doc.split("\n\n").next().unwrap_or("");
+        first.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// The sample configuration: the first ```toml block of [`PluginType::doc`].
+    pub fn sample(&self) -> Option<String> {
+        let doc = self.doc();
+        let mut out = String::new();
+        let mut inside = false;
+        for line in doc.lines() {
+            if inside {
+                if line.starts_with("```") {
+                    return Some(out);
+                }
+                out.push_str(line);
+                out.push('\n');
+            } else if line.starts_with("```toml") {
+                inside = true;
+            }
+        }
+        None
+    }
+}
+
+/// A type of the registry with its options read once.
+#[derive(Debug, Clone)]
+struct Entry {
+    ty: PluginType,
+    options: Vec<OptionSpec>,
+}
+
 /// Every plugin type of a build. Implements [`PluginCatalog`] so that `hekate check` validates
 /// against exactly what `hekate run` can start.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    types: Vec<PluginType>,
+    entries: Vec<Entry>,
     names: Vec<&'static str>,
 }
 
@@ -137,17 +196,33 @@ impl Registry {
     /// A registry of `types` (names must be unique).
     pub fn new(types: Vec<PluginType>) -> Self {
         let names = types.iter().map(|t| t.name).collect();
-        Self { types, names }
+        let entries = types
+            .into_iter()
+            .map(|ty| Entry {
+                options: (ty.options)(),
+                ty,
+            })
+            .collect();
+        Self { entries, names }
     }
 
     /// The type named `name`.
     pub fn get(&self, name: &str) -> Option<&PluginType> {
-        self.types.iter().find(|t| t.name == name)
+        self.entry(name).map(|e| &e.ty)
+    }
+
+    fn entry(&self, name: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.ty.name == name)
     }
 
     /// Every type, in registration order.
-    pub fn types(&self) -> &[PluginType] {
-        &self.types
+    pub fn types(&self) -> impl Iterator<Item = &PluginType> {
+        self.entries.iter().map(|e| &e.ty)
+    }
+
+    /// The plugin-specific options of the type named `name`.
+    pub fn options(&self, name: &str) -> Option<&[OptionSpec]> {
+        self.entry(name).map(|e| e.options.as_slice())
     }
 }
 
@@ -156,15 +231,24 @@ impl PluginCatalog for Registry {
         &self.names
     }
 
-    fn options_of(&self, type_name: &str) -> Option<&[&str]> {
-        self.get(type_name).map(|t| t.options)
+    fn options_of(&self, type_name: &str) -> Option<Vec<&str>> {
+        self.entry(type_name)
+            .map(|e| e.options.iter().map(|o| o.name.as_str()).collect())
     }
 
     fn default_matcher(&self, type_name: &str) -> Option<&str> {
         self.get(type_name).and_then(|t| t.default_matcher)
     }
 
-    fn required_options(&self, type_name: &str) -> &[&str] {
-        self.get(type_name).map_or(&[], |t| t.required)
+    fn required_options(&self, type_name: &str) -> Vec<&str> {
+        self.entry(type_name)
+            .map(|e| {
+                e.options
+                    .iter()
+                    .filter(|o| o.required)
+                    .map(|o| o.name.as_str())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }

@@ -200,6 +200,14 @@ impl Pipeline {
         }
     }
 
+    /// What [`start`] checks before it starts anything, checked without starting, binding or
+    /// writing anything (`hekate check`): the core layout fits this machine and its memory-lock
+    /// limit, and `base_dir` exists as a writable directory or can be created.
+    pub fn preflight(&self) -> Result<(), StartError> {
+        layout::resolve(&self.global, &allowed_cores(), memlock_limit())?;
+        base_dir_is_usable(&self.global.base_dir)
+    }
+
     /// The placement of a filter or output.
     pub fn placement(&self, plugin: usize) -> Option<Placement> {
         match &self.plugins[plugin].built {
@@ -215,4 +223,66 @@ pub fn check_matcher(expr: &str) -> Result<(), String> {
     MatcherSpec::parse(expr)
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// Whether `dir` is a directory hekate may write, or can be created: the nearest existing
+/// ancestor must be a writable directory. Nothing is created or written.
+fn base_dir_is_usable(dir: &std::path::Path) -> Result<(), StartError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let hint = "set `base_dir` in the [hekate] section to a directory hekate may write";
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut existing = absolute.as_path();
+    while !existing.exists() {
+        match existing.parent() {
+            Some(parent) => existing = parent,
+            None => break,
+        }
+    }
+    if !existing.is_dir() {
+        return Err(StartError::BaseDir(format!(
+            "base_dir {} cannot be created: {} is not a directory; {hint}",
+            dir.display(),
+            existing.display()
+        )));
+    }
+    let mut c_path = existing.as_os_str().as_bytes().to_vec();
+    c_path.push(0);
+    // SAFETY: `c_path` is a NUL-terminated path that outlives the call.
+    let writable = unsafe { libc::access(c_path.as_ptr().cast(), libc::W_OK | libc::X_OK) } == 0;
+    if writable {
+        Ok(())
+    } else {
+        let what = if existing == absolute {
+            "is not writable"
+        } else {
+            "cannot be created"
+        };
+        Err(StartError::BaseDir(format!(
+            "base_dir {} {what}: {}: {}; {hint}",
+            dir.display(),
+            existing.display(),
+            std::io::Error::last_os_error()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod preflight_tests {
+    use super::base_dir_is_usable;
+
+    #[test]
+    fn base_dir_may_be_missing_under_a_writable_directory() {
+        let tmp = std::env::temp_dir().join(format!("hekate-preflight-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        base_dir_is_usable(&tmp.join("a/b/c")).unwrap();
+        base_dir_is_usable(&tmp).unwrap();
+        assert!(!tmp.join("a").exists(), "preflight created a directory");
+        let file = tmp.join("file");
+        std::fs::write(&file, b"").unwrap();
+        let e = base_dir_is_usable(&file.join("sub"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a directory"), "{e}");
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
 }

@@ -13,16 +13,16 @@ use std::sync::Arc;
 
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
-    BuildContext, Built, DecodeError, Decoded, DecodedMessages, Decoder, DecoderPlugin, PluginType,
-    RecordSource,
+    BuildContext, Built, DecodeError, Decoded, DecodedMessages, Decoder, DecoderPlugin, NoOptions,
+    PluginType, RecordSource, options_of,
 };
 use hekate_model::message::MessageView;
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "ProtobufDecoder",
-    options: &[],
-    required: &[],
+    source: include_str!("protobuf.rs"),
+    options: options_of::<NoOptions>,
     default_matcher: None,
     build,
 };
@@ -30,7 +30,8 @@ pub const TYPE: PluginType = PluginType {
 #[derive(Debug)]
 struct ProtobufDecoder;
 
-fn build(_section: &PluginSection, _ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
+fn build(section: &PluginSection, _ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
+    let _: NoOptions = section.options()?;
     Ok(Built::Decoder(Arc::new(ProtobufDecoder)))
 }
 

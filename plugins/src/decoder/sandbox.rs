@@ -43,13 +43,13 @@ use hekate_sandbox::{
     InjectError, Outcome, PluginType as Kind, Sandbox, SandboxHost, termination_message,
 };
 
-use crate::sandbox::{InstanceNames, SCRIPT_OPTIONS, SandboxSettings, Timing, report};
+use crate::sandbox::{InstanceNames, SandboxSettings, Timing, report};
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "SandboxDecoder",
-    options: SCRIPT_OPTIONS,
-    required: &["filename"],
+    source: include_str!("sandbox.rs"),
+    options: crate::sandbox::script_options,
     default_matcher: None,
     build,
 };

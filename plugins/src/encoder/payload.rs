@@ -19,22 +19,18 @@ use std::sync::Arc;
 use chrono::TimeZone as _;
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
-    BuildContext, Built, Delivery, EncodeError, Encoder, EncoderPlugin, PluginType,
+    BuildContext, Built, Delivery, EncodeError, Encoder, EncoderPlugin, PluginType, options_of,
 };
 use hekate_model::message::MessageAccess as _;
 use hekate_model::writer::now_ns;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "PayloadEncoder",
-    options: &[
-        "append_newlines",
-        "prefix_ts",
-        "ts_from_message",
-        "ts_format",
-    ],
-    required: &[],
+    source: include_str!("payload.rs"),
+    options: options_of::<Options>,
     default_matcher: None,
     build,
 };
@@ -48,7 +44,7 @@ fn default_ts_format() -> String {
 }
 
 /// PayloadEncoder's own options.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Options {
     /// Append a newline to each payload.

@@ -13,14 +13,15 @@ use std::sync::Arc;
 
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
-    BuildContext, Built, Delivery, EncodeError, Encoder, EncoderPlugin, PluginType,
+    BuildContext, Built, Delivery, EncodeError, Encoder, EncoderPlugin, NoOptions, PluginType,
+    options_of,
 };
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "ProtobufEncoder",
-    options: &[],
-    required: &[],
+    source: include_str!("protobuf.rs"),
+    options: options_of::<NoOptions>,
     default_matcher: None,
     build,
 };
@@ -28,7 +29,8 @@ pub const TYPE: PluginType = PluginType {
 #[derive(Debug)]
 struct ProtobufEncoder;
 
-fn build(_section: &PluginSection, _ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
+fn build(section: &PluginSection, _ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
+    let _: NoOptions = section.options()?;
     Ok(Built::Encoder(Arc::new(ProtobufEncoder)))
 }
 

@@ -27,15 +27,16 @@ use std::sync::Arc;
 use chrono::TimeZone as _;
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
-    BuildContext, Built, Delivery, EncodeError, Encoder, EncoderPlugin, PluginType,
+    BuildContext, Built, Delivery, EncodeError, Encoder, EncoderPlugin, NoOptions, PluginType,
+    options_of,
 };
 use hekate_model::message::{FieldValue, MessageAccess as _, ValueType, uuid_string};
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "RstEncoder",
-    options: &[],
-    required: &[],
+    source: include_str!("rst.rs"),
+    options: options_of::<NoOptions>,
     default_matcher: None,
     build,
 };
@@ -43,7 +44,8 @@ pub const TYPE: PluginType = PluginType {
 #[derive(Debug)]
 struct RstEncoder;
 
-fn build(_section: &PluginSection, _ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
+fn build(section: &PluginSection, _ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
+    let _: NoOptions = section.options()?;
     Ok(Built::Encoder(Arc::new(RstEncoder)))
 }
 

@@ -32,13 +32,13 @@ use hekate_engine::plugin::{
 };
 use hekate_sandbox::{InjectError, Outcome, PluginType as Kind, Sandbox, SandboxHost};
 
-use crate::sandbox::{InstanceNames, SCRIPT_OPTIONS, SandboxSettings, Timing, report};
+use crate::sandbox::{InstanceNames, SandboxSettings, Timing, report};
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "SandboxEncoder",
-    options: SCRIPT_OPTIONS,
-    required: &["filename"],
+    source: include_str!("sandbox.rs"),
+    options: crate::sandbox::script_options,
     default_matcher: None,
     build,
 };

@@ -20,16 +20,16 @@ use std::time::{Duration, Instant};
 
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
-    BuildContext, Built, Delivery, Filter, FilterPlugin, Inject, Placement, PluginContext,
-    PluginError, PluginType, ProcessError, ReportSink,
+    BuildContext, Built, Delivery, Filter, FilterPlugin, Inject, NoOptions, Placement,
+    PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of,
 };
 use hekate_model::message::Message;
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "CounterFilter",
-    options: &[],
-    required: &[],
+    source: include_str!("counter.rs"),
+    options: options_of::<NoOptions>,
     default_matcher: None,
     build,
 };
@@ -39,12 +39,8 @@ struct CounterFilterPlugin {
     ticker: Duration,
 }
 
-/// No plugin-specific option exists.
-#[derive(Debug, serde::Deserialize)]
-enum Never {}
-
 fn build(section: &PluginSection, _ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
-    let _: std::collections::BTreeMap<String, Never> = section.options()?;
+    let _: NoOptions = section.options()?;
     let ticker = section
         .filter()
         .and_then(|f| f.ticker_interval)

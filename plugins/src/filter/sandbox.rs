@@ -52,20 +52,8 @@ use crate::sandbox::{ManagedLimits, SandboxSettings, Timing, inject_error, repor
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "SandboxFilter",
-    options: &[
-        "script_type",
-        "filename",
-        "preserve_data",
-        "memory_limit",
-        "instruction_limit",
-        "output_limit",
-        "module_directory",
-        "config",
-        "profile",
-        "timer_event_on_shutdown",
-        "placement",
-    ],
-    required: &["filename"],
+    source: include_str!("sandbox.rs"),
+    options: crate::sandbox::filter_script_options,
     default_matcher: None,
     build,
 };

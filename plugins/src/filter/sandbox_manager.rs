@@ -49,13 +49,14 @@ use std::time::Duration;
 use hekate_config::{Config, ConfigError, GlobalConfig, PluginSection, SANDBOX_MANAGER_MATCHER};
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, Filter, FilterPlugin, Inject, Placement, PluginContext,
-    PluginError, PluginType, ProcessError, ReportSink,
+    PluginError, PluginType, ProcessError, ReportSink, options_of,
 };
 use hekate_engine::runtime::{DynamicFilter, LogLimiter, PipelineControl};
 use hekate_model::matcher::MatcherSpec;
 use hekate_model::message::{FieldValue, Message, MessageAccess as _};
 use hekate_model::writer::now_ns;
 use hekate_sandbox::{SandboxConfig, termination_message};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::filter::sandbox::build_plugin;
@@ -64,15 +65,8 @@ use crate::sandbox::{ManagedLimits, normalize_name};
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "SandboxManagerFilter",
-    options: &[
-        "max_filters",
-        "working_directory",
-        "module_directory",
-        "memory_limit",
-        "instruction_limit",
-        "output_limit",
-    ],
-    required: &[],
+    source: include_str!("sandbox_manager.rs"),
+    options: options_of::<Options>,
     default_matcher: Some(SANDBOX_MANAGER_MATCHER),
     build,
 };
@@ -81,7 +75,7 @@ pub const TYPE: PluginType = PluginType {
 const MAX_SKEW: Duration = Duration::from_secs(5);
 
 /// SandboxManagerFilter's own options.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Options {
     /// How many filters this manager may run at once.

@@ -43,18 +43,8 @@ use crate::sandbox::{SandboxSettings, Timing, report};
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "SandboxInput",
-    options: &[
-        "script_type",
-        "filename",
-        "preserve_data",
-        "memory_limit",
-        "instruction_limit",
-        "output_limit",
-        "module_directory",
-        "config",
-        "profile",
-    ],
-    required: &["filename"],
+    source: include_str!("sandbox.rs"),
+    options: crate::sandbox::script_options,
     default_matcher: None,
     build,
 };

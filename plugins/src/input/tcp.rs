@@ -35,9 +35,10 @@ use futures_lite::{AsyncReadExt, future};
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::hlog;
 use hekate_engine::plugin::{
-    BuildContext, Built, InputPlugin, LocalBoxFuture, PluginError, PluginType,
+    BuildContext, Built, InputPlugin, LocalBoxFuture, PluginError, PluginType, options_of,
 };
 use hekate_engine::runtime::{InputContext, StreamSpec, TaskGroup};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::common::{SignerConfig, address_option, set_keepalive, signer_keys};
@@ -45,16 +46,8 @@ use crate::common::{SignerConfig, address_option, set_keepalive, signer_keys};
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "TcpInput",
-    options: &[
-        "address",
-        "net",
-        "use_tls",
-        "tls",
-        "keep_alive",
-        "keep_alive_period",
-        "signer",
-    ],
-    required: &["address"],
+    source: include_str!("tcp.rs"),
+    options: options_of::<Options>,
     default_matcher: None,
     build,
 };
@@ -68,7 +61,7 @@ fn default_keep_alive_period() -> u32 {
 }
 
 /// TcpInput's own options.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Options {
     /// Listen address.
@@ -95,7 +88,7 @@ struct Options {
 
 /// Any TOML table, accepted and ignored.
 mod toml_table {
-    #[derive(Debug, serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
     pub(crate) struct Table {}
 }
 

@@ -27,9 +27,10 @@ use futures_lite::future;
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::hlog;
 use hekate_engine::plugin::{
-    BuildContext, Built, InputPlugin, LocalBoxFuture, PluginError, PluginType,
+    BuildContext, Built, InputPlugin, LocalBoxFuture, PluginError, PluginType, options_of,
 };
 use hekate_engine::runtime::{InputContext, StreamSpec};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::common::{SignerConfig, address_option, signer_keys};
@@ -37,8 +38,8 @@ use crate::common::{SignerConfig, address_option, signer_keys};
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "UdpInput",
-    options: &["address", "net", "signer", "set_hostname"],
-    required: &["address"],
+    source: include_str!("udp.rs"),
+    options: options_of::<Options>,
     default_matcher: None,
     build,
 };
@@ -51,7 +52,7 @@ fn default_net() -> String {
 }
 
 /// UdpInput's own options.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Options {
     /// Listen address.

@@ -42,8 +42,9 @@ use std::time::{Duration, Instant};
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
-    PluginContext, PluginError, PluginType, ProcessError, ReportSink,
+    PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{EncodedWriter, Encoding};
@@ -51,16 +52,8 @@ use super::{EncodedWriter, Encoding};
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "FileOutput",
-    options: &[
-        "path",
-        "perm",
-        "folder_perm",
-        "flush_interval",
-        "flush_count",
-        "flush_operator",
-        "rotation_interval",
-    ],
-    required: &["path"],
+    source: include_str!("file.rs"),
+    options: options_of::<Options>,
     default_matcher: None,
     build,
 };
@@ -85,7 +78,7 @@ fn default_operator() -> String {
 }
 
 /// FileOutput's own options.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Options {
     /// The file to append to.

@@ -19,8 +19,8 @@ use std::time::Instant;
 
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
-    BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
-    PluginContext, PluginError, PluginType, ProcessError, ReportSink,
+    BuildContext, Built, Delivery, LocalBoxFuture, NoOptions, Output, OutputError, OutputPlugin,
+    Placement, PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of,
 };
 use hekate_engine::runtime::timestamp;
 
@@ -29,8 +29,8 @@ use super::{EncodedWriter, Encoding};
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "LogOutput",
-    options: &[],
-    required: &["encoder"],
+    source: include_str!("log.rs"),
+    options: options_of::<NoOptions>,
     default_matcher: None,
     build,
 };
@@ -41,15 +41,11 @@ struct LogOutputPlugin {
 }
 
 fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
-    let _: std::collections::BTreeMap<String, Never> = section.options()?;
+    let _: NoOptions = section.options()?;
     Ok(Built::Output(Arc::new(LogOutputPlugin {
         encoding: Encoding::from_section(section, ctx, None)?,
     })))
 }
-
-/// No plugin-specific option exists: any key is an error.
-#[derive(Debug, serde::Deserialize)]
-enum Never {}
 
 impl OutputPlugin for LogOutputPlugin {
     fn placement(&self) -> Placement {

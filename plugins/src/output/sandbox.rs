@@ -39,19 +39,8 @@ use crate::sandbox::{SandboxSettings, Timing, report};
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "SandboxOutput",
-    options: &[
-        "script_type",
-        "filename",
-        "preserve_data",
-        "memory_limit",
-        "instruction_limit",
-        "output_limit",
-        "module_directory",
-        "config",
-        "profile",
-        "timer_event_on_shutdown",
-    ],
-    required: &["filename"],
+    source: include_str!("sandbox.rs"),
+    options: crate::sandbox::output_script_options,
     default_matcher: None,
     build,
 };

@@ -39,9 +39,10 @@ use hekate_config::{ConfigError, PluginSection, RetryOptions};
 use hekate_engine::hlog;
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
-    PluginContext, PluginError, PluginType, ProcessError, ReportSink,
+    PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of,
 };
 use hekate_model::writer::random_uuid;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{EncodedWriter, Encoding};
@@ -50,16 +51,8 @@ use crate::common::{address_option, set_keepalive};
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "TcpOutput",
-    options: &[
-        "address",
-        "local_address",
-        "use_tls",
-        "tls",
-        "keep_alive",
-        "keep_alive_period",
-        "reconnect_after",
-    ],
-    required: &["address"],
+    source: include_str!("tcp.rs"),
+    options: options_of::<Options>,
     default_matcher: None,
     build,
 };
@@ -74,7 +67,7 @@ fn default_keep_alive_period() -> u32 {
 }
 
 /// TcpOutput's own options.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Options {
     /// Where to connect.
@@ -100,7 +93,7 @@ struct Options {
 }
 
 /// Any table, accepted so that the error can name the option.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 struct Ignored {}
 
 #[derive(Debug)]

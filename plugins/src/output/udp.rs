@@ -29,8 +29,9 @@ use std::time::Instant;
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
-    PluginContext, PluginError, PluginType, ProcessError, ReportSink,
+    PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{EncodedWriter, Encoding};
@@ -39,8 +40,8 @@ use crate::common::address_option;
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "UdpOutput",
-    options: &["net", "address", "local_address", "max_message_size"],
-    required: &["address", "encoder"],
+    source: include_str!("udp.rs"),
+    options: options_of::<Options>,
     default_matcher: None,
     build,
 };
@@ -56,7 +57,7 @@ fn default_max_message_size() -> usize {
 }
 
 /// UdpOutput's own options.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Options {
     /// Where to send.

@@ -23,9 +23,10 @@ use std::sync::Arc;
 
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
-    BuildContext, Built, PluginType, Split, SplitOutcome, Splitter, SplitterPlugin,
+    BuildContext, Built, PluginType, Split, SplitOutcome, Splitter, SplitterPlugin, options_of,
 };
 use hekate_model::framing::{self, HekaSplitter, SignerKeys};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::common::{SignerConfig, signer_keys};
@@ -33,14 +34,14 @@ use crate::common::{SignerConfig, signer_keys};
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "HekaFramingSplitter",
-    options: &["signer", "skip_authentication"],
-    required: &[],
+    source: include_str!("heka_framing.rs"),
+    options: options_of::<Options>,
     default_matcher: None,
     build,
 };
 
 /// HekaFramingSplitter's own options.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Options {
     /// Trusted signers.

@@ -11,15 +11,16 @@ use std::sync::Arc;
 
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
-    BuildContext, Built, PluginType, Split, SplitOutcome, Splitter, SplitterPlugin,
+    BuildContext, Built, NoOptions, PluginType, Split, SplitOutcome, Splitter, SplitterPlugin,
+    options_of,
 };
 use hekate_model::framing::SignerKeys;
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "NullSplitter",
-    options: &[],
-    required: &[],
+    source: include_str!("null.rs"),
+    options: options_of::<NoOptions>,
     default_matcher: None,
     build,
 };
@@ -30,6 +31,7 @@ struct NullSplitter {
 }
 
 fn build(section: &PluginSection, _ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
+    let _: NoOptions = section.options()?;
     let common = section.splitter().copied().unwrap_or_default();
     Ok(Built::Splitter(Arc::new(NullSplitter {
         min_buffer_size: common.min_buffer_size.unwrap_or(64 * 1024) as usize,

@@ -18,16 +18,17 @@ use std::sync::Arc;
 
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
-    BuildContext, Built, PluginType, Split, SplitOutcome, Splitter, SplitterPlugin,
+    BuildContext, Built, PluginType, Split, SplitOutcome, Splitter, SplitterPlugin, options_of,
 };
 use hekate_model::framing::SignerKeys;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "TokenSplitter",
-    options: &["delimiter", "count"],
-    required: &[],
+    source: include_str!("token.rs"),
+    options: options_of::<Options>,
     default_matcher: None,
     build,
 };
@@ -41,7 +42,7 @@ fn default_count() -> u32 {
 }
 
 /// TokenSplitter's own options.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Options {
     /// The delimiter, one byte.
