@@ -93,6 +93,11 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // What `check` checks beyond the build, with the same messages.
+    if let Err(e) = pipeline.preflight() {
+        eprintln!("hekate: {e}");
+        return ExitCode::FAILURE;
+    }
     let mut running = match runtime::start(pipeline) {
         Ok(r) => r,
         Err(e) => {

@@ -128,7 +128,8 @@ fn check_matcher(
 
 fn check_references(p: &PluginSection, plugins: &[PluginSection], errors: &mut Vec<ConfigError>) {
     if let Some(input) = p.input() {
-        if let Some(decoder) = &input.decoder {
+        // `decoder = ""` means no decoder: records become payloads.
+        if let Some(decoder) = input.decoder.as_deref().filter(|d| !d.is_empty()) {
             check_reference(p, "decoder", decoder, Category::Decoder, plugins, errors);
         }
         if let Some(splitter) = &input.splitter {

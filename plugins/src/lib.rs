@@ -92,4 +92,71 @@ mod tests {
             assert!(hekate_config::Category::of_type(n).is_some(), "{n}");
         }
     }
+
+    /// Every type documents itself: a summary, a sample configuration, and a doc comment on
+    /// each of its options.
+    #[test]
+    fn every_type_has_a_summary_a_sample_and_documented_options() {
+        let r = super::registry();
+        for t in r.types() {
+            assert!(
+                t.summary().starts_with(&format!("{}: ", t.name)),
+                "{}: the //! block should start with the type name",
+                t.name
+            );
+            assert!(t.sample().is_some(), "{} has no ```toml sample", t.name);
+            for o in r.options(t.name).unwrap() {
+                assert!(
+                    !o.doc.is_empty(),
+                    "{} option `{}` has no doc",
+                    t.name,
+                    o.name
+                );
+            }
+        }
+    }
+
+    /// The sample of every type builds as `hekate run` would build it. Lua scripts the samples
+    /// name are written (a script with every entry point) under a temporary `share_dir`.
+    #[test]
+    fn every_sample_config_builds() {
+        let share = std::env::temp_dir().join(format!("hekate-samples-{}", std::process::id()));
+        let r = super::registry();
+        for t in r.types() {
+            let sample = t.sample().unwrap();
+            let table: toml::Table = sample
+                .parse()
+                .unwrap_or_else(|e| panic!("{}: the sample is not TOML: {e}", t.name));
+            for section in table.values().filter_map(toml::Value::as_table) {
+                if let Some(file) = section.get("filename").and_then(toml::Value::as_str) {
+                    let path = share.join(file);
+                    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    std::fs::write(
+                        &path,
+                        "function process_message() return 0 end\nfunction timer_event() end\n",
+                    )
+                    .unwrap();
+                }
+            }
+            let mut config = format!(
+                "[hekate]\nshare_dir = {:?}\nbase_dir = {:?}\n\n{sample}",
+                share.display().to_string(),
+                share.join("base").display().to_string()
+            );
+            if !table.keys().any(|k| k.ends_with("Input"))
+                && !table.values().any(|v| {
+                    v.get("type")
+                        .and_then(toml::Value::as_str)
+                        .is_some_and(|t| t.ends_with("Input"))
+                })
+            {
+                config
+                    .push_str("\n[SampleInput]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:0\"\n");
+            }
+            if let Err(e) = crate::common::testing::build(&config) {
+                panic!("the sample of {} does not build: {e}\n{config}", t.name);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&share);
+    }
 }

@@ -99,9 +99,16 @@ impl Pipeline {
         let mut errors: Vec<ConfigError> = Vec::new();
         let mut built: HashMap<String, Built> = HashMap::new();
         let mut plugins = Vec::new();
+        let mut failed: Vec<&str> = Vec::new();
         let control = PipelineControl::new();
         for category in BUILD_ORDER {
             for section in config.plugins_of(category) {
+                // A section that uses a splitter, decoder or encoder which failed to build is not
+                // built either: its error would only repeat that one.
+                if references(section).any(|r| failed.contains(&r)) {
+                    failed.push(section.name());
+                    continue;
+                }
                 let Some(ty) = registry.get(section.type_name()) else {
                     if !section.is_default_instance() {
                         let mut known: Vec<&str> = registry
@@ -131,6 +138,7 @@ impl Pipeline {
                     Ok(p) => p,
                     Err(e) => {
                         errors.push(e);
+                        failed.push(section.name());
                         continue;
                     }
                 };
@@ -223,6 +231,18 @@ pub fn check_matcher(expr: &str) -> Result<(), String> {
     MatcherSpec::parse(expr)
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// The splitter, decoder and encoder sections a section uses.
+fn references(section: &hekate_config::PluginSection) -> impl Iterator<Item = &str> {
+    let input = section.input();
+    [
+        input.and_then(|i| i.splitter.as_deref()),
+        input.and_then(|i| i.decoder.as_deref()),
+        section.output().and_then(|o| o.encoder.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// Whether `dir` is a directory hekate may write, or can be created: the nearest existing

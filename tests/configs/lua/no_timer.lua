@@ -1,0 +1,3 @@
+function process_message()
+    return 0
+end
