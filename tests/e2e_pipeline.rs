@@ -531,6 +531,48 @@ append_newlines = false
     );
 }
 
+/// `decoder = ""` on TcpInput, whose default decoder is ProtobufDecoder: no decoder at all, so
+/// plain text over TCP becomes one payload message per line.
+#[test]
+fn an_empty_decoder_takes_plain_text_over_tcp() {
+    let dir = temp_dir("no-decoder");
+    let port = free_tcp_port();
+    let config = format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+
+[lines]
+type = "TcpInput"
+address = "127.0.0.1:{port}"
+splitter = "TokenSplitter"
+decoder = ""
+
+[text]
+type = "FileOutput"
+message_matcher = "Logger == 'lines' && Type == ''"
+path = "lines.txt"
+encoder = "PayloadEncoder"
+flush_interval = 50
+
+[PayloadEncoder]
+append_newlines = false
+"#,
+        base = dir.join("base").display(),
+    );
+    let mut hekate = Hekate::start(&dir, &config, &[port]);
+    send_tcp(port, b"plain text\nover tcp\n");
+    let path = dir.join("base").join("lines.txt");
+    assert!(wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&path).is_ok_and(|t| t.len() >= 20)
+    }));
+    assert!(hekate.terminate().success());
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "plain text\nover tcp\n"
+    );
+}
+
 /// TcpOutput's `local_address`: the upstream sees the connection come from that address, and
 /// the messages arrive.
 #[test]
