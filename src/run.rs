@@ -47,16 +47,50 @@ pub fn load(
     config_path: Option<&Path>,
     registry: &Registry,
 ) -> Result<(Config, Pipeline), ConfigErrors> {
-    let loaded = match config_path {
-        Some(path) => Config::load_and_validate(path, registry, &check_matcher),
-        None => {
-            Config::from_str_and_validate(DEFAULT_CONFIG, DEFAULT_ORIGIN, registry, &check_matcher)
+    let loaded = Config::load_and_validate_keeping(
+        config_path,
+        (DEFAULT_CONFIG, DEFAULT_ORIGIN),
+        registry,
+        &check_matcher,
+    );
+    match loaded {
+        Ok(config) => {
+            let pipeline = Pipeline::build(&config, registry)?;
+            Ok((config, pipeline))
         }
+        Err((invalid, None)) => Err(invalid),
+        Err((invalid, Some(config))) => Err(with_build_errors(invalid, &config, registry)),
+    }
+}
+
+/// Validation stops short of building; building the sections anyway finds what only a build
+/// sees (a missing script, an address that does not resolve, a required encoder), so that
+/// every problem is listed at once. A build error on a line that validation already flagged
+/// is the same problem seen twice and is left out.
+fn with_build_errors(invalid: ConfigErrors, config: &Config, registry: &Registry) -> ConfigErrors {
+    let Err(built) = Pipeline::build(config, registry) else {
+        return invalid;
     };
-    loaded.and_then(|config| {
-        let pipeline = Pipeline::build(&config, registry)?;
-        Ok((config, pipeline))
-    })
+    let mut errors = invalid.into_vec();
+    let flagged: Vec<(String, Option<usize>)> =
+        errors.iter().map(|e| (e.file.clone(), e.line)).collect();
+    errors.extend(
+        built
+            .into_vec()
+            .into_iter()
+            .filter(|e| e.line.is_some() && !flagged.contains(&(e.file.clone(), e.line))),
+    );
+    let order: Vec<&str> = config.sources().iter().map(|s| s.name()).collect();
+    errors.sort_by_key(|e| {
+        (
+            order
+                .iter()
+                .position(|f| *f == e.file)
+                .unwrap_or(usize::MAX),
+            e.line.unwrap_or(0),
+        )
+    });
+    ConfigErrors::new(errors)
 }
 
 /// The effective configuration as TOML (`run --print-config`): the file, directory or embedded

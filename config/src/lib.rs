@@ -31,7 +31,10 @@
 //! returns every problem found as [`ConfigErrors`], each with its file, line and column.
 //!
 //! A plugin reads its own options with [`PluginSection::options`] into a serde struct; its
-//! errors are located like all others.
+//! errors are located like all others. That struct is the only declaration of the plugin's
+//! options: this crate lists none (the engine's registry answers [`PluginCatalog::options_of`]
+//! from the structs), only the bare names of Heka's plugin types ([`HEKA_TYPES`]), so that a
+//! Heka type this build does not provide is told apart from a typo.
 
 #![warn(missing_docs)]
 
@@ -208,6 +211,35 @@ impl Config {
         loaded: load::Loaded,
         validation: Option<(&dyn PluginCatalog, &dyn MatcherCheck)>,
     ) -> Result<Config, ConfigErrors> {
+        Self::finish_keeping(loaded, validation).map_err(|(errors, _)| errors)
+    }
+
+    /// Loads and validates a file, a directory or a text, as [`Config::load_and_validate`];
+    /// on failure it also hands back what did load (sections with problems included, globals
+    /// with their defaults where a value was refused), for a caller that looks further:
+    /// `hekate check` builds those sections too, to list every problem at once. `None` when
+    /// nothing could be read.
+    pub fn load_and_validate_keeping(
+        path: Option<&Path>,
+        text: (&str, &str),
+        catalog: &dyn PluginCatalog,
+        matcher: &dyn MatcherCheck,
+    ) -> Result<Config, (ConfigErrors, Option<Config>)> {
+        let files = match path {
+            Some(path) => load::read_path(path).map_err(|e| (ConfigErrors::new(e), None))?,
+            None => vec![(text.1.to_string(), text.0.to_string())],
+        };
+        Self::finish_keeping(
+            load::build(files, &env_var, catalog),
+            Some((catalog, matcher)),
+        )
+        .map_err(|(errors, config)| (errors, Some(config)))
+    }
+
+    fn finish_keeping(
+        loaded: load::Loaded,
+        validation: Option<(&dyn PluginCatalog, &dyn MatcherCheck)>,
+    ) -> Result<Config, (ConfigErrors, Config)> {
         let config = Config {
             global: loaded.global,
             plugins: loaded.plugins,
@@ -220,7 +252,8 @@ impl Config {
         if errors.is_empty() {
             Ok(config)
         } else {
-            Err(config.sorted(errors))
+            let errors = config.sorted(errors);
+            Err((errors, config))
         }
     }
 

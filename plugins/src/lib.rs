@@ -1,9 +1,15 @@
 //! hekate's built-in plugins: one module per plugin, found by its Heka type name
-//! (`TcpInput` → `input/tcp.rs`), each starting with a `//!` block that says what it does and
-//! shows a sample configuration (a unit test builds every sample).
+//! (`TcpInput` → `input/tcp.rs`). A plugin file is the plugin's one declaration:
+//!
+//! - a `//!` block that says what it does and holds a sample configuration (```toml);
+//! - its options struct: serde with `deny_unknown_fields`, `JsonSchema`, and a `///` doc on
+//!   every field, which is the user documentation (`hekate plugins TYPE` prints it);
+//! - `pub const TYPE: PluginType` naming the type, `include_str!` of the file itself (for the
+//!   docs and sample), `options_of::<Options>` and the build function.
 //!
 //! [`registry`] lists every plugin this build can run, explicitly: adding a plugin means adding
-//! its module and one line there.
+//! its file, its module line and one line there. Tests below check that every type documents
+//! every option and that every sample builds.
 
 mod common;
 mod sandbox;
