@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::message::UUID_SIZE;
+use crate::varint;
 
 /// Nanoseconds since the Unix epoch.
 pub fn now_ns() -> i64 {
@@ -44,23 +45,6 @@ pub fn random_uuid() -> [u8; UUID_SIZE] {
     b
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn varint_len(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
-}
-
 /// Appends the fields of one encoded Heka message to a buffer, in any order the caller likes
 /// (tags may come in any order on the wire). Strings are written as given: callers pass UTF-8.
 #[derive(Debug)]
@@ -76,14 +60,14 @@ impl<'a> MessageWriter<'a> {
 
     fn bytes(&mut self, tag: u8, v: &[u8]) -> &mut Self {
         self.out.push((tag << 3) | 2);
-        put_varint(self.out, v.len() as u64);
+        varint::put(self.out, v.len() as u64);
         self.out.extend_from_slice(v);
         self
     }
 
     fn varint(&mut self, tag: u8, v: u64) -> &mut Self {
         self.out.push(tag << 3);
-        put_varint(self.out, v);
+        varint::put(self.out, v);
         self
     }
 
@@ -138,7 +122,7 @@ impl<'a> MessageWriter<'a> {
     ) -> &mut Self {
         let mut body = Vec::new();
         body.push(0x0a);
-        put_varint(&mut body, name.len() as u64);
+        varint::put(&mut body, name.len() as u64);
         body.extend_from_slice(name);
         if value_type != 0 {
             body.push(0x10);
@@ -146,7 +130,7 @@ impl<'a> MessageWriter<'a> {
         }
         if !representation.is_empty() {
             body.push(0x1a);
-            put_varint(&mut body, representation.len() as u64);
+            varint::put(&mut body, representation.len() as u64);
             body.extend_from_slice(representation);
         }
         value(&mut body);
@@ -157,7 +141,7 @@ impl<'a> MessageWriter<'a> {
     pub fn field_string(&mut self, name: &str, v: &str) -> &mut Self {
         self.field(name.as_bytes(), 0, |b| {
             b.push(0x22);
-            put_varint(b, v.len() as u64);
+            varint::put(b, v.len() as u64);
             b.extend_from_slice(v.as_bytes());
         })
     }
@@ -166,8 +150,8 @@ impl<'a> MessageWriter<'a> {
     pub fn field_int(&mut self, name: &str, v: i64) -> &mut Self {
         self.field(name.as_bytes(), 2, |b| {
             b.push(0x32);
-            put_varint(b, varint_len(v as u64) as u64);
-            put_varint(b, v as u64);
+            varint::put(b, varint::encoded_len(v as u64) as u64);
+            varint::put(b, v as u64);
         })
     }
 
@@ -175,8 +159,8 @@ impl<'a> MessageWriter<'a> {
     pub fn field_int_as(&mut self, name: &str, v: i64, representation: &str) -> &mut Self {
         self.field_with(name.as_bytes(), 2, representation.as_bytes(), |b| {
             b.push(0x32);
-            put_varint(b, varint_len(v as u64) as u64);
-            put_varint(b, v as u64);
+            varint::put(b, varint::encoded_len(v as u64) as u64);
+            varint::put(b, v as u64);
         })
     }
 
