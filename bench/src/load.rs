@@ -498,11 +498,13 @@ impl Contents {
     }
 
     fn pick(&self, rng: &mut Prng) -> Pick {
-        let mut uuid = [0u8; 16];
-        uuid[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
-        uuid[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
-        uuid[6] = (uuid[6] & 0x0f) | 0x40; // version 4
-        uuid[8] = (uuid[8] & 0x3f) | 0x80; // RFC 4122 variant
+        // From the seeded generator, not hekate's, so that a load is reproducible.
+        let mut random = [0u8; 16];
+        random[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+        random[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+        let uuid = uuid::Builder::from_random_bytes(random)
+            .into_uuid()
+            .into_bytes();
         let msg_type = *rng.weighted(&[
             ("nginx.access", 50),
             ("app.log", 30),
