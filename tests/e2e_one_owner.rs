@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
@@ -79,7 +80,10 @@ fn a_second_hekate_with_the_same_pid_file_is_refused_naming_the_first() {
         format!("{}\n", first.pid()),
         "the refused hekate leaves the first one's pid_file alone"
     );
-    assert!(first.child.try_wait().unwrap().is_none(), "the first runs on");
+    assert!(
+        first.child.try_wait().unwrap().is_none(),
+        "the first runs on"
+    );
 
     assert!(first.terminate().success(), "{}", first.stderr());
     assert!(!pid_file.exists(), "removed at exit");
@@ -107,4 +111,116 @@ fn a_stale_pid_file_does_not_stop_the_next_start() {
         format!("{}\n", hekate.pid())
     );
     assert!(hekate.terminate().success(), "{}", hekate.stderr());
+}
+
+/// A second hekate on the TCP address of a running one is refused, though both bind with
+/// SO_REUSEPORT; the first keeps every connection.
+#[test]
+fn a_second_hekate_on_the_same_tcp_address_is_refused() {
+    let dir = temp_dir("tcp-first");
+    let port = free_tcp_port();
+    let mut first = Hekate::start(&dir, &config(&dir, "", &tcp_input("Heka", port)), &[port]);
+
+    let other = temp_dir("tcp-second");
+    let stderr = refused(
+        "tcp-second-run",
+        &config(&other, "", &tcp_input("Heka", port)),
+    );
+    assert!(
+        stderr.contains(&format!(
+            "TcpInput 'Heka': address 127.0.0.1:{port} is in use by another process"
+        )),
+        "{stderr}"
+    );
+
+    // Every message sent now reaches the first hekate.
+    for seq in 0..20 {
+        send_tcp(port, &framed([message("owner", 0, seq, 20)]));
+    }
+    let out = dir.join("base").join("out.hekad");
+    let all_there = wait_for(Duration::from_secs(10), || {
+        read_stream(&out)
+            .iter()
+            .filter(|m| m.r#type.as_deref() == Some("owner"))
+            .count()
+            == 20
+    });
+    assert!(all_there, "{}", first.stderr());
+    assert!(first.terminate().success(), "{}", first.stderr());
+    let _ = std::fs::remove_dir_all(&other);
+}
+
+/// A TCP address another program listens on is refused at start, with the address.
+#[test]
+fn a_tcp_address_held_by_another_program_is_refused() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = temp_dir("tcp-taken");
+    let stderr = refused("tcp-taken-run", &config(&dir, "", &tcp_input("In", port)));
+    assert!(
+        stderr.contains(&format!(
+            "TcpInput 'In': address 127.0.0.1:{port} is in use by another process"
+        )),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A UDP address another program is bound to is refused at start, and so is the UDP address of
+/// a running hekate.
+#[test]
+fn a_udp_address_held_by_another_program_or_hekate_is_refused() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = temp_dir("udp-taken");
+    let stderr = refused(
+        "udp-taken-run",
+        &config(&dir, "", &udp_input("Datagrams", port)),
+    );
+    assert!(
+        stderr.contains(&format!(
+            "UdpInput 'Datagrams': address 127.0.0.1:{port} is in use by another process"
+        )),
+        "{stderr}"
+    );
+    drop(taken);
+
+    // A running hekate with the UDP input (and a TCP one, to know when it has started).
+    let tcp = free_tcp_port();
+    let inputs = format!(
+        "{}\n{}",
+        udp_input("Datagrams", port),
+        tcp_input("Heka", tcp)
+    );
+    let mut first = Hekate::start(&dir, &config(&dir, "", &inputs), &[tcp]);
+    let other = temp_dir("udp-second");
+    let stderr = refused(
+        "udp-second-run",
+        &config(&other, "", &udp_input("Datagrams", port)),
+    );
+    assert!(
+        stderr.contains(&format!(
+            "UdpInput 'Datagrams': address 127.0.0.1:{port} is in use by another process"
+        )),
+        "{stderr}"
+    );
+    assert!(first.terminate().success(), "{}", first.stderr());
+    let _ = std::fs::remove_dir_all(&other);
+}
+
+/// Two inputs of one configuration on the same address are refused: they would split its
+/// traffic between them.
+#[test]
+fn two_inputs_on_the_same_address_are_refused() {
+    let port = free_tcp_port();
+    let dir = temp_dir("tcp-twice");
+    let inputs = format!("{}\n{}", tcp_input("A", port), tcp_input("B", port));
+    let stderr = refused("tcp-twice-run", &config(&dir, "", &inputs));
+    assert!(
+        stderr.contains(&format!(
+            "TcpInput 'B': address 127.0.0.1:{port} is also the address of input 'A'"
+        )),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
