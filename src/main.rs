@@ -1,6 +1,7 @@
 //! The `hekate` command: the daemon and Heka's tools as subcommands.
 
 mod cat;
+mod pid_file;
 mod plugins;
 mod run;
 mod sbmgr;

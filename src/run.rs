@@ -35,6 +35,8 @@ use hekate_config::{Config, ConfigErrors};
 use hekate_engine::plugin::Registry;
 use hekate_engine::runtime::{self, Pipeline, check_matcher};
 
+use crate::pid_file::PidFile;
+
 /// The embedded default configuration.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
@@ -120,9 +122,10 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let pid_file = match PidFile::create(config.global.pid_file.as_deref()) {
-        Ok(p) => p,
-        Err(e) => {
+    let pid_file = match config.global.pid_file.as_deref().map(PidFile::lock) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
             eprintln!("hekate: {e}");
             return ExitCode::FAILURE;
         }
@@ -163,39 +166,6 @@ fn shutdown_timeout_from_env() -> Option<std::time::Duration> {
                 "hekate: ignoring HEKATE_SHUTDOWN_TIMEOUT={value:?}: not a number of seconds"
             );
             None
-        }
-    }
-}
-
-/// The `pid_file`: refused when it names a live process, removed at exit.
-struct PidFile(Option<std::path::PathBuf>);
-
-impl PidFile {
-    fn create(path: Option<&Path>) -> Result<Self, String> {
-        let Some(path) = path else {
-            return Ok(Self(None));
-        };
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Ok(pid) = text.trim().parse::<i32>()
-            && pid > 0
-            && pid != std::process::id() as i32
-            && Path::new(&format!("/proc/{pid}")).exists()
-        {
-            return Err(format!(
-                "pid_file {} names process {pid}, which is running; is hekate already started?",
-                path.display()
-            ));
-        }
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .map_err(|e| format!("cannot write pid_file {}: {e}", path.display()))?;
-        Ok(Self(Some(path.to_path_buf())))
-    }
-}
-
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        if let Some(p) = &self.0 {
-            let _ = std::fs::remove_file(p);
         }
     }
 }

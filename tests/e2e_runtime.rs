@@ -170,16 +170,6 @@ fn a_bad_config_is_refused_with_its_location() {
     assert!(err.contains("message_matcher"), "{err}");
 }
 
-/// An address already taken by another program is refused at start.
-#[test]
-fn a_taken_address_is_refused() {
-    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port();
-    let dir = temp_dir("taken");
-    let err = run_expecting_failure(&dir, &simple_config(&dir, port, ""), "");
-    assert!(err.contains("cannot listen"), "{err}");
-}
-
 /// `hekate run` without a config starts the embedded default configuration.
 #[test]
 fn run_without_config_starts_the_default_pipeline() {

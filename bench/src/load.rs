@@ -403,12 +403,8 @@ impl Ring {
 }
 
 /// Writes `v` as a varint of exactly `width` bytes at `at` (non-minimal when `v` is small).
-fn put_padded_varint_at(buf: &mut [u8], at: usize, mut v: u64, width: usize) {
-    for b in &mut buf[at..at + width - 1] {
-        *b = (v as u8 & 0x7f) | 0x80;
-        v >>= 7;
-    }
-    buf[at + width - 1] = v as u8 & 0x7f;
+fn put_padded_varint_at(buf: &mut [u8], at: usize, v: u64, width: usize) {
+    hekate_model::varint::write_padded(&mut buf[at..], v, width);
 }
 
 /// Writes `v` in decimal, right-aligned in `width` bytes padded with `pad`, at `at`.
@@ -502,11 +498,13 @@ impl Contents {
     }
 
     fn pick(&self, rng: &mut Prng) -> Pick {
-        let mut uuid = [0u8; 16];
-        uuid[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
-        uuid[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
-        uuid[6] = (uuid[6] & 0x0f) | 0x40; // version 4
-        uuid[8] = (uuid[8] & 0x3f) | 0x80; // RFC 4122 variant
+        // From the seeded generator, not hekate's, so that a load is reproducible.
+        let mut random = [0u8; 16];
+        random[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+        random[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+        let uuid = uuid::Builder::from_random_bytes(random)
+            .into_uuid()
+            .into_bytes();
         let msg_type = *rng.weighted(&[
             ("nginx.access", 50),
             ("app.log", 30),
@@ -640,6 +638,8 @@ pub(crate) fn size_to(target: usize, mut encode: impl FnMut(usize) -> usize) -> 
 pub(crate) mod heka {
     //! Hand-written protobuf encoding of a Heka message with patchable numbers.
 
+    use hekate_model::varint;
+
     use super::{Pick, SEQ_VARINT_WIDTH, TIME_VARINT_WIDTH, push_filler, size_to};
 
     /// Offsets of the stamped numbers inside the encoded message.
@@ -650,17 +650,9 @@ pub(crate) mod heka {
         pub(crate) sent_ns: usize,
     }
 
-    fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push(v as u8 | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-
     fn put_len(out: &mut Vec<u8>, key: u8, bytes: &[u8]) {
         out.push(key);
-        put_varint(out, bytes.len() as u64);
+        varint::put(out, bytes.len() as u64);
         out.extend_from_slice(bytes);
     }
 
@@ -703,7 +695,7 @@ pub(crate) mod heka {
             FieldValue::String(s) => put_len(&mut f, F_STRING, s.as_bytes()),
             FieldValue::Integer(v) => {
                 let mut packed = Vec::new();
-                put_varint(&mut packed, v as u64);
+                varint::put(&mut packed, v as u64);
                 put_len(&mut f, F_INTEGER, &packed);
             }
             FieldValue::Padded(v, width) => {
@@ -730,7 +722,7 @@ pub(crate) mod heka {
     /// Appends `field` to `out` as a Fields entry; returns the offset of its integer value.
     fn push_field(out: &mut Vec<u8>, (bytes, at): (Vec<u8>, usize)) -> usize {
         out.push(FIELDS);
-        put_varint(out, bytes.len() as u64);
+        varint::put(out, bytes.len() as u64);
         let start = out.len();
         out.extend_from_slice(&bytes);
         start + at
@@ -748,7 +740,7 @@ pub(crate) mod heka {
         put_len(out, TYPE, pick.msg_type.as_bytes());
         put_len(out, LOGGER, pick.logger.as_bytes());
         out.push(SEVERITY);
-        put_varint(out, u64::from(pick.severity));
+        varint::put(out, u64::from(pick.severity));
         let line = pick.access_line();
         let mut payload = Vec::with_capacity(payload_len);
         payload.extend_from_slice(&line.as_bytes()[..payload_len.min(line.len())]);
@@ -760,7 +752,7 @@ pub(crate) mod heka {
         put_len(out, PAYLOAD, &payload);
         put_len(out, ENV_VERSION, b"0.8");
         out.push(PID);
-        put_varint(out, u64::from(pick.pid));
+        varint::put(out, u64::from(pick.pid));
         put_len(out, HOSTNAME, pick.hostname.as_bytes());
         push_field(
             out,

@@ -56,7 +56,8 @@ pub struct GlobalConfig {
     pub share_dir: PathBuf,
     /// `sample_denominator` (1000): 1-in-N sampling for timing statistics.
     pub sample_denominator: u32,
-    /// `pid_file` (none): file to write the process id to; start is refused if it names a live process.
+    /// `pid_file` (none): file to write the process id to, locked while hekate runs; start is
+    /// refused while another process holds the lock.
     pub pid_file: Option<PathBuf>,
     /// `hostname` (the OS host name): the Hostname stamped on messages hekate creates.
     pub hostname: String,

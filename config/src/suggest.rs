@@ -13,7 +13,7 @@ pub(crate) fn closest<'a>(
         if candidate == word {
             continue;
         }
-        let distance = levenshtein(&word_lower, &candidate.to_lowercase());
+        let distance = strsim::levenshtein(&word_lower, &candidate.to_lowercase());
         if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
         }
@@ -28,31 +28,9 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
         .unwrap_or_default()
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn distances() {
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
-        assert_eq!(levenshtein("", "abc"), 3);
-        assert_eq!(levenshtein("same", "same"), 0);
-    }
 
     #[test]
     fn picks_the_closest_plausible_name() {
@@ -61,5 +39,19 @@ mod tests {
         assert_eq!(closest("tcpinput", types), Some("TcpInput"));
         assert_eq!(closest("Elasticsearch", types), None);
         assert_eq!(closest("adress", ["address", "net"]), Some("address"));
+        // Distance counts characters, not bytes.
+        assert_eq!(closest("résumé", ["resume", "size"]), Some("resume"));
+    }
+
+    #[test]
+    fn the_suggestion_tail_names_the_closest_candidate_or_nothing() {
+        let options = ["address", "splitter", "decoder"];
+        assert_eq!(did_you_mean("decodr", options), "; did you mean `decoder`?");
+        assert_eq!(did_you_mean("hostname", options), "");
+        assert_eq!(
+            did_you_mean("address", options),
+            "",
+            "an exact name is not suggested"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! `write_message`, `decode_message` (reference §5.2).
 
 use hekate_model::message::{Field, Message, ValueType, parse_uuid};
+use hekate_model::writer::random_uuid;
 use mlua::{Lua, Value, Variadic};
 use prost::Message as _;
 
@@ -118,7 +119,7 @@ fn deliver(shared: &Shared, msg: Message, fname: &str, check_size: bool) -> Resu
 /// Fills Uuid/Timestamp and, in filters, Type prefix, Logger and Hostname.
 fn finish_message(shared: &Shared, msg: &mut Message, has_timestamp: bool, filter_rules: bool) {
     if msg.uuid.len() != 16 {
-        msg.uuid = shared.random_uuid().to_vec();
+        msg.uuid = random_uuid().to_vec();
     }
     if !has_timestamp {
         msg.timestamp = shared.now_ns();
@@ -174,7 +175,7 @@ pub(crate) fn inject_payload(shared: &Shared, args: Variadic<Value>) -> mlua::Re
 pub(crate) fn table_stamp(shared: &Shared) -> Result<Stamp<'_>, String> {
     count_injection(shared, "inject_message")?;
     Ok(Stamp {
-        uuid: shared.random_uuid(),
+        uuid: random_uuid(),
         now: shared.now_ns(),
         filter: (shared.plugin_type == PluginType::Filter).then_some((
             "heka.sandbox.",

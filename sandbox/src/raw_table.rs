@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::ffi::c_int;
 
 use hekate_model::message::{UUID_SIZE, ValueType, parse_uuid};
+use hekate_model::varint;
 use mlua::ffi::{self, lua_State};
 
 use crate::number::format_g;
@@ -51,31 +52,19 @@ pub(crate) struct Stamp<'a> {
 const WT_VARINT: u8 = 0;
 const WT_LEN: u8 = 2;
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
 fn put_key(out: &mut Vec<u8>, tag: u32, wt: u8) {
-    put_varint(out, u64::from(tag << 3 | u32::from(wt)));
+    varint::put(out, u64::from(tag << 3 | u32::from(wt)));
 }
 
 fn put_len_field(out: &mut Vec<u8>, tag: u32, b: &[u8]) {
     put_key(out, tag, WT_LEN);
-    put_varint(out, b.len() as u64);
+    varint::put(out, b.len() as u64);
     out.extend_from_slice(b);
 }
 
 fn put_varint_field(out: &mut Vec<u8>, tag: u32, v: u64) {
     put_key(out, tag, WT_VARINT);
-    put_varint(out, v);
+    varint::put(out, v);
 }
 
 // --- Lua stack helpers -----------------------------------------------------------------------
@@ -263,7 +252,7 @@ unsafe fn encode_at(
             Some((prefix, logger, hostname)) => {
                 let t = h.msg_type.as_deref().unwrap_or(b"");
                 put_key(out, 3, WT_LEN);
-                put_varint(out, (prefix.len() + t.len()) as u64);
+                varint::put(out, (prefix.len() + t.len()) as u64);
                 out.extend_from_slice(prefix.as_bytes());
                 out.extend_from_slice(t);
                 put_len_field(out, 4, logger.as_bytes());
@@ -529,22 +518,22 @@ unsafe fn encode_field(
             }
             ValueType::Integer => {
                 put_key(f, 6, WT_LEN);
-                let len: usize = s.ints.iter().map(|&i| varint_len(i as u64)).sum();
-                put_varint(f, len as u64);
+                let len: usize = s.ints.iter().map(|&i| varint::encoded_len(i as u64)).sum();
+                varint::put(f, len as u64);
                 for &i in &s.ints {
-                    put_varint(f, i as u64);
+                    varint::put(f, i as u64);
                 }
             }
             ValueType::Double => {
                 put_key(f, 7, WT_LEN);
-                put_varint(f, (s.doubles.len() * 8) as u64);
+                varint::put(f, (s.doubles.len() * 8) as u64);
                 for &d in &s.doubles {
                     f.extend_from_slice(&d.to_le_bytes());
                 }
             }
             ValueType::Bool => {
                 put_key(f, 8, WT_LEN);
-                put_varint(f, s.bools.len() as u64);
+                varint::put(f, s.bools.len() as u64);
                 for &b in &s.bools {
                     f.push(u8::from(b));
                 }
@@ -552,19 +541,5 @@ unsafe fn encode_field(
         }
         put_len_field(&mut s.fields, 10, &s.field);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn varint_lengths() {
-        for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
-            let mut b = Vec::new();
-            put_varint(&mut b, v);
-            assert_eq!(b.len(), varint_len(v), "{v}");
-        }
     }
 }

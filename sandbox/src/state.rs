@@ -6,7 +6,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::ptr::NonNull;
 use std::rc::Rc;
 
@@ -74,7 +73,6 @@ pub(crate) struct Shared {
     pub(crate) error_text: RefCell<String>,
     /// Buffers of the table encoder.
     pub(crate) scratch: RefCell<Scratch>,
-    rng: Cell<u64>,
 }
 
 impl Shared {
@@ -107,7 +105,6 @@ impl Shared {
             injected: Cell::new(0),
             error_text: RefCell::new(String::new()),
             scratch: RefCell::new(Scratch::default()),
-            rng: Cell::new(RandomState::new().hash_one(0x6865_6b61_7465u64) | 1),
         }
     }
 
@@ -154,22 +151,6 @@ impl Shared {
     pub(crate) fn now_ns(&self) -> i64 {
         self.with_host(|h| h.now_ns())
             .unwrap_or_else(crate::host::system_now_ns)
-    }
-
-    /// A random v4 UUID (xorshift64*; uniqueness, not secrecy, is what Heka needs).
-    pub(crate) fn random_uuid(&self) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        for half in out.chunks_exact_mut(8) {
-            let mut x = self.rng.get();
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            self.rng.set(x);
-            half.copy_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-        }
-        out[6] = (out[6] & 0x0f) | 0x40;
-        out[8] = (out[8] & 0x3f) | 0x80;
-        out
     }
 }
 

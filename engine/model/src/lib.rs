@@ -6,11 +6,13 @@
 //!   splitter that finds records in a byte stream;
 //! - [`matcher`]: Heka's message-matcher language, parsed once and compiled into a flat program;
 //! - [`writer`]: writing messages straight into a reused buffer, for inputs that turn payloads
-//!   into messages on the hot path.
+//!   into messages on the hot path;
+//! - [`varint`]: protobuf varints (prost's), for every hand-written reader and writer above.
 //!
 //! The plugin API and the runtime live in `hekate-engine`, above this crate.
 
 pub mod framing;
 pub mod matcher;
 pub mod message;
+pub mod varint;
 pub mod writer;

@@ -1,10 +1,11 @@
 //! Writing Heka messages straight into a reused buffer, without building a prost struct: for
 //! inputs that turn payloads into messages on the hot path.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::message::UUID_SIZE;
+use crate::varint;
 
 /// Nanoseconds since the Unix epoch.
 pub fn now_ns() -> i64 {
@@ -15,50 +16,25 @@ pub fn now_ns() -> i64 {
 }
 
 thread_local! {
-    static RNG: Cell<u64> = Cell::new(seed());
+    /// Seeded once per thread from the operating system (one `getrandom` call), then drawn from
+    /// without a syscall. fastrand's own thread-local generator is seeded from the clock and the
+    /// thread id only, which two processes can share.
+    static UUID_RNG: RefCell<fastrand::Rng> = RefCell::new(fastrand::Rng::with_seed(os_seed()));
 }
 
-fn seed() -> u64 {
-    let b = uuid::Uuid::new_v4();
-    let b = b.as_bytes();
-    u64::from_le_bytes(b[..8].try_into().expect("8 bytes")) | 1
+fn os_seed() -> u64 {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
 }
 
-/// wyrand: fast, and plenty for UUIDs that only need to be unique.
-fn next_u64() -> u64 {
-    RNG.with(|s| {
-        let v = s.get().wrapping_add(0xa076_1d64_78bd_642f);
-        s.set(v);
-        let t = u128::from(v) * u128::from(v ^ 0xe703_7ed1_a0b4_28db);
-        ((t >> 64) as u64) ^ (t as u64)
-    })
-}
-
-/// A random version-4 UUID, without a syscall.
+/// A random version-4 UUID, without a syscall: every UUID hekate makes comes from here. Its
+/// uniqueness, not its secrecy, is what Heka needs.
 pub fn random_uuid() -> [u8; UUID_SIZE] {
-    let mut b = [0u8; UUID_SIZE];
-    b[..8].copy_from_slice(&next_u64().to_le_bytes());
-    b[8..].copy_from_slice(&next_u64().to_le_bytes());
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    b
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn varint_len(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
+    let mut bytes = [0u8; UUID_SIZE];
+    UUID_RNG.with_borrow_mut(|rng| rng.fill(&mut bytes));
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .into_bytes()
 }
 
 /// Appends the fields of one encoded Heka message to a buffer, in any order the caller likes
@@ -76,14 +52,14 @@ impl<'a> MessageWriter<'a> {
 
     fn bytes(&mut self, tag: u8, v: &[u8]) -> &mut Self {
         self.out.push((tag << 3) | 2);
-        put_varint(self.out, v.len() as u64);
+        varint::put(self.out, v.len() as u64);
         self.out.extend_from_slice(v);
         self
     }
 
     fn varint(&mut self, tag: u8, v: u64) -> &mut Self {
         self.out.push(tag << 3);
-        put_varint(self.out, v);
+        varint::put(self.out, v);
         self
     }
 
@@ -138,7 +114,7 @@ impl<'a> MessageWriter<'a> {
     ) -> &mut Self {
         let mut body = Vec::new();
         body.push(0x0a);
-        put_varint(&mut body, name.len() as u64);
+        varint::put(&mut body, name.len() as u64);
         body.extend_from_slice(name);
         if value_type != 0 {
             body.push(0x10);
@@ -146,7 +122,7 @@ impl<'a> MessageWriter<'a> {
         }
         if !representation.is_empty() {
             body.push(0x1a);
-            put_varint(&mut body, representation.len() as u64);
+            varint::put(&mut body, representation.len() as u64);
             body.extend_from_slice(representation);
         }
         value(&mut body);
@@ -157,7 +133,7 @@ impl<'a> MessageWriter<'a> {
     pub fn field_string(&mut self, name: &str, v: &str) -> &mut Self {
         self.field(name.as_bytes(), 0, |b| {
             b.push(0x22);
-            put_varint(b, v.len() as u64);
+            varint::put(b, v.len() as u64);
             b.extend_from_slice(v.as_bytes());
         })
     }
@@ -166,8 +142,8 @@ impl<'a> MessageWriter<'a> {
     pub fn field_int(&mut self, name: &str, v: i64) -> &mut Self {
         self.field(name.as_bytes(), 2, |b| {
             b.push(0x32);
-            put_varint(b, varint_len(v as u64) as u64);
-            put_varint(b, v as u64);
+            varint::put(b, varint::encoded_len(v as u64) as u64);
+            varint::put(b, v as u64);
         })
     }
 
@@ -175,8 +151,8 @@ impl<'a> MessageWriter<'a> {
     pub fn field_int_as(&mut self, name: &str, v: i64, representation: &str) -> &mut Self {
         self.field_with(name.as_bytes(), 2, representation.as_bytes(), |b| {
             b.push(0x32);
-            put_varint(b, varint_len(v as u64) as u64);
-            put_varint(b, v as u64);
+            varint::put(b, varint::encoded_len(v as u64) as u64);
+            varint::put(b, v as u64);
         })
     }
 
@@ -224,6 +200,22 @@ mod tests {
         let bytes = msg.fields.iter().find(|f| f.name == "bytes").unwrap();
         assert_eq!(bytes.representation.as_deref(), Some("B"));
         assert_eq!(bytes.value_integer, [4096]);
-        assert_ne!(random_uuid(), uuid);
+    }
+
+    #[test]
+    fn random_uuids_are_version_4_and_distinct_across_threads() {
+        let mine: Vec<_> = (0..1000).map(|_| random_uuid()).collect();
+        let theirs: Vec<_> = std::thread::spawn(|| (0..1000).map(|_| random_uuid()).collect())
+            .join()
+            .unwrap();
+        let mut all: Vec<[u8; UUID_SIZE]> = mine.iter().chain(&theirs).copied().collect();
+        for u in &all {
+            let parsed = uuid::Uuid::from_bytes(*u);
+            assert_eq!(parsed.get_version(), Some(uuid::Version::Random));
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+        }
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 2000, "every UUID is unique");
     }
 }

@@ -2,7 +2,7 @@
 
 use hekate_model::message::{
     Field, FieldIndex, FieldValue, IndexedView, Message, MessageAccess, MessageView, ValueType,
-    uuid_string,
+    ViewError, uuid_string,
 };
 use proptest::prelude::*;
 use prost::Message as _;
@@ -262,6 +262,31 @@ fn malformed_top_level_is_refused() {
     assert!(MessageView::new(&[11 << 3 | 4]).is_err());
     // A known tag as a group.
     assert!(MessageView::new(&[3 << 3 | 3, 3 << 3 | 4]).is_err());
+}
+
+#[test]
+fn a_varint_above_2_64_is_refused_as_a_full_decode_refuses_it() {
+    // Timestamp (tag 2) as ten bytes whose last one carries bits above 2^64, then as eleven.
+    let mut above = vec![2 << 3];
+    above.extend([0xFF; 9]);
+    above.push(0x02);
+    let mut eleven = vec![2 << 3];
+    eleven.extend([0x80; 10]);
+    eleven.push(0x00);
+    for bytes in [above, eleven] {
+        assert!(Message::decode(&bytes[..]).is_err(), "{bytes:02x?}");
+        assert_eq!(
+            MessageView::new(&bytes).unwrap_err(),
+            ViewError::BadVarint(1),
+            "{bytes:02x?}"
+        );
+    }
+    // The largest ten-byte varint is a value like any other.
+    let mut max = vec![2 << 3];
+    max.extend([0xFF; 9]);
+    max.push(0x01);
+    assert_eq!(MessageView::new(&max).unwrap().timestamp(), -1);
+    assert_eq!(Message::decode(&max[..]).unwrap().timestamp, -1);
 }
 
 #[test]

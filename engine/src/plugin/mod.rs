@@ -18,6 +18,7 @@ mod options;
 mod registry;
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,25 @@ pub enum InputPlacement {
     EveryShard,
     /// On one shard only (a file stream, a periodic poller).
     OneShard,
+}
+
+/// An address an input listens on. Shards bind it with SO_REUSEPORT, which would also let another
+/// process bind it; the runtime refuses to start when another process already holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListenAddress {
+    /// A TCP listener.
+    Tcp(SocketAddr),
+    /// A UDP socket.
+    Udp(SocketAddr),
+}
+
+impl ListenAddress {
+    /// The socket address, whatever the protocol.
+    pub fn socket_addr(&self) -> SocketAddr {
+        match *self {
+            ListenAddress::Tcp(a) | ListenAddress::Udp(a) => a,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,6 +300,12 @@ pub trait InputPlugin: Send + Sync + fmt::Debug {
     /// Where the input runs.
     fn placement(&self) -> InputPlacement {
         InputPlacement::EveryShard
+    }
+
+    /// The addresses the input listens on, so that the runtime can make sure, before any shard
+    /// binds them, that no other process holds one. Empty for an input that does not listen.
+    fn listen_addresses(&self) -> Vec<ListenAddress> {
+        Vec::new()
     }
 
     /// Opens the input on one shard (bind errors surface here, at start) and returns the future

@@ -233,6 +233,7 @@ pub fn start(pipeline: Pipeline) -> Result<Running, StartError> {
     let global = &pipeline.global;
     let layout = resolve(global, &allowed_cores(), memlock_limit())?;
     prepare_base_dir(&global.base_dir)?;
+    super::claim::claim_listen_addresses(&pipeline)?;
     let shards = layout.workers.len();
     let spare: usize = pipeline
         .plugins

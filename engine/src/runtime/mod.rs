@@ -3,12 +3,14 @@
 //!
 //! - [`Pipeline::build`] turns a [`Config`] into built plugins and compiled matchers, refusing a
 //!   bad config with every error at once;
-//! - [`start`] resolves the core layout, builds the ring mesh, starts one pinned glommio executor
-//!   per worker core and returns once every input listens;
+//! - [`start`] resolves the core layout, makes sure no other process holds an input's listen
+//!   address, builds the ring mesh, starts one pinned glommio executor per worker core and
+//!   returns once every input listens;
 //! - [`Running::run`] is the coordinator: it takes signals, collects stats snapshots, injects
 //!   `heka.all-report` messages, prints the SIGUSR1 report, and shuts down in order.
 
 mod batch;
+mod claim;
 mod coordinator;
 mod doorbell;
 mod dynamic;
@@ -55,6 +57,9 @@ pub enum StartError {
     /// A shard could not start or an input could not open.
     #[error("{0}")]
     Shard(String),
+    /// A listen address is held by another process (or by two inputs).
+    #[error("{0}")]
+    AddressInUse(String),
 }
 
 /// One plugin instance of the pipeline.

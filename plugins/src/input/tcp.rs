@@ -2,7 +2,8 @@
 //! connection.
 //!
 //! The listener is bound on every worker shard with SO_REUSEPORT, so the kernel spreads
-//! connections over the cores. Each connection is read by one task into a reused buffer
+//! connections over the cores; hekate refuses to start when another process holds the address.
+//! Each connection is read by one task into a reused buffer
 //! (io_uring through glommio); its records are split, decoded and routed inline on that task.
 //! When the router is congested the task stops reading, and TCP flow control pushes back on the
 //! sender. Garbage between records is skipped and counted (`SkippedBytes`); records whose
@@ -35,7 +36,8 @@ use futures_lite::{AsyncReadExt, future};
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::hlog;
 use hekate_engine::plugin::{
-    BuildContext, Built, InputPlugin, LocalBoxFuture, PluginError, PluginType, options_of,
+    BuildContext, Built, InputPlugin, ListenAddress, LocalBoxFuture, PluginError, PluginType,
+    options_of,
 };
 use hekate_engine::runtime::{InputContext, StreamSpec, TaskGroup};
 use schemars::JsonSchema;
@@ -134,6 +136,10 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
 }
 
 impl InputPlugin for TcpInput {
+    fn listen_addresses(&self) -> Vec<ListenAddress> {
+        vec![ListenAddress::Tcp(self.address)]
+    }
+
     fn start(
         &self,
         ctx: InputContext,

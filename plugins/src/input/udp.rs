@@ -2,7 +2,8 @@
 //! per datagram are fine).
 //!
 //! The socket is bound on every worker shard with SO_REUSEPORT; the kernel spreads datagrams by
-//! source over the shards. A datagram is split completely on its own: a record cut by the end of
+//! source over the shards. hekate refuses to start when another process holds the address. A
+//! datagram is split completely on its own: a record cut by the end of
 //! the datagram is skipped and counted. With `set_hostname`, messages built from payloads take
 //! the sender's address as their Hostname.
 //!
@@ -27,7 +28,8 @@ use futures_lite::future;
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::hlog;
 use hekate_engine::plugin::{
-    BuildContext, Built, InputPlugin, LocalBoxFuture, PluginError, PluginType, options_of,
+    BuildContext, Built, InputPlugin, ListenAddress, LocalBoxFuture, PluginError, PluginType,
+    options_of,
 };
 use hekate_engine::runtime::{InputContext, StreamSpec};
 use schemars::JsonSchema;
@@ -98,6 +100,10 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
 }
 
 impl InputPlugin for UdpInput {
+    fn listen_addresses(&self) -> Vec<ListenAddress> {
+        vec![ListenAddress::Udp(self.address)]
+    }
+
     fn start(
         &self,
         ctx: InputContext,

@@ -41,7 +41,6 @@ use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
     PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of,
 };
-use hekate_model::writer::random_uuid;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -214,8 +213,7 @@ fn jitter(max: Duration) -> Duration {
     if nanos == 0 {
         return Duration::ZERO;
     }
-    let r = u64::from_le_bytes(random_uuid()[..8].try_into().expect("8 bytes"));
-    Duration::from_nanos(r % nanos)
+    Duration::from_nanos(fastrand::u64(..nanos))
 }
 
 impl TcpOutput {

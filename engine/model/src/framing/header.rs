@@ -37,37 +37,10 @@ pub(crate) struct HeaderFields<'a> {
     pub hmac: Option<&'a [u8]>,
 }
 
-/// Reads a base-128 varint at `*pos`, advancing it; `None` when truncated or longer than 10 bytes.
+/// Reads a varint at `*pos`, advancing it; `None` when malformed.
 #[inline(always)]
-pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut value = 0u64;
-    for i in 0..10 {
-        let b = *buf.get(*pos)?;
-        *pos += 1;
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            return Some(value);
-        }
-    }
-    None
-}
-
-/// Number of bytes the varint encoding of `v` takes.
-#[inline]
-pub(crate) fn varint_len(v: u64) -> usize {
-    // ceil(significant bits / 7), with 0 taking one byte.
-    let bits = 64 - (v | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
-}
-
-/// Appends the varint encoding of `v`.
-#[inline]
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    crate::varint::read(buf, pos).ok()
 }
 
 /// The message length of an unsigned header (`08 <varint>` and nothing else), the form almost every
@@ -138,30 +111,6 @@ mod tests {
     use super::*;
     use crate::message::{Header, HmacHashFunction};
     use prost::Message as _;
-
-    #[test]
-    fn varint_round_trip_and_length() {
-        for v in [
-            0,
-            1,
-            127,
-            128,
-            300,
-            16_383,
-            16_384,
-            u32::MAX as u64,
-            u64::MAX,
-        ] {
-            let mut out = Vec::new();
-            put_varint(&mut out, v);
-            assert_eq!(out.len(), varint_len(v), "{v}");
-            let mut pos = 0;
-            assert_eq!(read_varint(&out, &mut pos), Some(v));
-            assert_eq!(pos, out.len());
-        }
-        assert_eq!(read_varint(&[0x80; 11], &mut 0), None);
-        assert_eq!(read_varint(&[0x80], &mut 0), None);
-    }
 
     #[test]
     fn parse_agrees_with_prost() {

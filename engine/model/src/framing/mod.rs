@@ -85,10 +85,8 @@ pub use splitter::{
     SplitterCounters,
 };
 
-use header::{
-    KEY_HASH_FUNCTION, KEY_HMAC, KEY_KEY_VERSION, KEY_MESSAGE_LENGTH, KEY_SIGNER, put_varint,
-    varint_len,
-};
+use crate::varint;
+use header::{KEY_HASH_FUNCTION, KEY_HMAC, KEY_KEY_VERSION, KEY_MESSAGE_LENGTH, KEY_SIGNER};
 
 /// Byte that starts every record (ASCII RS).
 pub const RECORD_SEPARATOR: u8 = 0x1E;
@@ -165,15 +163,9 @@ pub fn encode_record_with_limit(
     let len64 = len as u64;
     let Some(key) = signer else {
         // Fast path: `1E H 08 <varint len> 1F`, assembled on the stack and appended at once.
+        // A u32 length takes at most 5 bytes: head[3..8], then the unit separator.
         let mut head = [0u8; 9];
-        let mut v = len64;
-        let mut n = 3;
-        while v >= 0x80 {
-            head[n] = (v as u8) | 0x80;
-            v >>= 7;
-            n += 1;
-        }
-        head[n] = v as u8;
+        let n = 2 + varint::write(&mut head[3..8], len64);
         head[0] = RECORD_SEPARATOR;
         head[1] = (n - 1) as u8; // the header is head[2..=n]
         head[2] = KEY_MESSAGE_LENGTH;
@@ -188,13 +180,13 @@ pub fn encode_record_with_limit(
     let version = u64::from(key.version());
     let digest_len = key.digest_len();
     let header_len = 1
-        + varint_len(len64)
+        + varint::encoded_len(len64)
         + 2 // hash function key and value (0 or 1)
         + 1
-        + varint_len(name.len() as u64)
+        + varint::encoded_len(name.len() as u64)
         + name.len()
         + 1
-        + varint_len(version)
+        + varint::encoded_len(version)
         + 2 // hmac key and length (16 or 20)
         + digest_len;
     if header_len > MAX_HEADER_SIZE {
@@ -202,12 +194,12 @@ pub fn encode_record_with_limit(
     }
     out.reserve(HEADER_FRAMING_SIZE + header_len + len);
     out.extend_from_slice(&[RECORD_SEPARATOR, header_len as u8, KEY_MESSAGE_LENGTH]);
-    put_varint(out, len64);
+    varint::put(out, len64);
     out.extend_from_slice(&[KEY_HASH_FUNCTION, key.hash_function() as u8, KEY_SIGNER]);
-    put_varint(out, name.len() as u64);
+    varint::put(out, name.len() as u64);
     out.extend_from_slice(name);
     out.push(KEY_KEY_VERSION);
-    put_varint(out, version);
+    varint::put(out, version);
     out.extend_from_slice(&[KEY_HMAC, digest_len as u8]);
     key.sign_into(message, out);
     out.push(UNIT_SEPARATOR);

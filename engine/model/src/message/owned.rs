@@ -1,23 +1,15 @@
 //! Building and reading the owned [`Message`].
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use prost::Message as _;
 
 use super::{Field, FieldValue, Message, MessageAccess, ValueType};
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
+use crate::writer::{now_ns, random_uuid};
 
 impl Message {
     /// A new message with a random v4 UUID and the current time; every other header unset.
     pub fn new_now() -> Self {
         Message {
-            uuid: uuid::Uuid::new_v4().as_bytes().to_vec(),
+            uuid: random_uuid().to_vec(),
             timestamp: now_ns(),
             ..Default::default()
         }

@@ -7,6 +7,7 @@
 use std::cell::{Cell, RefCell};
 
 use super::{FieldValue, Message, MessageAccess, ValueType};
+use crate::varint::VarintError;
 
 /// Why a byte string is not a well-formed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -14,7 +15,7 @@ pub enum ViewError {
     /// The bytes end inside a tag, a varint or a length-delimited value.
     #[error("message truncated at byte {0}")]
     Truncated(usize),
-    /// A varint longer than 10 bytes.
+    /// A varint longer than 10 bytes or above 2^64.
     #[error("malformed varint at byte {0}")]
     BadVarint(usize),
     /// A known tag with the wrong wire type, an unbalanced group, or tag 0.
@@ -54,23 +55,10 @@ const WT_FIXED32: u8 = 5;
 
 #[inline(always)]
 fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, ViewError> {
-    let start = *pos;
-    let mut result = 0u64;
-    let mut shift = 0;
-    loop {
-        let Some(&b) = buf.get(*pos) else {
-            return Err(ViewError::Truncated(*pos));
-        };
-        *pos += 1;
-        result |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return Ok(result);
-        }
-        shift += 7;
-        if shift >= 70 {
-            return Err(ViewError::BadVarint(start));
-        }
-    }
+    crate::varint::read(buf, pos).map_err(|e| match e {
+        VarintError::Truncated => ViewError::Truncated(buf.len()),
+        VarintError::Overflow => ViewError::BadVarint(*pos),
+    })
 }
 
 /// One (tag, wire type, value) entry of a protobuf message.
@@ -190,10 +178,7 @@ fn skim_field(buf: &[u8]) -> Option<(Span, i32)> {
                 if key >> 3 == 2 {
                     vt = varint(buf, &mut pos).ok()? as i32;
                 } else {
-                    // skip: the last byte of a varint is below 0x80, within 10 bytes
-                    let rest = buf.get(pos..)?;
-                    let n = rest.iter().take(10).position(|&b| b < 0x80)?;
-                    pos += n + 1;
+                    varint(buf, &mut pos).ok()?;
                 }
             }
             WT_FIXED64 => {
