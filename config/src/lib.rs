@@ -224,7 +224,7 @@ impl Config {
         text: (&str, &str),
         catalog: &dyn PluginCatalog,
         matcher: &dyn MatcherCheck,
-    ) -> Result<Config, (ConfigErrors, Option<Config>)> {
+    ) -> Result<Config, (ConfigErrors, Option<Box<Config>>)> {
         let files = match path {
             Some(path) => load::read_path(path).map_err(|e| (ConfigErrors::new(e), None))?,
             None => vec![(text.1.to_string(), text.0.to_string())],
@@ -239,7 +239,7 @@ impl Config {
     fn finish_keeping(
         loaded: load::Loaded,
         validation: Option<(&dyn PluginCatalog, &dyn MatcherCheck)>,
-    ) -> Result<Config, (ConfigErrors, Config)> {
+    ) -> Result<Config, (ConfigErrors, Box<Config>)> {
         let config = Config {
             global: loaded.global,
             plugins: loaded.plugins,
@@ -253,7 +253,7 @@ impl Config {
             Ok(config)
         } else {
             let errors = config.sorted(errors);
-            Err((errors, config))
+            Err((errors, Box::new(config)))
         }
     }
 
