@@ -25,8 +25,9 @@
 //! output could not deliver by then are counted on stderr, per output and core. A second SIGINT
 //! or SIGTERM ends the wait at once.
 //!
-//! Exit status: 0 after a shutdown, 1 when the configuration is refused or the pipeline cannot
-//! start, with the reason.
+//! Exit status: 0 after a shutdown that delivered everything, 1 when the configuration is
+//! refused or the pipeline cannot start, with the reason, 2 after a shutdown that had to drop
+//! messages an output could not deliver in time (each counted on stderr).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -150,8 +151,14 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
         eprintln!("hekate: {line}");
     }
     drop(pid_file);
-    runtime::log(format_args!("Shutdown complete."));
-    ExitCode::SUCCESS
+    if outcome.undelivered.is_empty() {
+        runtime::log(format_args!("Shutdown complete."));
+        ExitCode::SUCCESS
+    } else {
+        // Messages were accepted and then dropped: a supervisor must hear about it.
+        eprintln!("hekate: shutdown complete, but messages were lost (see above); exit status 2");
+        ExitCode::from(2)
+    }
 }
 
 /// `HEKATE_SHUTDOWN_TIMEOUT` (seconds, default 10): how long shutdown may wait for outputs.

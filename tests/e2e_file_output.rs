@@ -149,3 +149,118 @@ flush_interval = 50
     );
     assert!(hekate.terminate().success(), "{}", hekate.stderr());
 }
+
+fn file_output_config(dir: &std::path::Path, port: u16) -> String {
+    format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+
+[TcpInput]
+address = "127.0.0.1:{port}"
+
+[out]
+type = "FileOutput"
+message_matcher = "Type == 'log'"
+path = "out.hekad"
+flush_interval = 0
+"#,
+        base = dir.join("base").display(),
+    )
+}
+
+fn seqs(path: &std::path::Path) -> Vec<u64> {
+    read_stream(path)
+        .iter()
+        .filter_map(conn_seq)
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// Log rotation by rename (`mv out out.1`, as logrotate does without copytruncate) and by
+/// delete: FileOutput notices within about a second that its path names another file (or
+/// none) and writes to a new file there; nothing is written into the renamed or unlinked file
+/// after that, and nothing is lost.
+#[test]
+fn a_moved_or_deleted_file_is_reopened_at_its_path() {
+    let dir = temp_dir("file-reopen");
+    let port = free_tcp_port();
+    let mut hekate = Hekate::start(&dir, &file_output_config(&dir, port), &[port]);
+    let out = dir.join("base/out.hekad");
+    let moved = dir.join("base/out.hekad.1");
+    send_tcp(port, &framed((0..100).map(|i| message("log", 0, i, 50))));
+    assert!(wait_for(Duration::from_secs(10), || seqs(&out).len() == 100));
+    std::fs::rename(&out, &moved).unwrap();
+    // Keep sending until the new file appears: the check runs at most once a second.
+    let mut next = 100;
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            send_tcp(port, &framed([message("log", 0, next, 50)]));
+            next += 1;
+            std::thread::sleep(Duration::from_millis(50));
+            out.exists()
+        }),
+        "no new file at {}",
+        out.display()
+    );
+    // Then delete it: the next file appears the same way.
+    std::fs::remove_file(&out).unwrap();
+    let deleted_at = next;
+    assert!(wait_for(Duration::from_secs(10), || {
+        send_tcp(port, &framed([message("log", 0, next, 50)]));
+        next += 1;
+        std::thread::sleep(Duration::from_millis(50));
+        out.exists()
+    }));
+    assert!(wait_for(Duration::from_secs(10), || {
+        seqs(&out).last() == Some(&(next - 1))
+    }));
+    assert!(hekate.terminate().success());
+    let old = seqs(&moved);
+    let new = seqs(&out);
+    // Everything before the rename is in the renamed file, in order; the newest file holds a
+    // tail that ends with the last message sent; only what went to the deleted file is gone
+    // (the user deleted it).
+    assert_eq!(&old[..100], &(0..100).collect::<Vec<_>>()[..]);
+    assert!(old.iter().all(|&s| s < deleted_at), "{old:?}");
+    assert!(
+        !new.is_empty() && new.iter().all(|&s| s >= deleted_at),
+        "{new:?}"
+    );
+    assert_eq!(*new.last().unwrap(), next - 1);
+    assert!(
+        hekate
+            .stderr()
+            .contains("was moved or deleted; writing to a new file there"),
+        "{}",
+        hekate.stderr()
+    );
+}
+
+/// A crash in the middle of a write leaves a record cut short at the end of the file. On the
+/// next start FileOutput cuts it before appending, so the first record it writes is read back
+/// (instead of being taken as the rest of the torn one).
+#[test]
+fn a_torn_final_record_is_cut_before_appending() {
+    let dir = temp_dir("file-torn");
+    let port = free_tcp_port();
+    std::fs::create_dir_all(dir.join("base")).unwrap();
+    let out = dir.join("base/out.hekad");
+    let mut bytes = framed((0..3).map(|i| message("log", 0, i, 50)));
+    let torn = framed([message("log", 0, 3, 50)]);
+    bytes.extend_from_slice(&torn[..torn.len() / 2]);
+    std::fs::write(&out, &bytes).unwrap();
+    let mut hekate = Hekate::start(&dir, &file_output_config(&dir, port), &[port]);
+    send_tcp(port, &framed([message("log", 0, 4, 50)]));
+    assert!(wait_for(Duration::from_secs(10), || seqs(&out).len() == 4));
+    assert!(hekate.terminate().success());
+    assert_eq!(seqs(&out), [0, 1, 2, 4]);
+    let stderr = hekate.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "ended in a record cut short ({} bytes",
+            torn.len() / 2
+        )),
+        "{stderr}"
+    );
+}

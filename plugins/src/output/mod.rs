@@ -59,6 +59,16 @@ impl Encoding {
         })
     }
 
+    /// Whether each encoded message is wrapped in Heka stream framing.
+    pub(crate) fn framed(&self) -> bool {
+        self.framing
+    }
+
+    /// The largest message the writer frames.
+    pub(crate) fn max_message_size(&self) -> u32 {
+        self.max_message_size
+    }
+
     /// Without an explicit `use_framing`, messages are not framed (a datagram is one message).
     pub(crate) fn unframed_by_default(mut self, section: &PluginSection) -> Self {
         if section.output().and_then(|o| o.use_framing).is_none() {

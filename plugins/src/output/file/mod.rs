@@ -8,6 +8,13 @@
 //! holds up this output only, never the inputs and other plugins of the shard. A relative
 //! `path` is taken under `base_dir`.
 //!
+//! Log rotation by rename or delete is followed: at most once a second, before a write, the
+//! output checks that `path` still names the file it has open (device and inode); when the file
+//! was moved or deleted, it opens a new one at `path` (`ReopenCount` in reports). At start, a
+//! framed file whose last record was cut short by a crash in the middle of a write has that
+//! record cut off before anything is appended (`TornTailBytesCut`), so the records written after
+//! a crash read back.
+//!
 //! ```toml
 //! [FileOutput]
 //! message_matcher = "TRUE"
@@ -32,14 +39,17 @@
 //! every batch of messages; whatever they say, the buffer is written once it holds 1 MiB, so
 //! memory stays bounded. While a write is pending the output takes no message (back-pressure).
 
+mod tail;
+
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hekate_config::{ConfigError, PluginSection};
+use hekate_engine::hlog;
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
     PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of,
@@ -52,7 +62,7 @@ use super::{EncodedWriter, Encoding};
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "FileOutput",
-    source: include_str!("file.rs"),
+    source: include_str!("mod.rs"),
     options: options_of::<Options>,
     default_matcher: None,
     build,
@@ -169,6 +179,18 @@ fn open_append(path: &std::path::Path, perm: u32, folder_perm: u32) -> Result<Fi
         .map_err(|e| PluginError::io(format!("cannot open {}", path.display()), e))
 }
 
+/// How often the file's path is checked for a move or delete (log rotation by rename).
+const PATH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Whether `path` no longer names the file open as `file` (moved, deleted, replaced).
+fn path_moved(path: &Path, file: &File) -> bool {
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(named), Ok(open)) => named.dev() != open.dev() || named.ino() != open.ino(),
+        (Err(_), _) => true,
+        (Ok(_), Err(_)) => false,
+    }
+}
+
 #[derive(Debug)]
 struct FileOutputPlugin {
     path: PathBuf,
@@ -179,6 +201,8 @@ struct FileOutputPlugin {
     count: u64,
     operator: Operator,
     encoding: Encoding,
+    /// Set by the first instance, which checks the file's tail before anyone appends.
+    tail_checked: Mutex<bool>,
 }
 
 fn octal(section: &PluginSection, key: &str, value: &str) -> Result<u32, ConfigError> {
@@ -248,6 +272,7 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
         count: opts.flush_count.max(1),
         operator,
         encoding: Encoding::from_section(section, ctx, Some("ProtobufEncoder"))?,
+        tail_checked: Mutex::new(false),
     })))
 }
 
@@ -257,7 +282,6 @@ impl OutputPlugin for FileOutputPlugin {
     }
 
     fn new_output(&self, ctx: &PluginContext) -> Result<Box<dyn Output>, PluginError> {
-        let _ = ctx;
         let (path, interval_start) = match &self.rotation {
             Some(r) => {
                 let start = r.interval_start(now_secs());
@@ -266,7 +290,33 @@ impl OutputPlugin for FileOutputPlugin {
             None => (self.path.clone(), 0),
         };
         let file = open_append(&path, self.perm, self.folder_perm)?;
+        let mut torn_tail_cut = 0;
+        {
+            // The first instance checks; the others wait for it, so nobody appends after a
+            // torn record.
+            let mut checked = self.tail_checked.lock().unwrap_or_else(|e| e.into_inner());
+            if !*checked && self.encoding.framed() {
+                let check = tail::cut_torn_tail(&path, &file, self.encoding.max_message_size())
+                    .map_err(|e| {
+                        PluginError::io(format!("cannot check the end of {}", path.display()), e)
+                    })?;
+                if check.cut > 0 {
+                    hlog!(
+                        "Output '{}': {} ended in a record cut short ({} bytes, a crash during a write); cut it before appending",
+                        ctx.name,
+                        path.display(),
+                        check.cut
+                    );
+                }
+                torn_tail_cut = check.cut;
+            }
+            *checked = true;
+        }
         Ok(Box::new(FileOutput {
+            name: ctx.name.clone(),
+            torn_tail_cut,
+            reopened: 0,
+            last_path_check: Instant::now(),
             file: Arc::new(file),
             path,
             rotation: self.rotation.clone(),
@@ -287,6 +337,12 @@ impl OutputPlugin for FileOutputPlugin {
 }
 
 struct FileOutput {
+    name: String,
+    /// Bytes of a torn final record cut at start (by this instance).
+    torn_tail_cut: u64,
+    /// Times the file was reopened because its path was moved or deleted.
+    reopened: u64,
+    last_path_check: Instant,
     file: Arc<File>,
     path: PathBuf,
     rotation: Option<Rotation>,
@@ -382,13 +438,51 @@ impl Output for FileOutput {
             }
             let file = Arc::clone(&self.file);
             let buf = std::mem::take(&mut self.buf);
+            // Log rotation by rename or delete: once a second, before writing, the path is
+            // checked to still name the open file; if not, a new file is opened there.
+            let check_path = (self.rotation.is_none()
+                && self.last_path_check.elapsed() >= PATH_CHECK_INTERVAL)
+                .then(|| (self.path.clone(), self.perm, self.folder_perm));
+            if check_path.is_some() {
+                self.last_path_check = Instant::now();
+            }
             // The buffer travels to the blocking thread and back, so it is reused.
-            let (mut buf, result) = glommio::executor()
+            let (mut buf, result, reopened) = glommio::executor()
                 .spawn_blocking(move || {
+                    let mut file = file;
+                    let mut reopened = None;
+                    if let Some((path, perm, folder_perm)) = check_path
+                        && path_moved(&path, &file)
+                    {
+                        match open_append(&path, perm, folder_perm) {
+                            Ok(f) => {
+                                file = Arc::new(f);
+                                reopened = Some(Ok(Arc::clone(&file)));
+                            }
+                            Err(e) => reopened = Some(Err(e)),
+                        }
+                    }
                     let r = write_records(&file, &buf);
-                    (buf, r)
+                    (buf, r, reopened)
                 })
                 .await;
+            match reopened {
+                Some(Ok(file)) => {
+                    self.file = file;
+                    self.reopened += 1;
+                    hlog!(
+                        "Output '{}': {} was moved or deleted; writing to a new file there",
+                        self.name,
+                        self.path.display()
+                    );
+                }
+                Some(Err(e)) => hlog!(
+                    "Output '{}': {} was moved or deleted and cannot be opened again ({e}); still writing to the old file",
+                    self.name,
+                    self.path.display()
+                ),
+                None => {}
+            }
             self.last_flush = Instant::now();
             let result = match result {
                 Ok(()) => {
@@ -422,6 +516,8 @@ impl Output for FileOutput {
 
     fn report(&self, sink: &mut dyn ReportSink) {
         sink.int("WrittenCount", self.total_written as i64, "count");
+        sink.int("ReopenCount", self.reopened as i64, "count");
+        sink.int("TornTailBytesCut", self.torn_tail_cut as i64, "B");
         self.writer.report(sink);
     }
 }
@@ -432,7 +528,7 @@ mod tests {
 
     #[test]
     fn doc_sample_builds() {
-        build_doc_sample(include_str!("file.rs"));
+        build_doc_sample(include_str!("mod.rs"));
     }
 
     #[test]
