@@ -81,7 +81,7 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut running = match runtime::start(pipeline) {
+    let mut coordinator = match runtime::start(pipeline) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hekate: {e}");
@@ -89,9 +89,9 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
         }
     };
     if let Some(timeout) = shutdown_timeout_from_env() {
-        running.set_shutdown_timeout(timeout);
+        coordinator.set_shutdown_timeout(timeout);
     }
-    let outcome = running.run();
+    let outcome = coordinator.run();
     for line in &outcome.undelivered {
         eprintln!("hekate: {line}");
     }

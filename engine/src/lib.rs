@@ -70,7 +70,7 @@
 //!
 //! # Where to start reading
 //!
-//! [`plugin`] (the traits a plugin implements), [`runtime::start`] and [`runtime::Running::run`]
+//! [`plugin`] (the traits a plugin implements), [`runtime::start`] and [`runtime::Coordinator::run`]
 //! (start and coordination), `runtime/router.rs` (the hot path), `runtime/runner.rs` (how
 //! filters and outputs are driven).
 

@@ -5,7 +5,7 @@
 //!   bad config with every error at once;
 //! - [`start`] resolves the core layout, builds the ring mesh, starts one pinned glommio executor
 //!   per worker core and returns once every input listens;
-//! - [`Running::run`] is the coordinator: it takes signals, collects stats snapshots, injects
+//! - [`Coordinator::run`] is the coordinator: it takes signals, collects stats snapshots, injects
 //!   `heka.all-report` messages, prints the SIGUSR1 report, and shuts down in order.
 
 mod batch;
@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use hekate_config::{Category, Config, ConfigError, ConfigErrors, PluginCatalog};
 
 pub use batch::Batch;
-pub use coordinator::{DEFAULT_SHUTDOWN_TIMEOUT, RunOutcome, Running, StopHandle, start};
+pub use coordinator::{Coordinator, DEFAULT_SHUTDOWN_TIMEOUT, RunOutcome, StopHandle, start};
 pub use doorbell::{Doorbell, LocalEvent, LocalWait, TaskGroup};
 pub use dynamic::{DynamicFilter, PipelineControl};
 pub use input::{ConnectionGuard, InputContext, RecordStream, StreamSpec};
