@@ -4,7 +4,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message as _;
 
-use super::{Field, FieldValue, Message, MessageAccess, ValueType};
+use super::access::{FieldValue, MessageAccess};
+use super::schema::{Field, Message, ValueType};
 
 fn now_ns() -> i64 {
     SystemTime::now()
