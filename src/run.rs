@@ -88,6 +88,8 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // SIGUSR2 aborts every Lua sandbox; the sandbox owns that switch.
+    coordinator.on_sandbox_abort(hekate_sandbox::abort_all);
     if let Some(timeout) = shutdown_timeout_from_env() {
         coordinator.set_shutdown_timeout(timeout);
     }

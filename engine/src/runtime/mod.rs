@@ -37,7 +37,7 @@ pub use log::{LogLimiter, log, timestamp};
 pub use report::{CATEGORIES, Report, ReportEntry, ReportField, ReportValue};
 pub use ring::{LaneCounters, LaneRx, LaneTx, lane};
 pub use router::{BATCH_BYTES, Route, RouterShard};
-pub use signals::{Signal, abort_sandboxes, block as block_signals, sandbox_aborts};
+pub use signals::{Signal, block as block_signals};
 pub use stats::{FieldCollector, PluginCounters, PluginSnapshot, ShardSnapshot, ShardStats};
 
 use crate::plugin::{BuildContext, Built, Placement, Registry};

@@ -103,6 +103,8 @@ pub struct Coordinator {
     shutdown_timeout: Duration,
     /// A second SIGINT/SIGTERM during shutdown: stop waiting.
     forced: std::cell::Cell<bool>,
+    /// What SIGUSR2 calls (see [`Coordinator::on_sandbox_abort`]).
+    abort_sandboxes: Option<fn()>,
 }
 
 impl Coordinator {
@@ -114,6 +116,12 @@ impl Coordinator {
     /// A handle that requests shutdown from another thread.
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle(Arc::clone(&self.stop))
+    }
+
+    /// What SIGUSR2 does: `abort` terminates every Lua sandbox that exists (the daemon passes
+    /// `hekate_sandbox::abort_all`; the engine does not know the sandbox).
+    pub fn on_sandbox_abort(&mut self, abort: fn()) {
+        self.abort_sandboxes = Some(abort);
     }
 
     /// How long shutdown may take (default [`DEFAULT_SHUTDOWN_TIMEOUT`]).
@@ -155,10 +163,13 @@ impl Coordinator {
                 Some(Signal::Reload) => {
                     hlog!("SIGHUP received; hekate does not reload its config yet")
                 }
-                Some(Signal::AbortSandboxes) => {
-                    hlog!("SIGUSR2 received: aborting every Lua sandbox");
-                    signals::abort_sandboxes();
-                }
+                Some(Signal::AbortSandboxes) => match self.abort_sandboxes {
+                    Some(abort) => {
+                        hlog!("SIGUSR2 received: aborting every Lua sandbox");
+                        abort();
+                    }
+                    None => hlog!("SIGUSR2 received, but this pipeline has no sandbox to abort"),
+                },
                 None => {}
             }
             self.serve_events();
@@ -535,6 +546,7 @@ mod tests {
             stop: Arc::new(AtomicBool::new(false)),
             shutdown_timeout: Duration::from_secs(5),
             forced: std::cell::Cell::new(false),
+            abort_sandboxes: None,
         };
         let shards = FakeShards {
             control,

@@ -189,6 +189,7 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
         stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         forced: std::cell::Cell::new(false),
+        abort_sandboxes: None,
     };
     if !errors.is_empty() {
         coordinator.control.advance(Phase::StopOutputs);
