@@ -98,7 +98,7 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
         eprintln!("hekate: {line}");
     }
     drop(pid_file);
-    runtime::log(format_args!("Shutdown complete."));
+    hekate_engine::hlog!("Shutdown complete.");
     ExitCode::SUCCESS
 }
 

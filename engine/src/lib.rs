@@ -74,5 +74,7 @@
 //! (start and coordination), `runtime/router.rs` (the hot path), `runtime/runner.rs` (how
 //! filters and outputs are driven).
 
+pub mod mesh;
 pub mod plugin;
 pub mod runtime;
+pub mod stats;

@@ -3,20 +3,18 @@
 //! outputs, fire timers, and park on the doorbell when every lane is empty.
 
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
 
-use super::batch::Batch;
-use super::doorbell::{Doorbell, LocalEvent};
-use super::log::LogLimiter;
-use super::ring::LaneRx;
-use super::router::RouterShard;
-use super::shard::{Lifecycle, ShardEvent};
-use super::stats::{FieldCollector, PluginCounters, ShardStats, add};
-use crate::plugin::{Delivery, Filter, Inject, Output, ProcessError, Termination};
+use crate::mesh::{Batch, Doorbell, LaneRx, LocalEvent, RouterShard};
+use crate::plugin::log::LogLimiter;
+use crate::plugin::{
+    Delivery, FieldCollector, Filter, Inject, Output, ProcessError, ShardEvent, Termination,
+};
+use crate::stats::{PluginCounters, ShardStats, add};
 use hekate_model::matcher::MatcherSpec;
 use hekate_model::message::{Field, Message, MessageView};
 
@@ -88,6 +86,16 @@ impl Inbound {
         };
         future::or(future::or(arrival, timer), stop.wait()).await;
     }
+}
+
+/// The coordinator's hold on one filter or output instance.
+#[derive(Debug, Default)]
+pub(crate) struct Lifecycle {
+    /// Set by the coordinator once no router shard sends to the instance any more: it finishes
+    /// what its lanes hold and ends.
+    pub(crate) retire: AtomicBool,
+    /// Set by the runner when it has ended.
+    pub(crate) finished: AtomicBool,
 }
 
 /// What every runner needs besides its plugin and lanes.

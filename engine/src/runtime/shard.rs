@@ -2,21 +2,21 @@
 //! shard's router, its filter and output instances, its inputs and a control task.
 
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use glommio::{CpuSet, LocalExecutorBuilder, Placement, PoolPlacement};
 
-use super::doorbell::{Doorbell, LocalEvent};
-use super::input::{Connections, DecoderCache, InputContext};
-use super::ring::LaneRx;
-use super::router::{Route, RouterShard};
-use super::runner::{Inbound, RunnerCtx, run_filter, run_output};
-use super::stats::{FieldCollector, ShardSnapshot, ShardStats, add};
+use super::runner::{Inbound, Lifecycle, RunnerCtx, run_filter, run_output};
 use crate::hlog;
-use crate::plugin::{DecoderPlugin, FilterPlugin, InputPlugin, OutputPlugin, PluginContext};
+use crate::mesh::{Doorbell, LaneRx, LocalEvent, Route, RouterShard};
+use crate::plugin::{
+    Connections, DecoderCache, DecoderPlugin, FieldCollector, FilterPlugin, InputContext,
+    InputPlugin, OutputPlugin, PluginContext, ShardEvent,
+};
+use crate::stats::{ShardSnapshot, ShardStats, add};
 use hekate_model::matcher::MatcherSpec;
 
 /// How often a shard sends its counters to the coordinator.
@@ -91,16 +91,6 @@ pub(crate) enum InstanceKind {
     Output(Arc<dyn OutputPlugin>),
 }
 
-/// The coordinator's hold on one filter or output instance.
-#[derive(Debug, Default)]
-pub(crate) struct Lifecycle {
-    /// Set by the coordinator once no router shard sends to the instance any more: it finishes
-    /// what its lanes hold and ends.
-    pub(crate) retire: AtomicBool,
-    /// Set by the runner when it has ended.
-    pub(crate) finished: AtomicBool,
-}
-
 pub(crate) struct InstancePlan {
     pub(crate) plugin: usize,
     pub(crate) name: String,
@@ -145,19 +135,6 @@ impl std::fmt::Debug for ShardCommand {
             ShardCommand::RemoveRoutes { plugin, .. } => write!(f, "RemoveRoutes({plugin})"),
         }
     }
-}
-
-/// What shards tell the coordinator.
-#[derive(Debug)]
-pub(crate) enum ShardEvent {
-    /// A filter or output instance stopped for good.
-    Terminated {
-        plugin: usize,
-        reason: String,
-        can_exit: bool,
-    },
-    /// A plugin that may not exit has ended: the pipeline stops.
-    Shutdown { reason: String },
 }
 
 /// Everything one shard starts with.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// A signal hekate acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// SIGINT or SIGTERM: orderly shutdown.
     Shutdown,
     /// SIGUSR1: print the text report.
@@ -47,7 +47,7 @@ pub fn block() {
 }
 
 /// Waits up to `timeout` for one of hekate's signals.
-pub fn wait(timeout: Duration) -> Option<Signal> {
+pub(crate) fn wait(timeout: Duration) -> Option<Signal> {
     let s = set();
     let ts = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,

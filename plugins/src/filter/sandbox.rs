@@ -39,11 +39,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hekate_config::{ConfigError, PluginSection};
+use hekate_engine::plugin::log::LogLimiter;
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, Filter, FilterPlugin, Inject, Placement, PluginContext,
     PluginError, PluginType, ProcessError, ReportSink, Termination,
 };
-use hekate_engine::runtime::LogLimiter;
 use hekate_model::writer::now_ns;
 use hekate_sandbox::{InjectError, Outcome, PluginType as Kind, Sandbox, SandboxHost};
 
@@ -329,7 +329,7 @@ mod tests {
         assert_eq!(v.msg_type(), b"heka.sandbox-output");
         assert_eq!(v.logger(), b"f");
         assert_eq!(v.payload(), b"3");
-        let mut sink = hekate_engine::runtime::FieldCollector::default();
+        let mut sink = hekate_engine::plugin::FieldCollector::default();
         f.report(&mut sink);
         let names: Vec<&str> = sink.fields.iter().map(|f| f.name.as_str()).collect();
         for want in [

@@ -47,11 +47,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hekate_config::{Config, ConfigError, GlobalConfig, PluginSection, SANDBOX_MANAGER_MATCHER};
+use hekate_engine::plugin::log::LogLimiter;
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, Filter, FilterPlugin, Inject, Placement, PluginContext,
     PluginError, PluginType, ProcessError, ReportSink,
 };
-use hekate_engine::runtime::{DynamicFilter, LogLimiter, PipelineControl};
+use hekate_engine::plugin::{DynamicFilter, PipelineControl};
 use hekate_model::matcher::MatcherSpec;
 use hekate_model::message::{FieldValue, Message, MessageAccess as _};
 use hekate_model::writer::now_ns;

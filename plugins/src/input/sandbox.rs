@@ -35,7 +35,7 @@ use hekate_engine::hlog;
 use hekate_engine::plugin::{
     BuildContext, Built, InputPlacement, InputPlugin, LocalBoxFuture, PluginError, PluginType,
 };
-use hekate_engine::runtime::{FieldCollector, InputContext};
+use hekate_engine::plugin::{FieldCollector, InputContext};
 use hekate_sandbox::{InjectError, Outcome, PluginType as Kind, SandboxHost, termination_message};
 
 use crate::sandbox::{SandboxSettings, Timing, report};

@@ -37,7 +37,7 @@ use hekate_engine::hlog;
 use hekate_engine::plugin::{
     BuildContext, Built, InputPlugin, LocalBoxFuture, PluginError, PluginType,
 };
-use hekate_engine::runtime::{InputContext, StreamSpec, TaskGroup};
+use hekate_engine::plugin::{InputContext, StreamSpec, TaskGroup};
 use serde::Deserialize;
 
 use crate::common::{SignerConfig, address_option, set_keepalive, signer_keys};
@@ -129,8 +129,7 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
         ));
     }
     let address = address_option(section, "address", &opts.address)?;
-    let mut spec =
-        StreamSpec::from_section(section, ctx, "HekaFramingSplitter", Some("ProtobufDecoder"))?;
+    let mut spec = ctx.stream_spec(section, "HekaFramingSplitter", Some("ProtobufDecoder"))?;
     spec.signers = signer_keys(section, &opts.signer)?;
     Ok(Built::Input(std::sync::Arc::new(TcpInput {
         name: section.name().to_string(),

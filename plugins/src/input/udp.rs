@@ -29,7 +29,7 @@ use hekate_engine::hlog;
 use hekate_engine::plugin::{
     BuildContext, Built, InputPlugin, LocalBoxFuture, PluginError, PluginType,
 };
-use hekate_engine::runtime::{InputContext, StreamSpec};
+use hekate_engine::plugin::{InputContext, StreamSpec};
 use serde::Deserialize;
 
 use crate::common::{SignerConfig, address_option, signer_keys};
@@ -87,7 +87,7 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
         ));
     }
     let address = address_option(section, "address", &opts.address)?;
-    let mut spec = StreamSpec::from_section(section, ctx, "NullSplitter", None)?;
+    let mut spec = ctx.stream_spec(section, "NullSplitter", None)?;
     spec.signers = signer_keys(section, &opts.signer)?;
     Ok(Built::Input(Arc::new(UdpInput {
         address,

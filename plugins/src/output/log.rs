@@ -18,11 +18,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hekate_config::{ConfigError, PluginSection};
+use hekate_engine::plugin::log::timestamp;
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
     PluginContext, PluginError, PluginType, ProcessError, ReportSink,
 };
-use hekate_engine::runtime::timestamp;
 
 use super::{EncodedWriter, Encoding};
 

@@ -15,25 +15,15 @@ use std::time::Instant;
 
 use hekate_config::Category;
 
-use super::placement::{ConsumerPlan, Mesh};
-use super::{COMMAND_TIMEOUT, ConsumerInfo, Coordinator};
+use super::placement::{ConsumerInfo, ConsumerPlan, Mesh};
+use super::{COMMAND_TIMEOUT, Coordinator, Retirement};
 use crate::hlog;
 use crate::plugin::Built;
-use crate::runtime::PluginInfo;
-use crate::runtime::dynamic::{ControlRequest, DynamicFilter};
+use crate::plugin::{ControlRequest, DynamicFilter};
 use crate::runtime::layout::format_cores;
+use crate::runtime::pipeline::PluginInfo;
 use crate::runtime::shard::ShardCommand;
 use hekate_model::message::{Field, Message};
-
-/// A filter or output being taken out of the running pipeline (unloaded or terminated).
-#[derive(Debug)]
-pub(super) struct Retirement {
-    pub(super) plugin: usize,
-    /// Router shards that dropped its routes.
-    pub(super) removed: Arc<AtomicUsize>,
-    /// Its instances were told to finish.
-    pub(super) released: bool,
-}
 
 /// The first free slot for a run-time filter: no plugin in it and none retiring from it.
 fn free_slot(

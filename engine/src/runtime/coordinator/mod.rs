@@ -16,25 +16,21 @@ mod dynamic;
 mod placement;
 mod reports;
 mod shutdown;
-mod start;
+pub(super) mod start;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-pub use start::start;
-
-use self::dynamic::Retirement;
-use self::placement::Homes;
-use super::PipelineControl;
-use super::PluginInfo;
-use super::doorbell::Doorbell;
+use self::placement::{ConsumerInfo, Homes};
 use super::layout::{Layout, format_cores};
-use super::ring::LaneCounters;
-use super::shard::{Control, Lifecycle, ShardCommand, ShardEvent};
+use super::pipeline::PluginInfo;
+use super::shard::{Control, ShardCommand};
 use super::signals::{self, Signal};
-use super::stats::ShardSnapshot;
 use crate::hlog;
+use crate::mesh::Doorbell;
+use crate::plugin::{PipelineControl, ShardEvent};
+use crate::stats::ShardSnapshot;
 
 /// How long shutdown may take before hekate exits anyway, saying what was left.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,16 +38,14 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the coordinator waits for a shard to take a command or start a filter.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A filter or output as the coordinator sees it: its lanes and what its instances hold.
+/// A filter or output being taken out of the running pipeline (unloaded or terminated).
 #[derive(Debug)]
-struct ConsumerInfo {
+struct Retirement {
     plugin: usize,
-    /// (source shard, home shard, counters) per lane.
-    lanes: Vec<(usize, usize, Arc<LaneCounters>)>,
-    /// (home shard, messages held) per instance.
-    held: Vec<(usize, Arc<AtomicU64>)>,
-    /// (doorbell, lifecycle) per instance.
-    instances: Vec<(Arc<Doorbell>, Arc<Lifecycle>)>,
+    /// Router shards that dropped its routes.
+    removed: Arc<AtomicUsize>,
+    /// Its instances were told to finish.
+    released: bool,
 }
 
 /// Asks a running pipeline to shut down, as SIGTERM does (for embedding and tests).
@@ -254,12 +248,13 @@ mod tests {
     use std::thread::JoinHandle;
 
     use super::*;
+    use crate::mesh::{LaneRx, LaneTx, lane};
+    use crate::plugin::DynamicFilter;
     use crate::plugin::{
         Built, Decoder, DecoderPlugin, Filter, FilterPlugin, InputPlacement, InputPlugin,
         LocalBoxFuture, Output, OutputPlugin, Placement, PluginContext, PluginError,
     };
-    use crate::runtime::DynamicFilter;
-    use crate::runtime::ring::{LaneRx, LaneTx, lane};
+    use crate::runtime::runner::Lifecycle;
     use hekate_config::Category;
     use hekate_model::matcher::MatcherSpec;
 
@@ -271,7 +266,7 @@ mod tests {
         }
         fn start(
             &self,
-            _ctx: crate::runtime::InputContext,
+            _ctx: crate::plugin::InputContext,
         ) -> Result<LocalBoxFuture<'static, Result<(), PluginError>>, PluginError> {
             Err(PluginError::Other("a test input does not start".into()))
         }

@@ -11,14 +11,24 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use super::ConsumerInfo;
+use crate::mesh::{Doorbell, LaneCounters, Route, lane};
 use crate::plugin::{Built, InputPlacement, Placement};
-use crate::runtime::PluginInfo;
-use crate::runtime::doorbell::Doorbell;
-use crate::runtime::ring::lane;
-use crate::runtime::router::Route;
-use crate::runtime::shard::{InputPlan, InstanceKind, InstancePlan, Lifecycle};
+use crate::runtime::pipeline::PluginInfo;
+use crate::runtime::runner::Lifecycle;
+use crate::runtime::shard::{InputPlan, InstanceKind, InstancePlan};
 use hekate_model::matcher::MatcherSpec;
+
+/// A filter or output as the coordinator sees it: its lanes and what its instances hold.
+#[derive(Debug)]
+pub(super) struct ConsumerInfo {
+    pub(super) plugin: usize,
+    /// (source shard, home shard, counters) per lane.
+    pub(super) lanes: Vec<(usize, usize, Arc<LaneCounters>)>,
+    /// (home shard, messages held) per instance.
+    pub(super) held: Vec<(usize, Arc<AtomicU64>)>,
+    /// (doorbell, lifecycle) per instance.
+    pub(super) instances: Vec<(Arc<Doorbell>, Arc<Lifecycle>)>,
+}
 
 /// Deals home shards round robin to plugins that run on one shard.
 #[derive(Debug, Clone)]

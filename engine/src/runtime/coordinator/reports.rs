@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use hekate_config::Category;
 
-use super::{ConsumerInfo, Coordinator};
+use super::Coordinator;
+use super::placement::ConsumerInfo;
 use crate::hlog;
-use crate::runtime::PluginInfo;
-use crate::runtime::report::{Report, ReportEntry, ReportField};
-use crate::runtime::stats::{PluginSnapshot, ShardSnapshot};
+use crate::runtime::pipeline::PluginInfo;
+use crate::stats::{PluginSnapshot, Report, ReportEntry, ReportField, ShardSnapshot};
 use hekate_model::writer::{MessageWriter, now_ns, random_uuid};
 
 impl Coordinator {
@@ -228,10 +228,9 @@ fn build_report(
 mod tests {
     use super::super::tests::{consumer, decoder, filter, input, output, some};
     use super::*;
+    use crate::mesh::Batch;
     use crate::plugin::{InputPlacement, Placement};
-    use crate::runtime::batch::Batch;
-    use crate::runtime::report::ReportValue;
-    use crate::runtime::stats::{ShardStats, add};
+    use crate::stats::{ReportValue, ShardStats, add};
     use hekate_model::message::{Message, MessageView};
 
     fn value(report: &Report, category: usize, entry: &str, field: &str) -> ReportValue {

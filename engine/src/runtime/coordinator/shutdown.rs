@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use hekate_config::Category;
 
-use super::{ConsumerInfo, Coordinator, RunOutcome};
+use super::placement::ConsumerInfo;
+use super::{Coordinator, RunOutcome};
 use crate::hlog;
-use crate::runtime::PluginInfo;
 use crate::runtime::layout::format_cores;
+use crate::runtime::pipeline::PluginInfo;
 use crate::runtime::shard::Phase;
 use crate::runtime::signals::{self, Signal};
 
@@ -190,8 +191,8 @@ mod tests {
 
     use super::super::tests::{consumer, coordinator, filter, output, some};
     use super::*;
+    use crate::mesh::Batch;
     use crate::plugin::Placement;
-    use crate::runtime::batch::Batch;
     use hekate_model::message::{Message, MessageView};
 
     fn batch(messages: usize) -> Batch {

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use super::placement::{Mesh, plan_shards};
 use super::{Coordinator, DEFAULT_SHUTDOWN_TIMEOUT};
+use crate::mesh::Doorbell;
 use crate::plugin::Built;
-use crate::runtime::doorbell::Doorbell;
 use crate::runtime::layout::{allowed_cores, memlock_limit, resolve};
+use crate::runtime::pipeline::{Pipeline, PluginInfo, StartError};
 use crate::runtime::shard::{Control, Phase, Settings, ShardPlan, spawn};
 use crate::runtime::signals;
-use crate::runtime::{Pipeline, PluginInfo, StartError};
 
 /// How long a shard may take to start.
 const SHARD_START_TIMEOUT: Duration = Duration::from_secs(30);
