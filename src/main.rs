@@ -1,6 +1,7 @@
 //! The `hekate` command: the daemon and Heka's tools as subcommands.
 
 mod cat;
+mod logging;
 mod run;
 mod sbmgr;
 mod show;
@@ -32,6 +33,10 @@ enum Command {
         /// A TOML file, or a directory whose *.toml files are merged in alphabetical order.
         #[arg(short, long)]
         config: Option<PathBuf>,
+        /// The least severe log lines written to stderr: error, warn, info, debug or trace.
+        /// Overrides RUST_LOG and the config's `log_level`.
+        #[arg(long, value_name = "LEVEL")]
+        log_level: Option<hekate_config::LogLevel>,
     },
     /// Validate a configuration file or directory; list every problem with its file and line.
     Check {
@@ -78,8 +83,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        // `run` installs its log once the config says which level; the tools log at RUST_LOG's
+        // level, or info.
+        logging::init(None, hekate_config::LogLevel::Info);
+    }
     match cli.command {
-        Command::Run { config } => run::run(config.as_deref()),
+        Command::Run { config, log_level } => run::run(config.as_deref(), log_level),
         Command::Check { config } => check(&config),
         Command::Cat {
             matcher,

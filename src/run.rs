@@ -31,7 +31,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use hekate_config::Config;
+use hekate_config::{Config, LogLevel};
 use hekate_engine::runtime::{self, Pipeline, check_matcher};
 
 /// The embedded default configuration.
@@ -40,8 +40,9 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 /// Where the embedded default configuration says it comes from in error messages.
 const DEFAULT_ORIGIN: &str = "(embedded default configuration)";
 
-/// Runs the daemon with the config at `config_path`, or the embedded default configuration.
-pub fn run(config_path: Option<&Path>) -> ExitCode {
+/// Runs the daemon with the config at `config_path`, or the embedded default configuration,
+/// logging at `log_level` (`--log-level`) when given.
+pub fn run(config_path: Option<&Path>, log_level: Option<LogLevel>) -> ExitCode {
     // Before any thread exists, so that every thread inherits the mask and only the
     // coordinator takes SIGINT, SIGTERM and SIGUSR1.
     runtime::block_signals();
@@ -63,6 +64,7 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    crate::logging::init(log_level, config.global.log_level);
     let pipeline = match Pipeline::build(&config, &registry) {
         Ok(p) => p,
         Err(errors) => {
@@ -98,7 +100,7 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
         eprintln!("hekate: {line}");
     }
     drop(pid_file);
-    hekate_engine::hlog!("Shutdown complete.");
+    tracing::info!("Shutdown complete.");
     ExitCode::SUCCESS
 }
 

@@ -10,7 +10,6 @@ use futures_lite::future;
 use glommio::{CpuSet, LocalExecutorBuilder, Placement, PoolPlacement};
 
 use super::runner::{Inbound, Lifecycle, RunnerCtx, run_filter, run_output};
-use crate::hlog;
 use crate::mesh::{Doorbell, LaneRx, LocalEvent, Route, RouterShard};
 use crate::plugin::{
     Connections, DecoderCache, DecoderPlugin, FieldCollector, FilterPlugin, InputContext,
@@ -335,7 +334,7 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
                 input_tasks.push(
                     glommio::spawn_local(async move {
                         if let Err(e) = fut.await {
-                            hlog!("Input '{name}' on core {core} stopped: {e}");
+                            tracing::error!("Input '{name}' on core {core} stopped: {e}");
                         }
                         control.inputs_live.fetch_sub(1, Ordering::AcqRel);
                     })
@@ -388,7 +387,7 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
         if let Some(rx) = injections.as_mut() {
             while let Ok(bytes) = rx.pop() {
                 if router.route_bytes(&bytes, None, 0).is_err() {
-                    hlog!("the coordinator injected a malformed message");
+                    tracing::error!("the coordinator injected a malformed message");
                 }
             }
         }

@@ -39,7 +39,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::plugin::log::LogLimiter;
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, Filter, FilterPlugin, Inject, Placement, PluginContext,
     PluginError, PluginType, ProcessError, ReportSink, Termination,
@@ -141,7 +140,6 @@ impl FilterPlugin for SandboxFilterPlugin {
             can_exit: self.can_exit,
             terminated: None,
             timing: Timing::new(self.settings.sample_every),
-            limiter: LogLimiter::new(5),
         }))
     }
 }
@@ -156,7 +154,6 @@ struct SandboxFilter {
     can_exit: bool,
     terminated: Option<String>,
     timing: Timing,
-    limiter: LogLimiter,
 }
 
 /// What the sandbox injects goes to the runtime's injector (loop and circular-reference checks).
@@ -180,8 +177,7 @@ impl SandboxFilter {
             Ok(Outcome::Failed {
                 message: Some(m), ..
             }) => {
-                self.limiter
-                    .log(format_args!("Filter '{}': {call}: {m}", self.name));
+                hekate_engine::plugin::log::warn_limited!("Filter '{}': {call}: {m}", self.name);
                 Ok(())
             }
             Ok(_) => Ok(()),
@@ -226,13 +222,13 @@ impl Filter for SandboxFilter {
         if self.timer_event_on_shutdown
             && let Err(e) = self.run_timer(now_ns(), inject)
         {
-            hekate_engine::hlog!("Filter '{}': timer_event at shutdown: {e}", self.name);
+            tracing::warn!("Filter '{}': timer_event at shutdown: {e}", self.name);
         }
         if self.preserve
             && self.terminated.is_none()
             && let Err(e) = self.sb.preserve()
         {
-            hekate_engine::hlog!("Filter '{}': {e}", self.name);
+            tracing::warn!("Filter '{}': {e}", self.name);
         }
     }
 

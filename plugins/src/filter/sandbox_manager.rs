@@ -47,7 +47,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hekate_config::{Config, ConfigError, GlobalConfig, PluginSection, SANDBOX_MANAGER_MATCHER};
-use hekate_engine::plugin::log::LogLimiter;
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, Filter, FilterPlugin, Inject, Placement, PluginContext,
     PluginError, PluginType, ProcessError, ReportSink,
@@ -186,7 +185,6 @@ impl FilterPlugin for SandboxManagerPlugin {
             control: self.control.clone(),
             processed: 0,
             discarded: 0,
-            limiter: LogLimiter::new(5),
         };
         manager.restore();
         Ok(Box::new(manager))
@@ -206,7 +204,6 @@ struct SandboxManager {
     processed: u64,
     /// Control messages refused here (skew, unknown action, over max_filters, failed loads).
     discarded: u64,
-    limiter: LogLimiter,
 }
 
 fn string_field(view: &impl hekate_model::message::MessageAccess, name: &str) -> Option<String> {
@@ -288,7 +285,7 @@ impl SandboxManager {
         names.sort();
         for full in names {
             if self.control.loaded_by(&self.name).len() >= self.max_filters {
-                hekate_engine::hlog!(
+                tracing::warn!(
                     "Filter '{}': not loading {full} again: max_filters ({}) are running",
                     self.name,
                     self.max_filters
@@ -301,9 +298,9 @@ impl SandboxManager {
                 .and_then(|text| self.dynamic(&full, &text))
                 .and_then(|f| self.control.load(f));
             match loaded {
-                Ok(()) => hekate_engine::hlog!("Filter '{}': loading {full} again", self.name),
+                Ok(()) => tracing::info!("Filter '{}': loading {full} again", self.name),
                 Err(e) => {
-                    hekate_engine::hlog!("Filter '{}': cannot load {full} again: {e}", self.name);
+                    tracing::warn!("Filter '{}': cannot load {full} again: {e}", self.name);
                     self.remove_files(&full);
                 }
             }
@@ -333,7 +330,7 @@ impl SandboxManager {
         if result.is_err() {
             self.remove_files(&full);
         }
-        hekate_engine::hlog!("Filter '{}': loading {full}", self.name);
+        tracing::info!("Filter '{}': loading {full}", self.name);
         result
     }
 
@@ -351,7 +348,7 @@ impl SandboxManager {
             // start: unloading it removes them.
             Err(_) if !self.control.is_loaded(&full) && toml.exists() => {
                 self.remove_files(&full);
-                hekate_engine::hlog!(
+                tracing::info!(
                     "Filter '{}': {full} was not running; its files were removed",
                     self.name
                 );
@@ -363,8 +360,7 @@ impl SandboxManager {
 
     fn refuse(&mut self, why: std::fmt::Arguments<'_>) {
         self.discarded += 1;
-        self.limiter
-            .log(format_args!("Filter '{}': {why}", self.name));
+        hekate_engine::plugin::log::warn_limited!("Filter '{}': {why}", self.name);
     }
 }
 

@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use futures_lite::future;
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::hlog;
 use hekate_engine::plugin::{
     BuildContext, Built, InputPlacement, InputPlugin, LocalBoxFuture, PluginError, PluginType,
 };
@@ -126,10 +125,12 @@ impl InputPlugin for SandboxInputPlugin {
                 ctx.counters().set_extra(fields.fields);
                 ctx.flush().await;
                 match r {
-                    Ok(Outcome::Failed { status, message }) => hlog!(
-                        "Input '{name}': process_message() returned {status}{}",
-                        message.map(|m| format!(": {m}")).unwrap_or_default()
-                    ),
+                    Ok(Outcome::Failed { status, message }) => {
+                        hekate_engine::plugin::log::warn_limited!(
+                            "Input '{name}': process_message() returned {status}{}",
+                            message.map(|m| format!(": {m}")).unwrap_or_default()
+                        )
+                    }
                     Ok(_) => {}
                     Err(t) => {
                         let _ = ctx.deliver(&termination_message(&name, &t.reason).to_bytes());
@@ -143,7 +144,7 @@ impl InputPlugin for SandboxInputPlugin {
                     }
                 }
                 let Some(every) = ticker else {
-                    hlog!("Input '{name}': single run completed");
+                    tracing::info!("Input '{name}': single run completed");
                     break Ok(());
                 };
                 let stopped = future::or(
@@ -165,7 +166,7 @@ impl InputPlugin for SandboxInputPlugin {
                 && result.is_ok()
                 && let Err(e) = sb.preserve()
             {
-                hlog!("Input '{name}': {e}");
+                tracing::error!("Input '{name}': {e}");
             }
             result
         }))

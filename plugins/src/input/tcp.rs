@@ -33,7 +33,6 @@ use std::rc::Rc;
 
 use futures_lite::{AsyncReadExt, future};
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::hlog;
 use hekate_engine::plugin::{
     BuildContext, Built, InputPlugin, LocalBoxFuture, PluginError, PluginType,
 };
@@ -163,7 +162,9 @@ impl InputPlugin for TcpInput {
                     None => break,
                     Some(Ok(s)) => s,
                     Some(Err(e)) => {
-                        hlog!("Input '{name}': accepting a connection failed: {e}");
+                        hekate_engine::plugin::log::warn_limited!(
+                            "Input '{name}': accepting a connection failed: {e}"
+                        );
                         glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }
@@ -171,7 +172,7 @@ impl InputPlugin for TcpInput {
                 if let Some(period) = keep_alive
                     && let Err(e) = set_keepalive(stream.as_raw_fd(), period)
                 {
-                    hlog!("Input '{name}': cannot turn on keep-alive: {e}");
+                    tracing::warn!("Input '{name}': cannot turn on keep-alive: {e}");
                 }
                 connections.spawn(serve(stream, ctx.clone(), Rc::clone(&spec)));
             }
@@ -200,7 +201,7 @@ async fn serve(mut stream: glommio::net::TcpStream, ctx: InputContext, spec: Rc<
             }
             Err(e) => {
                 if e.kind() != std::io::ErrorKind::ConnectionReset {
-                    hlog!(
+                    hekate_engine::plugin::log::warn_limited!(
                         "Input '{}': reading from {}: {e}",
                         ctx.name,
                         peer.as_deref().unwrap_or("?")

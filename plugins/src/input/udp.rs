@@ -25,7 +25,6 @@ use std::sync::Arc;
 
 use futures_lite::future;
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::hlog;
 use hekate_engine::plugin::{
     BuildContext, Built, InputPlugin, LocalBoxFuture, PluginError, PluginType,
 };
@@ -124,7 +123,10 @@ impl InputPlugin for UdpInput {
                         records.feed_datagram(n, host.as_deref()).await;
                     }
                     Some(Err(e)) => {
-                        hlog!("Input '{}': receiving a datagram failed: {e}", ctx.name);
+                        hekate_engine::plugin::log::warn_limited!(
+                            "Input '{}': receiving a datagram failed: {e}",
+                            ctx.name
+                        );
                         glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
                     }
                 }

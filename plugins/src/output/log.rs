@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::plugin::log::timestamp;
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
     PluginContext, PluginError, PluginType, ProcessError, ReportSink,
@@ -81,8 +80,12 @@ impl Output for LogOutput {
         if !self.writer.write(msg, &mut self.scratch)? {
             return Ok(());
         }
-        self.buf.extend_from_slice(timestamp().as_bytes());
-        self.buf.push(b' ');
+        // Go's log package: `YYYY/MM/DD HH:MM:SS ` before each line (UTC).
+        let _ = write!(
+            self.buf,
+            "{} ",
+            chrono::Utc::now().format("%Y/%m/%d %H:%M:%S")
+        );
         let line = self.scratch.strip_suffix(b"\n").unwrap_or(&self.scratch);
         self.buf.extend_from_slice(line);
         self.buf.push(b'\n');

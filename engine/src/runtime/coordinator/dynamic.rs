@@ -17,7 +17,6 @@ use hekate_config::Category;
 
 use super::placement::{ConsumerInfo, ConsumerPlan, Mesh};
 use super::{COMMAND_TIMEOUT, Coordinator, Retirement};
-use crate::hlog;
 use crate::plugin::Built;
 use crate::plugin::{ControlRequest, DynamicFilter};
 use crate::runtime::layout::format_cores;
@@ -79,10 +78,10 @@ impl Coordinator {
                 ControlRequest::Unload { name } => {
                     match dynamic_slot(&self.plugins, self.first_dynamic, &name) {
                         Some(p) => {
-                            hlog!("Unloading filter '{name}'");
+                            tracing::info!("Unloading filter '{name}'");
                             self.retire(p);
                         }
-                        None => hlog!("Cannot unload filter '{name}': it is not running"),
+                        None => tracing::warn!("Cannot unload filter '{name}': it is not running"),
                     }
                 }
             }
@@ -156,7 +155,7 @@ impl Coordinator {
             self.command(s, ShardCommand::AddRoute(route));
         }
         let cores: Vec<usize> = homes.iter().map(|&h| self.layout.workers[h]).collect();
-        hlog!(
+        tracing::info!(
             "Loaded filter '{}' ({}) on core {}",
             filter.name,
             filter.type_name,
@@ -175,7 +174,7 @@ impl Coordinator {
     /// A filter could not start: say so, remove its files, and announce it as Heka's sandbox
     /// manager does, with a `heka.sandbox-terminated` message naming the plugin that asked.
     fn load_failed(&mut self, filter: &DynamicFilter, error: String) {
-        hlog!("Cannot load filter '{}': {error}", filter.name);
+        tracing::warn!("Cannot load filter '{}': {error}", filter.name);
         for f in &filter.files {
             let _ = std::fs::remove_file(f);
         }
@@ -221,7 +220,7 @@ impl Coordinator {
             if p >= self.first_dynamic
                 && let Some(info) = self.plugins[p].take()
             {
-                hlog!("Filter '{}' removed", info.name);
+                tracing::info!("Filter '{}' removed", info.name);
                 self.requests.forget(&info.name);
             }
         }

@@ -27,7 +27,6 @@ use super::layout::{Layout, format_cores};
 use super::pipeline::PluginInfo;
 use super::shard::{Control, ShardCommand};
 use super::signals::{self, Signal};
-use crate::hlog;
 use crate::mesh::Doorbell;
 use crate::plugin::{PipelineControl, ShardEvent};
 use crate::stats::ShardSnapshot;
@@ -128,7 +127,7 @@ impl Coordinator {
         let _ = core_affinity::set_for_current(core_affinity::CoreId {
             id: self.layout.coordinator,
         });
-        hlog!(
+        tracing::info!(
             "hekate started: {} worker shards on cores {}, coordinator on core {}",
             self.layout.workers.len(),
             format_cores(&self.layout.workers),
@@ -155,14 +154,16 @@ impl Coordinator {
                     let _ = out.flush();
                 }
                 Some(Signal::Reload) => {
-                    hlog!("SIGHUP received; hekate does not reload its config yet")
+                    tracing::warn!("SIGHUP received; hekate does not reload its config yet")
                 }
                 Some(Signal::AbortSandboxes) => match self.abort_sandboxes {
                     Some(abort) => {
-                        hlog!("SIGUSR2 received: aborting every Lua sandbox");
+                        tracing::info!("SIGUSR2 received: aborting every Lua sandbox");
                         abort();
                     }
-                    None => hlog!("SIGUSR2 received, but this pipeline has no sandbox to abort"),
+                    None => tracing::warn!(
+                        "SIGUSR2 received, but this pipeline has no sandbox to abort"
+                    ),
                 },
                 None => {}
             }
@@ -196,7 +197,7 @@ impl Coordinator {
                 }
                 Err(rtrb::PushError::Full(c)) => {
                     if Instant::now() >= deadline {
-                        hlog!(
+                        tracing::error!(
                             "the shard on core {} takes no commands; giving up",
                             self.layout.workers[shard]
                         );
@@ -225,7 +226,7 @@ impl Coordinator {
                         .map_or("?", |p| p.name.as_str())
                         .to_string();
                     if !can_exit {
-                        hlog!(
+                        tracing::error!(
                             "Plugin '{name}' terminated and may not exit (can_exit = false): shutting down. Reason: {reason}"
                         );
                         self.stop.store(true, Ordering::Release);
@@ -233,7 +234,7 @@ impl Coordinator {
                     self.retire(plugin);
                 }
                 ShardEvent::Shutdown { reason } => {
-                    hlog!("{reason}: shutting down");
+                    tracing::error!("{reason}: shutting down");
                     self.stop.store(true, Ordering::Release);
                 }
             }

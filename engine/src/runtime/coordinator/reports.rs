@@ -13,7 +13,6 @@ use hekate_config::Category;
 
 use super::Coordinator;
 use super::placement::ConsumerInfo;
-use crate::hlog;
 use crate::runtime::pipeline::PluginInfo;
 use crate::stats::{PluginSnapshot, Report, ReportEntry, ReportField, ShardSnapshot};
 use hekate_model::writer::{MessageWriter, now_ns, random_uuid};
@@ -105,7 +104,7 @@ impl Coordinator {
         if self.injections.push(bytes).is_ok() {
             self.control.bell.ring();
         } else {
-            hlog!("the coordinator's injection ring is full; a message was dropped");
+            tracing::warn!("the coordinator's injection ring is full; a message was dropped");
         }
     }
 }

@@ -10,7 +10,6 @@ use hekate_config::Category;
 
 use super::placement::ConsumerInfo;
 use super::{Coordinator, RunOutcome};
-use crate::hlog;
 use crate::runtime::layout::format_cores;
 use crate::runtime::pipeline::PluginInfo;
 use crate::runtime::shard::Phase;
@@ -63,7 +62,7 @@ impl Coordinator {
             return false;
         }
         if signals::wait(Duration::from_millis(5)) == Some(Signal::Shutdown) {
-            hlog!("Second shutdown signal: not waiting for the outputs any longer.");
+            tracing::warn!("Second shutdown signal: not waiting for the outputs any longer.");
             self.forced.set(true);
             return false;
         }
@@ -73,7 +72,7 @@ impl Coordinator {
     /// Stops inputs, drains, stops filters, drains, stops outputs (which flush), and reports
     /// whatever could not be delivered before the shutdown timeout.
     pub(super) fn shutdown(mut self) -> RunOutcome {
-        hlog!("Shutdown initiated.");
+        tracing::info!("Shutdown initiated.");
         let deadline = Instant::now() + self.shutdown_timeout;
         self.control.advance(Phase::StopInputs);
         self.wait_zero(&self.control.inputs_live, deadline);
