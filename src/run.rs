@@ -25,6 +25,9 @@
 //! output could not deliver by then are counted on stderr, per output and core. A second SIGINT
 //! or SIGTERM ends the wait at once.
 //!
+//! Log lines go to stderr, one per event (`YYYY/MM/DD HH:MM:SS LEVEL message`), from the level
+//! `--log-level` names, else `RUST_LOG`, else the config's `log_level` ("info").
+//!
 //! Exit status: 0 after a shutdown, 1 when the configuration is refused or the pipeline cannot
 //! start, with the reason.
 
