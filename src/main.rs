@@ -1,6 +1,7 @@
 //! The `hekate` command: the daemon and Heka's tools as subcommands.
 
 mod cat;
+mod logging;
 mod pid_file;
 mod plugins;
 mod run;
@@ -32,6 +33,10 @@ enum Command {
         /// A TOML file, or a directory whose *.toml files are merged in alphabetical order.
         #[arg(short, long)]
         config: Option<PathBuf>,
+        /// The least severe log lines written to stderr: error, warn, info, debug or trace.
+        /// Overrides RUST_LOG and the config's `log_level`.
+        #[arg(long, value_name = "LEVEL")]
+        log_level: Option<hekate_config::LogLevel>,
         /// Print the effective configuration (after %ENV substitution and the directory merge)
         /// and exit, without starting anything.
         #[arg(long)]
@@ -89,14 +94,21 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        // `run` installs its log once the config says which level; the tools log at RUST_LOG's
+        // level, or info.
+        logging::init(None, hekate_config::LogLevel::Info);
+    }
     match cli.command {
         Command::Run {
             config,
+            log_level,
             print_config: false,
-        } => run::run(config.as_deref()),
+        } => run::run(config.as_deref(), log_level),
         Command::Run {
             config,
             print_config: true,
+            ..
         } => print_config(config.as_deref()),
         Command::Check { config } => check(&config),
         Command::Cat {

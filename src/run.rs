@@ -25,6 +25,9 @@
 //! output could not deliver by then are counted on stderr, per output and core. A second SIGINT
 //! or SIGTERM ends the wait at once.
 //!
+//! Log lines go to stderr, one per event (`YYYY/MM/DD HH:MM:SS LEVEL message`), from the level
+//! `--log-level` names, else `RUST_LOG`, else the config's `log_level` ("info").
+//!
 //! Exit status: 0 after a shutdown that delivered everything, 1 when the configuration is
 //! refused or the pipeline cannot start, with the reason, 2 after a shutdown that had to drop
 //! messages an output could not deliver in time (each counted on stderr).
@@ -32,7 +35,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use hekate_config::{Config, ConfigErrors};
+use hekate_config::{Config, ConfigErrors, LogLevel};
 use hekate_engine::plugin::Registry;
 use hekate_engine::runtime::{self, Pipeline, check_matcher};
 
@@ -106,8 +109,9 @@ pub fn effective_config(config_path: Option<&Path>) -> Result<String, ConfigErro
     Ok(config.effective_toml())
 }
 
-/// Runs the daemon with the config at `config_path`, or the embedded default configuration.
-pub fn run(config_path: Option<&Path>) -> ExitCode {
+/// Runs the daemon with the config at `config_path`, or the embedded default configuration,
+/// logging at `log_level` (`--log-level`) when given.
+pub fn run(config_path: Option<&Path>, log_level: Option<LogLevel>) -> ExitCode {
     // Before any thread exists, so that every thread inherits the mask and only the
     // coordinator takes SIGINT, SIGTERM and SIGUSR1.
     runtime::block_signals();
@@ -123,6 +127,7 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    crate::logging::init(log_level, config.global.log_level);
     let pid_file = match config.global.pid_file.as_deref().map(PidFile::lock) {
         None => None,
         Some(Ok(p)) => Some(p),
@@ -136,23 +141,25 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
         eprintln!("hekate: {e}");
         return ExitCode::FAILURE;
     }
-    let mut running = match runtime::start(pipeline) {
+    let mut coordinator = match runtime::start(pipeline) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hekate: {e}");
             return ExitCode::FAILURE;
         }
     };
+    // SIGUSR2 aborts every Lua sandbox; the sandbox owns that switch.
+    coordinator.on_sandbox_abort(hekate_sandbox::abort_all);
     if let Some(timeout) = shutdown_timeout_from_env() {
-        running.set_shutdown_timeout(timeout);
+        coordinator.set_shutdown_timeout(timeout);
     }
-    let outcome = running.run();
+    let outcome = coordinator.run();
     for line in &outcome.undelivered {
         eprintln!("hekate: {line}");
     }
     drop(pid_file);
     if outcome.undelivered.is_empty() {
-        runtime::log(format_args!("Shutdown complete."));
+        tracing::info!("Shutdown complete.");
         ExitCode::SUCCESS
     } else {
         // Messages were accepted and then dropped: a supervisor must hear about it.

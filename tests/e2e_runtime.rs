@@ -95,6 +95,83 @@ fn worker_threads_run_on_their_configured_cores() {
     }
 }
 
+/// Whether hekate's log has the "hekate started" line, dated and levelled as
+/// `YYYY/MM/DD HH:MM:SS  INFO hekate started: …`.
+fn logged_start(name: &str, global: &str, args: &[&str], env: &[(&str, &str)]) -> bool {
+    let dir = temp_dir(name);
+    let port = free_tcp_port();
+    let config = simple_config(&dir, port, global);
+    let mut hekate = Hekate::start_with(&dir, &config, &[port], args, env);
+    assert!(hekate.terminate().success(), "{}", hekate.stderr());
+    let stderr = hekate.stderr();
+    let Some(line) = stderr.lines().find(|l| l.contains("hekate started")) else {
+        return false;
+    };
+    let (date, rest) = line.split_at(19);
+    let shape: String = date
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect();
+    assert_eq!(shape, "9999/99/99 99:99:99", "{line}");
+    assert!(rest.starts_with("  INFO hekate started: "), "{line}");
+    assert!(stderr.contains(" INFO Shutdown complete."), "{stderr}");
+    true
+}
+
+/// The least severe log line written: `--log-level` over `RUST_LOG` over `log_level`.
+#[test]
+fn the_log_level_comes_from_the_flag_then_rust_log_then_the_config() {
+    assert!(logged_start("log-default", "", &[], &[]));
+    assert!(!logged_start(
+        "log-config",
+        "log_level = \"warn\"",
+        &[],
+        &[]
+    ));
+    assert!(logged_start(
+        "log-env",
+        "log_level = \"warn\"",
+        &[],
+        &[("RUST_LOG", "info")]
+    ));
+    assert!(!logged_start(
+        "log-flag",
+        "",
+        &["--log-level", "error"],
+        &[("RUST_LOG", "debug")]
+    ));
+}
+
+/// An unknown level is refused with the levels there are, in the config and on the command line.
+#[test]
+fn an_unknown_log_level_is_refused() {
+    let dir = temp_dir("log-unknown");
+    let port = free_tcp_port();
+    let path = dir.join("hekate.toml");
+    std::fs::write(&path, simple_config(&dir, port, "log_level = \"loud\"")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hekate"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "unknown log level \"loud\"; the levels are error, warn, info, debug and trace"
+        ),
+        "{stderr}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hekate"))
+        .args(["run", "--log-level", "loud", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown log level \"loud\""), "{stderr}");
+}
+
 /// With no traffic the process uses less than 1% of a CPU.
 #[test]
 fn idle_cpu_stays_under_one_percent() {

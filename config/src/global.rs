@@ -29,6 +29,68 @@ pub enum CoordinatorCore {
     Core(usize),
 }
 
+/// How much hekate logs (`log_level`): each level includes the ones above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum LogLevel {
+    /// Only what stops a plugin or the pipeline.
+    Error,
+    /// Also what goes wrong and is carried on from (a lost connection, a dropped record).
+    Warn,
+    /// Also what hekate does (start, plugins loaded, shutdown). The default.
+    #[default]
+    Info,
+    /// Also details for finding a fault.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// Every level, from the quietest.
+    pub const ALL: [LogLevel; 5] = [
+        LogLevel::Error,
+        LogLevel::Warn,
+        LogLevel::Info,
+        LogLevel::Debug,
+        LogLevel::Trace,
+    ];
+
+    /// The level's name as written in the config and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+impl std::fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LogLevel {
+    type Err = String;
+
+    /// A level by name, in any case; the error names the levels there are.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase();
+        LogLevel::ALL
+            .into_iter()
+            .find(|l| l.as_str() == lower)
+            .ok_or_else(|| {
+                format!(
+                    "unknown log level {s:?}; the levels are error, warn, info, debug and trace{}",
+                    did_you_mean(&lower, LogLevel::ALL.map(LogLevel::as_str))
+                )
+            })
+    }
+}
+
 /// The typed global section, with Heka's defaults (`cmd/hekad/config.go`) and hekate's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlobalConfig {
@@ -63,8 +125,13 @@ pub struct GlobalConfig {
     pub hostname: String,
     /// `max_message_size` (65536): largest encoded message accepted, in bytes.
     pub max_message_size: u32,
-    /// `log_flags` (3 = date and time): Go log flags for hekate's own log lines.
+    /// `log_flags` (3 = date and time): Go log flags; accepted for compatibility (hekate's log
+    /// lines always carry the time).
     pub log_flags: i64,
+    /// `log_level` ("info"): the least severe of hekate's own log lines that are written —
+    /// "error", "warn", "info", "debug" or "trace". `RUST_LOG` and `hekate run --log-level`
+    /// override it.
+    pub log_level: LogLevel,
     /// `full_buffer_max_retries` (10): startup waits (≤ 1 s each) for a full disk buffer to drain
     /// below 90 %.
     pub full_buffer_max_retries: u32,
@@ -102,6 +169,7 @@ impl Default for GlobalConfig {
             hostname: os_hostname(),
             max_message_size: 65536,
             log_flags: 3,
+            log_level: LogLevel::Info,
             full_buffer_max_retries: 10,
             worker_cores: CoreLayout::Auto,
             coordinator_core: CoordinatorCore::Auto,
@@ -132,6 +200,7 @@ pub const GLOBAL_OPTIONS: &[&str] = &[
     "hostname",
     "max_message_size",
     "log_flags",
+    "log_level",
     "full_buffer_max_retries",
     "worker_cores",
     "coordinator_core",
@@ -197,6 +266,16 @@ impl GlobalConfig {
             &mut self.log_flags,
             r.int_in("log_flags", 0, i64::MAX, "a non-negative integer"),
         );
+        if let Some(level) = r.string("log_level") {
+            match level.parse() {
+                Ok(level) => self.log_level = level,
+                Err(e) => {
+                    let span = r.get("log_level").map(|i| i.span()).unwrap_or_default();
+                    let message = format!("`log_level` in section [{}]: {e}", r.section);
+                    r.error(span, message);
+                }
+            }
+        }
         set(
             &mut self.full_buffer_max_retries,
             r.u32("full_buffer_max_retries"),

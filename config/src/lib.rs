@@ -57,7 +57,9 @@ pub use catalog::{
     PluginCatalog, SANDBOX_MANAGER_MATCHER,
 };
 pub use error::{ConfigError, ConfigErrors};
-pub use global::{CoordinatorCore, CoreLayout, GLOBAL_OPTIONS, GlobalConfig, os_hostname};
+pub use global::{
+    CoordinatorCore, CoreLayout, GLOBAL_OPTIONS, GlobalConfig, LogLevel, os_hostname,
+};
 pub use plugin::{
     BufferingOptions, Category, CommonOptions, FilterOptions, FullAction, InputOptions,
     OutputOptions, PluginSection, RetryOptions, SplitterOptions,

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hekate_config::{Category, Config, ConfigErrors, CoordinatorCore, CoreLayout, GlobalConfig};
+use hekate_config::{
+    Category, Config, ConfigErrors, CoordinatorCore, CoreLayout, GlobalConfig, LogLevel,
+};
 
 fn load(text: &str) -> Config {
     Config::from_str(text, "test.toml").unwrap_or_else(|e| panic!("should load:\n{e}"))
@@ -43,6 +45,7 @@ fn empty_config_has_heka_defaults() {
     assert!(!g.hostname.is_empty());
     assert_eq!(g.max_message_size, 65536);
     assert_eq!(g.log_flags, 3);
+    assert_eq!(g.log_level, LogLevel::Info);
     assert_eq!(g.full_buffer_max_retries, 10);
     assert_eq!(g.worker_cores, CoreLayout::Auto);
     assert_eq!(g.coordinator_core, CoordinatorCore::Auto);
@@ -305,4 +308,24 @@ fn error_display_is_one_located_line_each() {
         "{text}"
     );
     assert!(lines[1].starts_with("test.toml:3:12: "), "{text}");
+}
+
+#[test]
+fn log_level_is_read_in_any_case() {
+    let config = load("[hekate]\nlog_level = \"Debug\"\n");
+    assert_eq!(config.global.log_level, LogLevel::Debug);
+    let config = load("[hekad]\nlog_level = \"error\"\n");
+    assert_eq!(config.global.log_level, LogLevel::Error);
+}
+
+#[test]
+fn an_unknown_log_level_is_refused_with_the_levels_there_are() {
+    let text = errors("[hekate]\nlog_level = \"warning\"\n").to_string();
+    assert!(text.contains("test.toml:2"), "{text}");
+    assert!(
+        text.contains("`log_level` in section [hekate]: unknown log level \"warning\"; the levels are error, warn, info, debug and trace"),
+        "{text}"
+    );
+    let text = errors("[hekate]\nlog_level = \"eror\"\n").to_string();
+    assert!(text.contains("did you mean `error`?"), "{text}");
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hekate_engine::runtime::{Batch, Doorbell, lane};
+use hekate_engine::mesh::{Batch, Doorbell, lane};
 use hekate_model::message::{Field, Message, MessageAccess, MessageView};
 
 const MESSAGES: usize = 64 * 1024;

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hekate_engine::runtime::{Doorbell, LaneRx, Route, RouterShard, ShardStats, lane};
+use hekate_engine::mesh::{Doorbell, LaneRx, Route, RouterShard, lane};
+use hekate_engine::stats::ShardStats;
 use hekate_model::matcher::MatcherSpec;
 use hekate_model::message::{Field, Message, MessageView};
 

@@ -25,8 +25,8 @@
 //! - **Inputs run on every shard.** Listeners are bound with SO_REUSEPORT on every shard, so
 //!   the kernel spreads connections and datagrams. A connection is read by one task into a buffer
 //!   it reuses (io_uring via glommio); split, decode and routing happen inline on that task —
-//!   no hop between read and route ([`runtime::RecordStream`]).
-//! - **Every shard has a router** ([`runtime::RouterShard`]) holding the compiled matchers of
+//!   no hop between read and route ([`plugin::RecordStream`]).
+//! - **Every shard has a router** ([`mesh::RouterShard`]) holding the compiled matchers of
 //!   every filter and output. A message is viewed in place ([`hekate_model::message::MessageView`]: headers
 //!   located, nothing copied or decoded); its fields are indexed on the first `Fields[...]` test
 //!   and the index serves every matcher ([`hekate_model::message::IndexedView`]); each matcher is evaluated
@@ -53,26 +53,47 @@
 //!   waits for room only in outputs' lanes, and only after it routed something: outputs never
 //!   wait for a lane, so no cycle of runners waiting for each other's full lanes can form;
 //!   what a full filter lane cannot take yet stays with the router, which the inputs of that
-//!   shard then wait for ([`runtime::RouterShard::flush_runner`]).
+//!   shard then wait for ([`mesh::RouterShard::flush_runner`]).
 //! - **The coordinator** runs on the thread that started the pipeline, pinned to
 //!   `coordinator_core`. It is never on the message path: it takes signals (SIGINT/SIGTERM
-//!   shutdown, SIGUSR1 text report, SIGUSR2 sandbox abort), merges the counters each shard
-//!   pushes every second ([`runtime::ShardSnapshot`]), injects `heka.all-report` every `report_interval`, and shuts
-//!   down in order: stop inputs (pending reads return end-of-stream, what was read is routed),
+//!   shutdown, SIGUSR1 text report, SIGUSR2 sandbox abort — the sandbox owns the abort, the
+//!   binary hands it to [`runtime::Coordinator::on_sandbox_abort`]), merges the counters each
+//!   shard pushes every second ([`stats::ShardSnapshot`]), injects `heka.all-report` every
+//!   `report_interval`, and shuts down in order: stop inputs (pending reads return end-of-stream, what was read is routed),
 //!   wait until every lane is drained, stop filters, drain again, stop outputs (they flush).
 //! - **Filters come and go while traffic flows.** The coordinator talks to each shard's control
-//!   task over a command ring. To load a filter ([`runtime::PipelineControl`], used by Heka's
+//!   task over a command ring. To load a filter ([`plugin::PipelineControl`], used by Heka's
 //!   SandboxManagerFilter) it creates the lanes, has the home shard build the instance (a Lua
 //!   sandbox is `!Send`: it is created where it runs), then adds the route to every router
 //!   shard. To take one out — unloaded, or a sandbox that terminated ([`plugin::Termination`])
 //!   — every router shard drops the route first; then the instance finishes (or, terminated,
 //!   counts as dropped) what its lanes still hold and its lanes are released.
 //!
+//! # Rooms
+//!
+//! Four modules, each depending only on the ones below it (no module cycle; checked with
+//! `cargo modules dependencies`):
+//!
+//! ```text
+//!  runtime   the binary's door: Pipeline::build, start, the Coordinator (placement, start,
+//!            reports, dynamic filters, shutdown), shards, runners, core layout, signals
+//!  plugin    the plugins' door: the plugin traits and registry, InputContext and RecordStream,
+//!            PipelineControl, the rate-limited log; plugins import nothing else of the engine
+//!  mesh      router shards, lanes (SPSC rings of batches), doorbells
+//!  stats     counters, snapshots, reports
+//! ```
+//!
+//! Log lines go through `tracing` (levels; the binary installs the subscriber); repeated
+//! warnings go through [`plugin::log::warn_limited`].
+//!
 //! # Where to start reading
 //!
-//! [`plugin`] (the traits a plugin implements), [`runtime::start`] and [`runtime::Running::run`]
-//! (start and coordination), `runtime/router.rs` (the hot path), `runtime/runner.rs` (how
-//! filters and outputs are driven).
+//! [`plugin`] (the traits a plugin implements), [`runtime::start`] and
+//! [`runtime::Coordinator::run`] (start and coordination), `mesh/router.rs` (the hot path),
+//! `runtime/runner.rs` (how filters and outputs are driven), `runtime/coordinator/` (the
+//! control plane, one room per duty).
 
+pub mod mesh;
 pub mod plugin;
 pub mod runtime;
+pub mod stats;

@@ -22,12 +22,12 @@
 
 use mlua::{Lua, Table, UserData, UserDataMethods, Value, Variadic};
 
+use crate::lua_literal::quote;
 use crate::lua_util::{
     arg_error, check_bytes, check_integer, check_number, count_error, loc, rt, with_key,
 };
 use crate::memory::Reservation;
 use crate::number::format_g;
-use crate::preserve::quote;
 use xxhash_rust::xxh32::xxh32;
 
 const VERSION: &str = "1.0.0";

@@ -34,11 +34,11 @@
 use mlua::{Lua, Table, UserData, UserDataMethods, Value, Variadic};
 use xxhash_rust::xxh64::xxh64;
 
+use crate::lua_literal::quote;
 use crate::lua_util::{
     arg_error, check_bytes, check_integer, check_number, count_error, loc, rt, with_key,
 };
 use crate::memory::Reservation;
-use crate::preserve::quote;
 
 const VERSION: &str = "1.1.1";
 /// Fingerprints per bucket.

@@ -20,9 +20,9 @@ use std::cell::Cell;
 
 use mlua::{AnyUserData, Lua, MetaMethod, Table, UserData, UserDataMethods, Value, Variadic};
 
+use crate::lua_literal::quote;
 use crate::lua_util::{arg_error, loc, rt, with_key};
 use crate::memory::Reservation;
-use crate::preserve::quote;
 
 /// Registers: 2^14.
 const REGISTERS: usize = 1 << 14;

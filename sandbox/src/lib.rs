@@ -77,6 +77,7 @@
 
 #![warn(missing_docs)]
 
+mod abort;
 mod api;
 mod bloom_filter;
 mod cfunc;
@@ -87,6 +88,7 @@ mod cuckoo_filter;
 mod error;
 mod host;
 mod hyperloglog;
+mod lua_literal;
 mod lua_util;
 mod memory;
 mod message_table;
@@ -101,6 +103,7 @@ mod state;
 mod struct_lib;
 mod time_util;
 
+pub use abort::abort_all;
 pub use circular_buffer::{Aggregation, CircularBuffer, Format};
 pub use config::{ConfigValue, PluginType, SandboxConfig, ScriptSource, preservation_file_name};
 pub use error::{InjectError, SandboxError, Terminated};

@@ -16,52 +16,10 @@ use crate::bloom_filter::BloomFilter;
 use crate::circular_buffer::CircularBuffer;
 use crate::cuckoo_filter::CuckooFilter;
 use crate::hyperloglog::HyperLogLog;
-use crate::number::format_g;
+use crate::lua_literal::{is_identifier, number_literal, quote};
 use crate::sax;
 
 const MAX_DEPTH: usize = 100;
-
-fn is_identifier(s: &[u8]) -> bool {
-    const KEYWORDS: &[&str] = &[
-        "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "if", "in",
-        "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
-    ];
-    !s.is_empty()
-        && !s[0].is_ascii_digit()
-        && s.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
-        && !KEYWORDS.iter().any(|k| k.as_bytes() == s)
-}
-
-/// A Lua string literal for arbitrary bytes.
-pub(crate) fn quote(s: &[u8]) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for &c in s {
-        match c {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x20..=0x7e => out.push(c as char),
-            _ => out.push_str(&format!("\\{c:03}")),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn number_literal(d: f64) -> String {
-    if d.is_nan() {
-        "0/0".into()
-    } else if d.is_infinite() {
-        if d > 0.0 { "1/0".into() } else { "-1/0".into() }
-    } else if d.fract() == 0.0 && d.abs() < 1e15 {
-        format!("{}", d as i64)
-    } else {
-        format_g(d, 17)
-    }
-}
 
 /// A literal for a primitive value usable as a table key or value; `None` otherwise.
 fn primitive(v: &Value) -> Option<String> {

@@ -5,12 +5,12 @@ use std::ffi::{c_int, c_void};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use hekate_engine::runtime::sandbox_aborts;
 use hekate_model::message::{Field, Message};
 use mlua::chunk::ChunkMode;
 use mlua::ffi::{self, lua_Debug, lua_State};
 use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value, Variadic};
 
+use crate::abort::aborts;
 use crate::config::{PluginType, SandboxConfig, ScriptSource};
 use crate::error::{SandboxError, Terminated};
 use crate::host::SandboxHost;
@@ -91,7 +91,7 @@ struct Budget {
     step: u32,
     /// The call's limit (0: none).
     limit: u32,
-    /// [`sandbox_aborts`] when the sandbox was created: a different count aborts the call.
+    /// [`aborts`](crate::abort_all) when the sandbox was created: a different count aborts the call.
     abort_mark: u64,
 }
 
@@ -109,7 +109,7 @@ pub struct Sandbox {
     state: *mut lua_State,
     plugin_type: PluginType,
     instruction_limit: u32,
-    /// [`sandbox_aborts`] at creation (SIGUSR2 aborts sandboxes that exist).
+    /// [`aborts`](crate::abort_all) at creation (SIGUSR2 aborts sandboxes that exist).
     abort_mark: u64,
     max_process_inject: u32,
     max_timer_inject: u32,
@@ -134,7 +134,7 @@ impl std::fmt::Debug for Sandbox {
 /// than instruction_limit VM instructions.
 unsafe extern "C-unwind" fn instruction_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
     let mut b = BUDGET.with(Cell::get);
-    if sandbox_aborts() != b.abort_mark {
+    if aborts() != b.abort_mark {
         // SAFETY: as below.
         unsafe { raise_from_hook(l, c"aborted by SIGUSR2") }
     }
@@ -244,7 +244,7 @@ impl Sandbox {
             state,
             plugin_type,
             instruction_limit: config.instruction_limit,
-            abort_mark: sandbox_aborts(),
+            abort_mark: aborts(),
             max_process_inject: config.max_process_inject,
             max_timer_inject: config.max_timer_inject,
             process_fn: None,
@@ -441,7 +441,7 @@ impl Sandbox {
         if let Some(r) = &self.terminated {
             return Err(Terminated { reason: r.clone() });
         }
-        if sandbox_aborts() != self.abort_mark {
+        if aborts() != self.abort_mark {
             return Err(self.terminate(format!("{F}() {ABORTED_BY_SIGNAL}")));
         }
         if self.entry_point(false).is_none() {
@@ -530,7 +530,7 @@ impl Sandbox {
         if let Some(r) = &self.terminated {
             return Err(Terminated { reason: r.clone() });
         }
-        if sandbox_aborts() != self.abort_mark {
+        if aborts() != self.abort_mark {
             return Err(self.terminate(format!("{F}() {ABORTED_BY_SIGNAL}")));
         }
         let Some(func) = self.entry_point(true).cloned() else {

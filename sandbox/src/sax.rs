@@ -44,10 +44,10 @@ use mlua::{
     UserDataMethods, UserDataRef, Value, Variadic,
 };
 
+use crate::lua_literal::quote;
 use crate::lua_util::{check_bytes, loc, rt, to_number, type_name};
 use crate::memory::Reservation;
 use crate::number::format_g;
-use crate::preserve::quote;
 
 const VERSION: &str = "0.5.0";
 const MIN_CARDINALITY: u8 = 2;

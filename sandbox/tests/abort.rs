@@ -1,4 +1,4 @@
-//! SIGUSR2's abort (`hekate_engine::runtime::abort_sandboxes`): every sandbox that exists
+//! SIGUSR2's abort (`hekate_sandbox::abort_all`): every sandbox that exists
 //! terminates, a running endless loop included; sandboxes created afterwards run normally.
 //! Its own test binary: the abort is process-wide.
 
@@ -8,8 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
-use hekate_engine::runtime::abort_sandboxes;
-use hekate_sandbox::{Outcome, PluginType, VecHost};
+use hekate_sandbox::{Outcome, PluginType, VecHost, abort_all};
 
 #[test]
 fn abort_stops_running_and_idle_sandboxes_but_not_later_ones() {
@@ -58,7 +57,7 @@ fn abort_stops_running_and_idle_sandboxes_but_not_later_ones() {
     rx.recv().unwrap();
     // both are in their loops by now
     std::thread::sleep(Duration::from_millis(200));
-    abort_sandboxes();
+    abort_all();
     let filter = outcome(filter);
     assert!(
         filter.starts_with("process_message() ") && filter.ends_with(":1: aborted by SIGUSR2"),

@@ -56,11 +56,25 @@ impl Hekate {
 
     /// [`Hekate::start`] with extra environment variables.
     pub fn start_with_env(dir: &Path, config: &str, ports: &[u16], env: &[(&str, &str)]) -> Hekate {
+        Self::start_with(dir, config, ports, &[], env)
+    }
+
+    /// [`Hekate::start`] with extra arguments to `hekate run` and environment variables.
+    /// `RUST_LOG` is not passed on from the test's environment (tests read the log).
+    pub fn start_with(
+        dir: &Path,
+        config: &str,
+        ports: &[u16],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Hekate {
         let path = dir.join("hekate.toml");
         std::fs::write(&path, config).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_hekate"))
             .args(["run", "-c"])
             .arg(&path)
+            .args(args)
+            .env_remove("RUST_LOG")
             .envs(env.iter().copied())
             .stdout(Stdio::from(
                 std::fs::File::create(dir.join("stdout")).unwrap(),

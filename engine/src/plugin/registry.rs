@@ -6,12 +6,11 @@ use std::sync::Arc;
 
 use hekate_config::{Category, ConfigError, GlobalConfig, PluginCatalog, PluginSection};
 
-use crate::runtime::PipelineControl;
-
-use super::{
-    DecoderPlugin, EncoderPlugin, FilterPlugin, InputPlugin, OptionSpec, OutputPlugin,
-    SplitterPlugin,
-};
+use super::control::PipelineControl;
+use super::input::InputPlugin;
+use super::kinds::{DecoderPlugin, EncoderPlugin, FilterPlugin, OutputPlugin, SplitterPlugin};
+use super::options::OptionSpec;
+use super::stream::StreamSpec;
 
 /// A plugin built from its config section.
 #[derive(Clone)]
@@ -250,5 +249,59 @@ impl PluginCatalog for Registry {
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+impl BuildContext<'_> {
+    /// The [`StreamSpec`] of an input section: its `splitter` and `decoder` options (resolved
+    /// among the splitters and decoders built before it), with the plugin's defaults. An empty
+    /// `decoder = ""` means no decoder.
+    pub fn stream_spec(
+        &self,
+        section: &PluginSection,
+        default_splitter: &str,
+        default_decoder: Option<&str>,
+    ) -> Result<StreamSpec, ConfigError> {
+        let ctx = self;
+        let opts = section.input().cloned().unwrap_or_else(|| {
+            panic!(
+                "BuildContext::stream_spec called for a {} section",
+                section.category()
+            )
+        });
+        let splitter_name = opts.splitter.as_deref().unwrap_or(default_splitter);
+        let splitter = ctx.splitter(splitter_name).ok_or_else(|| {
+            section.error_at_key(
+                "splitter",
+                format!(
+                    "section [{}] uses splitter `{splitter_name}`, which is not a splitter this build can run",
+                    section.name()
+                ),
+            )
+        })?;
+        let decoder_name = match opts.decoder.as_deref() {
+            Some("") => None,
+            Some(d) => Some(d),
+            None => default_decoder,
+        };
+        let decoder = match decoder_name {
+            None => None,
+            Some(name) => Some(ctx.decoder(name).ok_or_else(|| {
+                section.error_at_key(
+                    "decoder",
+                    format!(
+                        "section [{}] uses decoder `{name}`, which is not a decoder this build can run",
+                        section.name()
+                    ),
+                )
+            })?),
+        };
+        Ok(StreamSpec {
+            splitter,
+            decoder,
+            send_decode_failures: opts.send_decode_failures,
+            log_decode_failures: opts.log_decode_failures,
+            signers: None,
+        })
     }
 }

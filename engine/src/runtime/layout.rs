@@ -2,15 +2,15 @@
 
 use hekate_config::{CoordinatorCore, CoreLayout, GlobalConfig};
 
-use super::StartError;
+use super::pipeline::StartError;
 
 /// glommio refuses to start below this RLIMIT_MEMLOCK.
-pub const GLOMMIO_MIN_MEMLOCK: u64 = 512 * 1024;
+pub(crate) const GLOMMIO_MIN_MEMLOCK: u64 = 512 * 1024;
 /// glommio always reserves at least this much io memory per executor.
-pub const GLOMMIO_MIN_IO_MEMORY: u64 = 64 * 1024;
+pub(crate) const GLOMMIO_MIN_IO_MEMORY: u64 = 64 * 1024;
 /// io memory per shard when the limit leaves room for it (hekate's own I/O does not use glommio's
 /// DMA buffers on the hot path, so a small pool is enough).
-pub const DEFAULT_IO_MEMORY: u64 = 1024 * 1024;
+pub(crate) const DEFAULT_IO_MEMORY: u64 = 1024 * 1024;
 
 /// The resolved core layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub fn allowed_cores() -> Vec<usize> {
 }
 
 /// Renders a core list compactly: `0-3,6`.
-pub fn format_cores(cores: &[usize]) -> String {
+pub(crate) fn format_cores(cores: &[usize]) -> String {
     let mut out = String::new();
     let mut i = 0;
     while i < cores.len() {
@@ -60,7 +60,7 @@ pub fn format_cores(cores: &[usize]) -> String {
 }
 
 /// The soft RLIMIT_MEMLOCK in bytes (`u64::MAX` when unlimited).
-pub fn memlock_limit() -> u64 {
+pub(crate) fn memlock_limit() -> u64 {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -79,7 +79,7 @@ fn kib(bytes: u64) -> u64 {
 }
 
 /// Resolves the configured layout against the cores this process may use and the memlock limit.
-pub fn resolve(
+pub(crate) fn resolve(
     global: &GlobalConfig,
     allowed: &[usize],
     memlock: u64,

@@ -3,20 +3,17 @@
 //! outputs, fire timers, and park on the doorbell when every lane is empty.
 
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
 
-use super::batch::Batch;
-use super::doorbell::{Doorbell, LocalEvent};
-use super::log::LogLimiter;
-use super::ring::LaneRx;
-use super::router::RouterShard;
-use super::shard::{Lifecycle, ShardEvent};
-use super::stats::{FieldCollector, PluginCounters, ShardStats, add};
-use crate::plugin::{Delivery, Filter, Inject, Output, ProcessError, Termination};
+use crate::mesh::{Batch, Doorbell, LaneRx, LocalEvent, RouterShard};
+use crate::plugin::{
+    Delivery, FieldCollector, Filter, Inject, Output, ProcessError, ShardEvent, Termination,
+};
+use crate::stats::{PluginCounters, ShardStats, add};
 use hekate_model::matcher::MatcherSpec;
 use hekate_model::message::{Field, Message, MessageView};
 
@@ -90,6 +87,16 @@ impl Inbound {
     }
 }
 
+/// The coordinator's hold on one filter or output instance.
+#[derive(Debug, Default)]
+pub(crate) struct Lifecycle {
+    /// Set by the coordinator once no router shard sends to the instance any more: it finishes
+    /// what its lanes hold and ends.
+    pub(crate) retire: AtomicBool,
+    /// Set by the runner when it has ended.
+    pub(crate) finished: AtomicBool,
+}
+
 /// What every runner needs besides its plugin and lanes.
 #[derive(Debug, Clone)]
 pub(crate) struct RunnerCtx {
@@ -134,7 +141,7 @@ impl RunnerCtx {
     /// The plugin stopped for good: announce it with a `heka.sandbox-terminated` message routed
     /// on this shard, and ask the coordinator to take it out of every router.
     fn terminated(&self, t: Termination) {
-        crate::hlog!("Plugin '{}' terminated: {}", self.name, t.reason);
+        tracing::error!("Plugin '{}' terminated: {}", self.name, t.reason);
         let mut m = Message::new_now();
         m.r#type = Some("heka.sandbox-terminated".into());
         m.logger = Some("hekad".into());
@@ -184,7 +191,6 @@ fn with_refresh(deadline: Option<Instant>, refreshed: Instant, stale: bool) -> O
 pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, ctx: RunnerCtx) {
     let _finished = FinishGuard(Arc::clone(&ctx.lifecycle));
     let _live = LiveGuard(Arc::clone(&ctx.live));
-    let mut limiter = LogLimiter::new(5);
     let mut refreshed = Instant::now();
     let mut stale = false;
     let mut terminated = false;
@@ -218,14 +224,14 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
                             ctx.terminated(t);
                             terminated = true;
                         }
-                        None => limiter.log(format_args!("Output '{}': {e}", ctx.name)),
+                        None => crate::plugin::log::warn_limited!("Output '{}': {e}", ctx.name),
                     }
                 }
                 if let Some(t) = sampled {
                     c.record_process(t);
                 }
                 if !terminated && out.must_flush() {
-                    flush_output(&mut *out, &ctx, &mut limiter).await;
+                    flush_output(&mut *out, &ctx).await;
                 }
             }
             inbound.done(lane, batch);
@@ -235,7 +241,7 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
                 break;
             }
             if out.should_flush(Instant::now()) {
-                flush_output(&mut *out, &ctx, &mut limiter).await;
+                flush_output(&mut *out, &ctx).await;
             }
             add(&ctx.counters().delivered, out.take_written());
             ctx.held.store(out.buffered(), Ordering::Release);
@@ -252,7 +258,7 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
         let mut deadline = out.flush_deadline();
         if deadline.is_some_and(|d| d <= Instant::now()) {
             if out.should_flush(Instant::now()) {
-                flush_output(&mut *out, &ctx, &mut limiter).await;
+                flush_output(&mut *out, &ctx).await;
                 add(&ctx.counters().delivered, out.take_written());
                 ctx.held.store(out.buffered(), Ordering::Release);
                 continue;
@@ -268,7 +274,7 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
             .await;
     }
     while out.buffered() > 0 {
-        flush_output(&mut *out, &ctx, &mut limiter).await;
+        flush_output(&mut *out, &ctx).await;
         add(&ctx.counters().delivered, out.take_written());
         ctx.held.store(out.buffered(), Ordering::Release);
     }
@@ -278,21 +284,22 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
 }
 
 /// Flushes, retrying after a pause while the output keeps its messages (back-pressure).
-async fn flush_output(out: &mut dyn Output, ctx: &RunnerCtx, limiter: &mut LogLimiter) {
+async fn flush_output(out: &mut dyn Output, ctx: &RunnerCtx) {
     let mut pause = Duration::from_millis(100);
     loop {
         match out.flush().await {
             Ok(()) => return,
             Err(e) if e.dropped > 0 => {
                 add(&ctx.counters().dropped, e.dropped);
-                limiter.log(format_args!(
+                crate::plugin::log::warn_limited!(
                     "Output '{}': {e}; {} messages were dropped",
-                    ctx.name, e.dropped
-                ));
+                    ctx.name,
+                    e.dropped
+                );
                 return;
             }
             Err(e) => {
-                limiter.log(format_args!("Output '{}': {e}; retrying", ctx.name));
+                crate::plugin::log::warn_limited!("Output '{}': {e}; retrying", ctx.name);
                 glommio::timer::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
@@ -317,7 +324,6 @@ struct Injector {
     name: Rc<str>,
     /// Refusals since the runner last looked (each one logged here).
     refused: u64,
-    limiter: LogLimiter,
 }
 
 impl Injector {
@@ -325,8 +331,7 @@ impl Injector {
         let result = self.check(bytes);
         if let Err(e) = &result {
             self.refused += 1;
-            self.limiter
-                .log(format_args!("Filter '{}': {e}", self.name));
+            crate::plugin::log::warn_limited!("Filter '{}': {e}", self.name);
         }
         result
     }
@@ -399,7 +404,6 @@ fn take_refused(inj: &mut Injector, ctx: &RunnerCtx) -> bool {
 pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound, ctx: RunnerCtx) {
     let _finished = FinishGuard(Arc::clone(&ctx.lifecycle));
     let _live = LiveGuard(Arc::clone(&ctx.live));
-    let mut limiter = LogLimiter::new(5);
     let mut inj = Injector {
         buf: Vec::new(),
         ends: Vec::new(),
@@ -408,7 +412,6 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
         matcher: ctx.matcher.clone(),
         name: Rc::clone(&ctx.name),
         refused: 0,
-        limiter: LogLimiter::new(5),
     };
     let ticker = filter.ticker_interval().filter(|d| !d.is_zero());
     let mut next_tick = ticker.map(|d| Instant::now() + d);
@@ -455,7 +458,7 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
                         None if refused => add(&c.delivered, 1),
                         None => {
                             add(&c.dropped, 1);
-                            limiter.log(format_args!("Filter '{}': {e}", ctx.name));
+                            crate::plugin::log::warn_limited!("Filter '{}': {e}", ctx.name);
                         }
                     },
                 }
@@ -491,7 +494,7 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
                     ctx.terminated(t);
                     terminated = true;
                 } else if !refused {
-                    limiter.log(format_args!("Filter '{}': timer_event: {e}", ctx.name));
+                    crate::plugin::log::warn_limited!("Filter '{}': timer_event: {e}", ctx.name);
                 }
             }
             route_injected(&mut inj, &ctx);
@@ -540,7 +543,6 @@ mod tests {
             matcher: MatcherSpec::parse(matcher).unwrap(),
             name: Rc::from("f"),
             refused: 0,
-            limiter: LogLimiter::new(5),
         }
     }
 

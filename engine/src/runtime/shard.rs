@@ -2,21 +2,20 @@
 //! shard's router, its filter and output instances, its inputs and a control task.
 
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use glommio::{CpuSet, LocalExecutorBuilder, Placement, PoolPlacement};
 
-use super::doorbell::{Doorbell, LocalEvent};
-use super::input::{Connections, DecoderCache, InputContext};
-use super::ring::LaneRx;
-use super::router::{Route, RouterShard};
-use super::runner::{Inbound, RunnerCtx, run_filter, run_output};
-use super::stats::{FieldCollector, ShardSnapshot, ShardStats, add};
-use crate::hlog;
-use crate::plugin::{DecoderPlugin, FilterPlugin, InputPlugin, OutputPlugin, PluginContext};
+use super::runner::{Inbound, Lifecycle, RunnerCtx, run_filter, run_output};
+use crate::mesh::{Doorbell, LaneRx, LocalEvent, Route, RouterShard};
+use crate::plugin::{
+    Connections, DecoderCache, DecoderPlugin, FieldCollector, FilterPlugin, InputContext,
+    InputPlugin, OutputPlugin, PluginContext, ShardEvent,
+};
+use crate::stats::{ShardSnapshot, ShardStats, add};
 use hekate_model::matcher::MatcherSpec;
 
 /// How often a shard sends its counters to the coordinator.
@@ -91,16 +90,6 @@ pub(crate) enum InstanceKind {
     Output(Arc<dyn OutputPlugin>),
 }
 
-/// The coordinator's hold on one filter or output instance.
-#[derive(Debug, Default)]
-pub(crate) struct Lifecycle {
-    /// Set by the coordinator once no router shard sends to the instance any more: it finishes
-    /// what its lanes hold and ends.
-    pub(crate) retire: AtomicBool,
-    /// Set by the runner when it has ended.
-    pub(crate) finished: AtomicBool,
-}
-
 pub(crate) struct InstancePlan {
     pub(crate) plugin: usize,
     pub(crate) name: String,
@@ -145,19 +134,6 @@ impl std::fmt::Debug for ShardCommand {
             ShardCommand::RemoveRoutes { plugin, .. } => write!(f, "RemoveRoutes({plugin})"),
         }
     }
-}
-
-/// What shards tell the coordinator.
-#[derive(Debug)]
-pub(crate) enum ShardEvent {
-    /// A filter or output instance stopped for good.
-    Terminated {
-        plugin: usize,
-        reason: String,
-        can_exit: bool,
-    },
-    /// A plugin that may not exit has ended: the pipeline stops.
-    Shutdown { reason: String },
 }
 
 /// Everything one shard starts with.
@@ -358,7 +334,7 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
                 input_tasks.push(
                     glommio::spawn_local(async move {
                         if let Err(e) = fut.await {
-                            hlog!("Input '{name}' on core {core} stopped: {e}");
+                            tracing::error!("Input '{name}' on core {core} stopped: {e}");
                         }
                         control.inputs_live.fetch_sub(1, Ordering::AcqRel);
                     })
@@ -411,7 +387,7 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
         if let Some(rx) = injections.as_mut() {
             while let Ok(bytes) = rx.pop() {
                 if router.route_bytes(&bytes, None, 0).is_err() {
-                    hlog!("the coordinator injected a malformed message");
+                    tracing::error!("the coordinator injected a malformed message");
                 }
             }
         }

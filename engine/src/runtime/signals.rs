@@ -2,37 +2,20 @@
 //! is set before any thread starts and inherited), and the coordinator collects them with
 //! `sigtimedwait`. No handler runs at an arbitrary point of a shard's work.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-/// How many times SIGUSR2 asked every sandbox to abort.
-static SANDBOX_ABORTS: AtomicU64 = AtomicU64::new(0);
-
-/// SIGUSR2: every Lua sandbox that exists now terminates — one running a script stops at its
-/// next instruction-count check, an idle one before its next call — and the pipeline carries on
-/// without it (its `heka.sandbox-terminated` message says "aborted by SIGUSR2"). Sandboxes
-/// created afterwards are not affected.
-pub fn abort_sandboxes() {
-    SANDBOX_ABORTS.fetch_add(1, Ordering::Release);
-}
-
-/// How many times [`abort_sandboxes`] was called: a sandbox that saw a smaller number when it
-/// was created is aborted.
-#[inline]
-pub fn sandbox_aborts() -> u64 {
-    SANDBOX_ABORTS.load(Ordering::Acquire)
-}
 
 /// A signal hekate acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// SIGINT or SIGTERM: orderly shutdown.
     Shutdown,
     /// SIGUSR1: print the text report.
     Report,
     /// SIGHUP: reload event (logged; nothing reloads yet).
     Reload,
-    /// SIGUSR2: abort all sandboxes ([`abort_sandboxes`]).
+    /// SIGUSR2: abort every Lua sandbox (what [`Coordinator::on_sandbox_abort`] was given).
+    ///
+    /// [`Coordinator::on_sandbox_abort`]: super::Coordinator::on_sandbox_abort
     AbortSandboxes,
 }
 
@@ -64,7 +47,7 @@ pub fn block() {
 }
 
 /// Waits up to `timeout` for one of hekate's signals.
-pub fn wait(timeout: Duration) -> Option<Signal> {
+pub(crate) fn wait(timeout: Duration) -> Option<Signal> {
     let s = set();
     let ts = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,

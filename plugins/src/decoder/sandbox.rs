@@ -85,7 +85,7 @@ impl DecoderPlugin for SandboxDecoderPlugin {
                 timing: Timing::new(self.settings.sample_every),
             }),
             Err(e) => {
-                hekate_engine::hlog!("Decoder '{}' cannot start: {e}", self.name);
+                tracing::error!("Decoder '{}' cannot start: {e}", self.name);
                 Box::new(BrokenDecoder(format!(
                     "decoder '{}' could not start: {e}",
                     self.name
@@ -230,7 +230,7 @@ impl Decoder for SandboxDecoder {
                 }
             },
             Err(t) => {
-                hekate_engine::hlog!("Decoder '{}' terminated: {}", self.name, t.reason);
+                tracing::error!("Decoder '{}' terminated: {}", self.name, t.reason);
                 out.clear();
                 out.push(&termination_message(&self.name, &t.reason));
                 self.terminated = Some(t.reason.clone());
@@ -257,7 +257,7 @@ impl Drop for SandboxDecoder {
             && self.terminated.is_none()
             && let Err(e) = self.sb.preserve()
         {
-            hekate_engine::hlog!("Decoder '{}': {e}", self.name);
+            tracing::warn!("Decoder '{}': {e}", self.name);
         }
     }
 }

@@ -65,7 +65,7 @@ impl EncoderPlugin for SandboxEncoderPlugin {
         let instance = self.instances.next(&self.name);
         let sb = self.settings.sandbox(Kind::Encoder, &self.name, &instance);
         if let Err(e) = &sb {
-            hekate_engine::hlog!("Encoder '{}' cannot start: {e}", self.name);
+            tracing::error!("Encoder '{}' cannot start: {e}", self.name);
         }
         Box::new(SandboxEncoder {
             sb: sb.map_err(|e| format!("encoder '{}' could not start: {e}", self.name)),
@@ -143,7 +143,7 @@ impl Encoder for SandboxEncoder {
                 None => Ok(Some(msg.bytes())),
             },
             Err(t) => {
-                hekate_engine::hlog!("Encoder '{}' terminated: {}", self.name, t.reason);
+                tracing::error!("Encoder '{}' terminated: {}", self.name, t.reason);
                 self.terminated = Some(t.reason.clone());
                 Err(EncodeError(format!(
                     "SandboxEncoder has been terminated: {}",
@@ -167,7 +167,7 @@ impl Drop for SandboxEncoder {
             && self.terminated.is_none()
             && let Err(e) = sb.preserve()
         {
-            hekate_engine::hlog!("Encoder '{}': {e}", self.name);
+            tracing::warn!("Encoder '{}': {e}", self.name);
         }
     }
 }

@@ -43,7 +43,6 @@ use hekate_engine::plugin::{
     BuildContext, Built, Delivery, Filter, FilterPlugin, Inject, Placement, PluginContext,
     PluginError, PluginType, ProcessError, ReportSink, Termination,
 };
-use hekate_engine::runtime::LogLimiter;
 use hekate_model::writer::now_ns;
 use hekate_sandbox::{InjectError, Outcome, PluginType as Kind, Sandbox, SandboxHost};
 
@@ -129,7 +128,6 @@ impl FilterPlugin for SandboxFilterPlugin {
             can_exit: self.can_exit,
             terminated: None,
             timing: Timing::new(self.settings.sample_every),
-            limiter: LogLimiter::new(5),
         }))
     }
 }
@@ -144,7 +142,6 @@ struct SandboxFilter {
     can_exit: bool,
     terminated: Option<String>,
     timing: Timing,
-    limiter: LogLimiter,
 }
 
 /// What the sandbox injects goes to the runtime's injector (loop and circular-reference checks).
@@ -168,8 +165,7 @@ impl SandboxFilter {
             Ok(Outcome::Failed {
                 message: Some(m), ..
             }) => {
-                self.limiter
-                    .log(format_args!("Filter '{}': {call}: {m}", self.name));
+                hekate_engine::plugin::log::warn_limited!("Filter '{}': {call}: {m}", self.name);
                 Ok(())
             }
             Ok(_) => Ok(()),
@@ -214,13 +210,13 @@ impl Filter for SandboxFilter {
         if self.timer_event_on_shutdown
             && let Err(e) = self.run_timer(now_ns(), inject)
         {
-            hekate_engine::hlog!("Filter '{}': timer_event at shutdown: {e}", self.name);
+            tracing::warn!("Filter '{}': timer_event at shutdown: {e}", self.name);
         }
         if self.preserve
             && self.terminated.is_none()
             && let Err(e) = self.sb.preserve()
         {
-            hekate_engine::hlog!("Filter '{}': {e}", self.name);
+            tracing::warn!("Filter '{}': {e}", self.name);
         }
     }
 
@@ -317,7 +313,7 @@ mod tests {
         assert_eq!(v.msg_type(), b"heka.sandbox-output");
         assert_eq!(v.logger(), b"f");
         assert_eq!(v.payload(), b"3");
-        let mut sink = hekate_engine::runtime::FieldCollector::default();
+        let mut sink = hekate_engine::plugin::FieldCollector::default();
         f.report(&mut sink);
         let names: Vec<&str> = sink.fields.iter().map(|f| f.name.as_str()).collect();
         for want in [

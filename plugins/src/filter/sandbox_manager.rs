@@ -51,7 +51,7 @@ use hekate_engine::plugin::{
     BuildContext, Built, Delivery, Filter, FilterPlugin, Inject, Placement, PluginContext,
     PluginError, PluginType, ProcessError, ReportSink, options_of,
 };
-use hekate_engine::runtime::{DynamicFilter, LogLimiter, PipelineControl};
+use hekate_engine::plugin::{DynamicFilter, PipelineControl};
 use hekate_model::matcher::MatcherSpec;
 use hekate_model::message::{FieldValue, Message, MessageAccess as _};
 use hekate_model::writer::now_ns;
@@ -179,7 +179,6 @@ impl FilterPlugin for SandboxManagerPlugin {
             control: self.control.clone(),
             processed: 0,
             discarded: 0,
-            limiter: LogLimiter::new(5),
         };
         manager.restore();
         Ok(Box::new(manager))
@@ -199,7 +198,6 @@ struct SandboxManager {
     processed: u64,
     /// Control messages refused here (skew, unknown action, over max_filters, failed loads).
     discarded: u64,
-    limiter: LogLimiter,
 }
 
 fn string_field(view: &impl hekate_model::message::MessageAccess, name: &str) -> Option<String> {
@@ -281,7 +279,7 @@ impl SandboxManager {
         names.sort();
         for full in names {
             if self.control.loaded_by(&self.name).len() >= self.max_filters {
-                hekate_engine::hlog!(
+                tracing::warn!(
                     "Filter '{}': not loading {full} again: max_filters ({}) are running",
                     self.name,
                     self.max_filters
@@ -294,9 +292,9 @@ impl SandboxManager {
                 .and_then(|text| self.dynamic(&full, &text))
                 .and_then(|f| self.control.load(f));
             match loaded {
-                Ok(()) => hekate_engine::hlog!("Filter '{}': loading {full} again", self.name),
+                Ok(()) => tracing::info!("Filter '{}': loading {full} again", self.name),
                 Err(e) => {
-                    hekate_engine::hlog!("Filter '{}': cannot load {full} again: {e}", self.name);
+                    tracing::warn!("Filter '{}': cannot load {full} again: {e}", self.name);
                     self.remove_files(&full);
                 }
             }
@@ -326,7 +324,7 @@ impl SandboxManager {
         if result.is_err() {
             self.remove_files(&full);
         }
-        hekate_engine::hlog!("Filter '{}': loading {full}", self.name);
+        tracing::info!("Filter '{}': loading {full}", self.name);
         result
     }
 
@@ -344,7 +342,7 @@ impl SandboxManager {
             // start: unloading it removes them.
             Err(_) if !self.control.is_loaded(&full) && toml.exists() => {
                 self.remove_files(&full);
-                hekate_engine::hlog!(
+                tracing::info!(
                     "Filter '{}': {full} was not running; its files were removed",
                     self.name
                 );
@@ -356,8 +354,7 @@ impl SandboxManager {
 
     fn refuse(&mut self, why: std::fmt::Arguments<'_>) {
         self.discarded += 1;
-        self.limiter
-            .log(format_args!("Filter '{}': {why}", self.name));
+        hekate_engine::plugin::log::warn_limited!("Filter '{}': {why}", self.name);
     }
 }
 

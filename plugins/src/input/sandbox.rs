@@ -31,11 +31,10 @@ use std::time::Duration;
 
 use futures_lite::future;
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::hlog;
 use hekate_engine::plugin::{
     BuildContext, Built, InputPlacement, InputPlugin, LocalBoxFuture, PluginError, PluginType,
 };
-use hekate_engine::runtime::{FieldCollector, InputContext};
+use hekate_engine::plugin::{FieldCollector, InputContext};
 use hekate_sandbox::{InjectError, Outcome, PluginType as Kind, SandboxHost, termination_message};
 
 use crate::sandbox::{SandboxSettings, Timing, report};
@@ -116,10 +115,12 @@ impl InputPlugin for SandboxInputPlugin {
                 ctx.counters().set_extra(fields.fields);
                 ctx.flush().await;
                 match r {
-                    Ok(Outcome::Failed { status, message }) => hlog!(
-                        "Input '{name}': process_message() returned {status}{}",
-                        message.map(|m| format!(": {m}")).unwrap_or_default()
-                    ),
+                    Ok(Outcome::Failed { status, message }) => {
+                        hekate_engine::plugin::log::warn_limited!(
+                            "Input '{name}': process_message() returned {status}{}",
+                            message.map(|m| format!(": {m}")).unwrap_or_default()
+                        )
+                    }
                     Ok(_) => {}
                     Err(t) => {
                         let _ = ctx.deliver(&termination_message(&name, &t.reason).to_bytes());
@@ -133,7 +134,7 @@ impl InputPlugin for SandboxInputPlugin {
                     }
                 }
                 let Some(every) = ticker else {
-                    hlog!("Input '{name}': single run completed");
+                    tracing::info!("Input '{name}': single run completed");
                     break Ok(());
                 };
                 let stopped = future::or(
@@ -155,7 +156,7 @@ impl InputPlugin for SandboxInputPlugin {
                 && result.is_ok()
                 && let Err(e) = sb.preserve()
             {
-                hlog!("Input '{name}': {e}");
+                tracing::error!("Input '{name}': {e}");
             }
             result
         }))

@@ -34,12 +34,11 @@ use std::rc::Rc;
 
 use futures_lite::{AsyncReadExt, future};
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::hlog;
 use hekate_engine::plugin::{
     BuildContext, Built, InputPlugin, ListenAddress, LocalBoxFuture, PluginError, PluginType,
     options_of,
 };
-use hekate_engine::runtime::{InputContext, StreamSpec, TaskGroup};
+use hekate_engine::plugin::{InputContext, StreamSpec, TaskGroup};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -124,8 +123,7 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
         ));
     }
     let address = address_option(section, "address", &opts.address)?;
-    let mut spec =
-        StreamSpec::from_section(section, ctx, "HekaFramingSplitter", Some("ProtobufDecoder"))?;
+    let mut spec = ctx.stream_spec(section, "HekaFramingSplitter", Some("ProtobufDecoder"))?;
     spec.signers = signer_keys(section, &opts.signer)?;
     Ok(Built::Input(std::sync::Arc::new(TcpInput {
         name: section.name().to_string(),
@@ -163,7 +161,9 @@ impl InputPlugin for TcpInput {
                     None => break,
                     Some(Ok(s)) => s,
                     Some(Err(e)) => {
-                        hlog!("Input '{name}': accepting a connection failed: {e}");
+                        hekate_engine::plugin::log::warn_limited!(
+                            "Input '{name}': accepting a connection failed: {e}"
+                        );
                         glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }
@@ -171,7 +171,7 @@ impl InputPlugin for TcpInput {
                 if let Some(period) = keep_alive
                     && let Err(e) = set_keepalive(stream.as_raw_fd(), period)
                 {
-                    hlog!("Input '{name}': cannot turn on keep-alive: {e}");
+                    tracing::warn!("Input '{name}': cannot turn on keep-alive: {e}");
                 }
                 connections.spawn(serve(stream, ctx.clone(), Rc::clone(&spec)));
             }
@@ -200,7 +200,7 @@ async fn serve(mut stream: glommio::net::TcpStream, ctx: InputContext, spec: Rc<
             }
             Err(e) => {
                 if e.kind() != std::io::ErrorKind::ConnectionReset {
-                    hlog!(
+                    hekate_engine::plugin::log::warn_limited!(
                         "Input '{}': reading from {}: {e}",
                         ctx.name,
                         peer.as_deref().unwrap_or("?")

@@ -26,12 +26,11 @@ use std::sync::Arc;
 
 use futures_lite::future;
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::hlog;
 use hekate_engine::plugin::{
     BuildContext, Built, InputPlugin, ListenAddress, LocalBoxFuture, PluginError, PluginType,
     options_of,
 };
-use hekate_engine::runtime::{InputContext, StreamSpec};
+use hekate_engine::plugin::{InputContext, StreamSpec};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -90,7 +89,7 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
         ));
     }
     let address = address_option(section, "address", &opts.address)?;
-    let mut spec = StreamSpec::from_section(section, ctx, "NullSplitter", None)?;
+    let mut spec = ctx.stream_spec(section, "NullSplitter", None)?;
     spec.signers = signer_keys(section, &opts.signer)?;
     Ok(Built::Input(Arc::new(UdpInput {
         address,
@@ -131,7 +130,10 @@ impl InputPlugin for UdpInput {
                         records.feed_datagram(n, host.as_deref()).await;
                     }
                     Some(Err(e)) => {
-                        hlog!("Input '{}': receiving a datagram failed: {e}", ctx.name);
+                        hekate_engine::plugin::log::warn_limited!(
+                            "Input '{}': receiving a datagram failed: {e}",
+                            ctx.name
+                        );
                         glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
                     }
                 }

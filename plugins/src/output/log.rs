@@ -22,7 +22,6 @@ use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, NoOptions, Output, OutputError, OutputPlugin,
     Placement, PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of,
 };
-use hekate_engine::runtime::timestamp;
 
 use super::{EncodedWriter, Encoding};
 
@@ -77,8 +76,12 @@ impl Output for LogOutput {
         if !self.writer.write(msg, &mut self.scratch)? {
             return Ok(());
         }
-        self.buf.extend_from_slice(timestamp().as_bytes());
-        self.buf.push(b' ');
+        // Go's log package: `YYYY/MM/DD HH:MM:SS ` before each line (UTC).
+        let _ = write!(
+            self.buf,
+            "{} ",
+            chrono::Utc::now().format("%Y/%m/%d %H:%M:%S")
+        );
         let line = self.scratch.strip_suffix(b"\n").unwrap_or(&self.scratch);
         self.buf.extend_from_slice(line);
         self.buf.push(b'\n');

@@ -196,13 +196,13 @@ impl Output for SandboxOutput {
             if self.timer_event_on_shutdown
                 && let Err(e) = self.timer()
             {
-                hekate_engine::hlog!("Output '{}': timer_event at shutdown: {e}", self.name);
+                tracing::warn!("Output '{}': timer_event at shutdown: {e}", self.name);
             }
             if self.preserve
                 && self.terminated.is_none()
                 && let Err(e) = self.sb.preserve()
             {
-                hekate_engine::hlog!("Output '{}': {e}", self.name);
+                tracing::warn!("Output '{}': {e}", self.name);
             }
         }
         Box::pin(async {})

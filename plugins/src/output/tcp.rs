@@ -36,7 +36,6 @@ use std::time::{Duration, Instant};
 
 use futures_lite::AsyncWriteExt as _;
 use hekate_config::{ConfigError, PluginSection, RetryOptions};
-use hekate_engine::hlog;
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
     PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of,
@@ -120,7 +119,7 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
     }
     let common = section.output().cloned().unwrap_or_default();
     if common.use_buffering == Some(true) {
-        hlog!(
+        tracing::warn!(
             "TcpOutput '{}': use_buffering = true is not supported yet; the output \
              back-pressures instead of queueing to disk (nothing is dropped)",
             section.name()
@@ -233,12 +232,15 @@ impl TcpOutput {
                     if let Some(period) = self.keep_alive {
                         use std::os::fd::AsRawFd as _;
                         if let Err(e) = set_keepalive(stream.as_raw_fd(), period) {
-                            hlog!("Output '{}': cannot turn on keep-alive: {e}", self.name);
+                            tracing::warn!(
+                                "Output '{}': cannot turn on keep-alive: {e}",
+                                self.name
+                            );
                         }
                     }
                     let _ = stream.set_nodelay(true);
                     if attempt > 0 {
-                        hlog!("Output '{}': connected to {}", self.name, self.address);
+                        tracing::info!("Output '{}': connected to {}", self.name, self.address);
                     }
                     self.conn = Some(stream);
                     self.since_connect = 0;
@@ -253,7 +255,7 @@ impl TcpOutput {
                         ));
                     }
                     if attempt == 1 || attempt.is_power_of_two() {
-                        hlog!(
+                        tracing::warn!(
                             "Output '{}': cannot connect to {} ({e}); retrying in {:?}",
                             self.name,
                             self.address,
@@ -315,7 +317,7 @@ impl TcpOutput {
             }
             self.drop_sent(sent);
             if let Some(e) = failed {
-                hlog!(
+                tracing::warn!(
                     "Output '{}': sending to {} failed: {e}; reconnecting",
                     self.name,
                     self.address

@@ -196,7 +196,7 @@ impl UdpOutput {
             if let Err(e) = ring.send(&self.buf[start..end]).await {
                 self.send_failures += 1;
                 if self.send_failures.is_power_of_two() {
-                    hekate_engine::hlog!(
+                    hekate_engine::plugin::log::warn_limited!(
                         "Output '{}': sending a datagram failed: {e} ({} failures so far)",
                         self.name,
                         self.send_failures

@@ -15,7 +15,7 @@ use hmac::{Hmac, Mac};
 use md5::Md5;
 use sha1::Sha1;
 
-use super::FramingError;
+use super::error::FramingError;
 use crate::message::HmacHashFunction;
 
 type HmacMd5 = Hmac<Md5>;

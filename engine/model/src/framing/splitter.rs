@@ -24,11 +24,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::header::{self, HeaderFields};
-use super::signer::{SignerKeys, VerifyError};
-use super::{
+use super::record::{
     DEFAULT_MAX_MESSAGE_SIZE, HEADER_FRAMING_SIZE, RECORD_SEPARATOR, UNIT_SEPARATOR,
     max_record_size,
 };
+use super::signer::{SignerKeys, VerifyError};
 
 /// One complete record, borrowed from the buffer passed to [`HekaSplitter::split`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,9 +6,8 @@
 //! the other way round, so short-circuiting costs nothing at run time: evaluation is a loop
 //! over at most as many steps as the expression has tests, with no stack.
 
+use super::ast::{CACHE_SLOTS, Expr, FieldTest, StrOp, Test};
 use super::lexer::{FieldRef, NumVar, RelOp, StrVar};
-use super::parser::Expr;
-use super::pattern::Pattern;
 use crate::message::{FieldValue, MessageAccess, UUID_STRING_LEN, format_uuid};
 
 /// Applies a relational operator; `PartialOrd` gives byte-wise lexicographic order for byte
@@ -25,15 +24,6 @@ fn compare<T: PartialOrd + ?Sized>(op: RelOp, a: &T, b: &T) -> bool {
     }
 }
 
-/// A test applied to a string (a string header, or a STRING or BYTES field value).
-#[derive(Clone, Debug)]
-pub(crate) enum StrOp {
-    /// `relop 'literal'`
-    Compare(RelOp, Box<[u8]>),
-    /// `=~ /re/` or `!~ /re/`
-    Match { pattern: Pattern, negated: bool },
-}
-
 impl StrOp {
     #[inline(always)]
     fn eval(&self, s: &[u8]) -> bool {
@@ -42,19 +32,6 @@ impl StrOp {
             StrOp::Match { pattern, negated } => pattern.is_match(s) != *negated,
         }
     }
-}
-
-/// What a `Fields[...]` reference is compared with; the outcome depends on the value's type.
-#[derive(Clone, Debug)]
-pub(crate) enum FieldTest {
-    /// A string literal or a regex.
-    String(StrOp),
-    /// A number literal.
-    Numeric(RelOp, f64),
-    /// `== TRUE` / `== FALSE`.
-    Bool(bool),
-    /// `== NIL` (`equal`) or `!= NIL`.
-    Nil { equal: bool },
 }
 
 impl FieldTest {
@@ -80,44 +57,7 @@ impl FieldTest {
     }
 }
 
-/// No field cache slot.
-const NO_SLOT: u8 = u8::MAX;
-/// Field references shared by several tests of one expression get one of these many slots,
-/// so the message's fields are scanned once per reference, not once per test.
-const CACHE_SLOTS: usize = 8;
-
-/// One test.
-#[derive(Clone, Debug)]
-pub(crate) enum Test {
-    /// `TRUE` / `FALSE` (only ever an expression of its own after folding).
-    Const(bool),
-    /// A string header.
-    Str { var: StrVar, op: StrOp },
-    /// A numeric header, compared as f64.
-    Numeric { var: NumVar, op: RelOp, value: f64 },
-    /// A field value.
-    Field {
-        field: FieldRef,
-        slot: u8,
-        test: FieldTest,
-    },
-}
-
 impl Test {
-    /// A test on a string header.
-    pub(crate) fn string(var: StrVar, op: StrOp) -> Test {
-        Test::Str { var, op }
-    }
-
-    /// A test on a field.
-    pub(crate) fn field(field: FieldRef, test: FieldTest) -> Test {
-        Test::Field {
-            field,
-            slot: NO_SLOT,
-            test,
-        }
-    }
-
     #[inline(always)]
     fn eval<'m, M, L>(&self, msg: &'m M, lookup: &mut L) -> bool
     where

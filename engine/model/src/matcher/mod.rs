@@ -49,6 +49,7 @@
 //!
 //! [`MessageAccess`]: crate::message::MessageAccess
 
+mod ast;
 mod error;
 mod eval;
 mod lexer;

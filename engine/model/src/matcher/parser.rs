@@ -4,26 +4,13 @@
 //! and both operators short-circuit, a chain `a && b && c` is kept as one n-ary node, which also
 //! keeps the tree as shallow as the parentheses are deep.
 
+use super::ast::{Expr, FieldTest, StrOp, Test};
 use super::error::MatcherError;
-use super::eval::{FieldTest, StrOp, Test};
 use super::lexer::{Lexer, RelOp, Token, TokenKind};
 use super::pattern::Pattern;
 
 /// How deep parentheses may nest; deeper input is refused rather than risking the stack.
 pub(crate) const MAX_DEPTH: usize = 64;
-
-/// A parsed expression.
-#[derive(Debug)]
-pub(crate) enum Expr {
-    /// `TRUE` or `FALSE`.
-    Const(bool),
-    /// A comparison.
-    Test(Test),
-    /// Every operand holds (evaluated left to right, stopping at the first false).
-    And(Vec<Expr>),
-    /// Some operand holds (evaluated left to right, stopping at the first true).
-    Or(Vec<Expr>),
-}
 
 /// Parses a whole matcher expression.
 pub(crate) fn parse(spec: &str) -> Result<Expr, MatcherError> {

@@ -2,7 +2,8 @@
 
 use prost::Message as _;
 
-use super::{Field, FieldValue, Message, MessageAccess, ValueType};
+use super::access::{FieldValue, MessageAccess};
+use super::schema::{Field, Message, ValueType};
 use crate::writer::{now_ns, random_uuid};
 
 impl Message {

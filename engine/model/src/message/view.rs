@@ -6,7 +6,8 @@
 
 use std::cell::{Cell, RefCell};
 
-use super::{FieldValue, Message, MessageAccess, ValueType};
+use super::access::{FieldValue, MessageAccess};
+use super::schema::{Message, ValueType};
 use crate::varint::VarintError;
 
 /// Why a byte string is not a well-formed message.

@@ -49,7 +49,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hekate_config::{ConfigError, PluginSection};
-use hekate_engine::hlog;
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
     PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of,
@@ -301,7 +300,7 @@ impl OutputPlugin for FileOutputPlugin {
                         PluginError::io(format!("cannot check the end of {}", path.display()), e)
                     })?;
                 if check.cut > 0 {
-                    hlog!(
+                    tracing::warn!(
                         "Output '{}': {} ended in a record cut short ({} bytes, a crash during a write); cut it before appending",
                         ctx.name,
                         path.display(),
@@ -470,13 +469,13 @@ impl Output for FileOutput {
                 Some(Ok(file)) => {
                     self.file = file;
                     self.reopened += 1;
-                    hlog!(
+                    tracing::info!(
                         "Output '{}': {} was moved or deleted; writing to a new file there",
                         self.name,
                         self.path.display()
                     );
                 }
-                Some(Err(e)) => hlog!(
+                Some(Err(e)) => tracing::error!(
                     "Output '{}': {} was moved or deleted and cannot be opened again ({e}); still writing to the old file",
                     self.name,
                     self.path.display()

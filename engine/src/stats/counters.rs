@@ -13,7 +13,6 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 
 use super::report::{ReportField, ReportValue};
-use crate::plugin::ReportSink;
 
 /// Highest latency a histogram tracks (one hour, in ns); longer samples saturate.
 const MAX_TRACKED_NS: u64 = 3_600_000_000_000;
@@ -321,39 +320,6 @@ pub struct ShardSnapshot {
     pub inject_refused: u64,
     /// The coordinator's request this snapshot answers (0 for periodic ones).
     pub epoch: u64,
-}
-
-/// Collects a plugin's own report fields.
-#[derive(Debug, Default)]
-pub struct FieldCollector {
-    /// The fields, in the order the plugin added them.
-    pub fields: Vec<ReportField>,
-}
-
-impl ReportSink for FieldCollector {
-    fn int(&mut self, name: &str, value: i64, representation: &str) {
-        self.fields.push(ReportField::new(
-            name,
-            ReportValue::Int(value),
-            representation,
-        ));
-    }
-
-    fn float(&mut self, name: &str, value: f64, representation: &str) {
-        self.fields.push(ReportField::new(
-            name,
-            ReportValue::Float(value),
-            representation,
-        ));
-    }
-
-    fn string(&mut self, name: &str, value: &str) {
-        self.fields.push(ReportField::new(
-            name,
-            ReportValue::Str(value.to_string()),
-            "",
-        ));
-    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use std::time::Instant;
 use super::batch::Batch;
 use super::doorbell::Doorbell;
 use super::ring::LaneTx;
-use super::stats::{ShardStats, add};
+use crate::stats::{ShardStats, add};
 use hekate_model::matcher::MatcherSpec;
 use hekate_model::message::{FieldIndex, IndexedView, MessageView, ViewError};
 
@@ -316,7 +316,7 @@ impl RouterShard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::ring::lane;
+    use crate::mesh::ring::lane;
     use hekate_model::message::Message;
 
     fn msg(t: &str) -> Vec<u8> {

@@ -1,5 +1,5 @@
-//! What an input plugin gets from the runtime: its [`InputContext`] on one shard, and a
-//! [`RecordStream`] per connection that splits, decodes and routes inline on the reading task.
+//! An input's record stream: the read buffer of one connection, split into records, decoded (or
+//! viewed in place) and routed inline on the reading task.
 //!
 //! The read buffer belongs to the stream and is reused for the life of the connection: the input
 //! reads into [`RecordStream::read_buf`], then hands the byte count to [`RecordStream::feed`].
@@ -8,23 +8,18 @@
 //! back-pressure that stops the input from reading when an output cannot keep up.
 
 use std::cell::RefCell;
-use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 
-use hekate_config::{ConfigError, PluginSection};
-
-use super::doorbell::{LocalEvent, LocalWait};
-use super::log::LogLimiter;
-use super::router::RouterShard;
-use super::shard::ShardEvent;
-use super::stats::{PluginCounters, ShardStats, add};
-use crate::plugin::{
-    BuildContext, Decoded, DecodedMessages, Decoder, DecoderPlugin, RecordSource, ReportSink,
-    SplitOutcome, Splitter, SplitterPlugin,
+use super::kinds::{
+    Decoded, DecodedMessages, Decoder, DecoderPlugin, RecordSource, ReportSink, SplitOutcome,
+    Splitter, SplitterPlugin,
 };
+use super::log::warn_limited;
+use crate::mesh::RouterShard;
+use crate::stats::{PluginCounters, ShardStats, add};
 use hekate_model::framing::SignerKeys;
-use hekate_model::message::{MessageView, ViewError};
+use hekate_model::message::MessageView;
 use hekate_model::writer::{MessageWriter, now_ns, random_uuid};
 
 /// An input's record pipeline as configured: splitter, decoder and their options.
@@ -44,91 +39,6 @@ pub struct StreamSpec {
     pub signers: Option<Arc<SignerKeys>>,
 }
 
-impl StreamSpec {
-    /// Reads the `splitter` and `decoder` options of an input section, with the plugin's
-    /// defaults. An empty `decoder = ""` means no decoder.
-    pub fn from_section(
-        section: &PluginSection,
-        ctx: &BuildContext<'_>,
-        default_splitter: &str,
-        default_decoder: Option<&str>,
-    ) -> Result<Self, ConfigError> {
-        let opts = section.input().cloned().unwrap_or_else(|| {
-            panic!(
-                "StreamSpec::from_section called for a {} section",
-                section.category()
-            )
-        });
-        let splitter_name = opts.splitter.as_deref().unwrap_or(default_splitter);
-        let splitter = ctx.splitter(splitter_name).ok_or_else(|| {
-            section.error_at_key(
-                "splitter",
-                format!(
-                    "section [{}] uses splitter `{splitter_name}`, which is not a splitter this build can run",
-                    section.name()
-                ),
-            )
-        })?;
-        let decoder_name = match opts.decoder.as_deref() {
-            Some("") => None,
-            Some(d) => Some(d),
-            None => default_decoder,
-        };
-        let decoder = match decoder_name {
-            None => None,
-            Some(name) => Some(ctx.decoder(name).ok_or_else(|| {
-                section.error_at_key(
-                    "decoder",
-                    format!(
-                        "section [{}] uses decoder `{name}`, which is not a decoder this build can run",
-                        section.name()
-                    ),
-                )
-            })?),
-        };
-        Ok(Self {
-            splitter,
-            decoder,
-            send_decode_failures: opts.send_decode_failures,
-            log_decode_failures: opts.log_decode_failures,
-            signers: None,
-        })
-    }
-}
-
-/// Connections of one shard to shut down for reading when the inputs stop.
-#[derive(Debug, Default)]
-pub(crate) struct Connections {
-    fds: RefCell<Vec<Option<RawFd>>>,
-}
-
-impl Connections {
-    /// Half-closes every registered connection: pending reads return end-of-stream, so each
-    /// connection task processes what it has read and ends on its own (no cancelled read, no
-    /// lost bytes).
-    pub(crate) fn shutdown_reads(&self) {
-        for fd in self.fds.borrow().iter().flatten() {
-            // SAFETY: the fd is registered only while its connection task holds it open.
-            unsafe {
-                libc::shutdown(*fd, libc::SHUT_RD);
-            }
-        }
-    }
-}
-
-/// Keeps a connection registered for shutdown; unregisters on drop. Drop it before the socket.
-#[derive(Debug)]
-pub struct ConnectionGuard {
-    conns: Rc<Connections>,
-    slot: usize,
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.conns.fds.borrow_mut()[self.slot] = None;
-    }
-}
-
 /// One decoder instance per decoder plugin per shard.
 #[derive(Default)]
 pub(crate) struct DecoderCache {
@@ -138,6 +48,18 @@ pub(crate) struct DecoderCache {
 type SharedDecoder = Rc<RefCell<Box<dyn Decoder>>>;
 
 impl DecoderCache {
+    /// One decoder instance per decoder plugin per shard, shared by the input's streams.
+    fn instance(&self, plugin: &Arc<dyn DecoderPlugin>) -> SharedDecoder {
+        let key = Arc::as_ptr(plugin) as *const () as usize;
+        let mut decoders = self.decoders.borrow_mut();
+        if let Some((_, d)) = decoders.iter().find(|(k, _)| *k == key) {
+            return Rc::clone(d);
+        }
+        let d = Rc::new(RefCell::new(plugin.new_decoder()));
+        decoders.push((key, Rc::clone(&d)));
+        d
+    }
+
     /// Adds the report fields of this shard's instance of `plugin`; false if it has none yet.
     pub(crate) fn report_of(
         &self,
@@ -166,142 +88,6 @@ impl std::fmt::Debug for DecoderCache {
     }
 }
 
-/// An input's view of the shard it runs on.
-#[derive(Debug, Clone)]
-pub struct InputContext {
-    /// The input's section name.
-    pub name: Rc<str>,
-    /// The shard index.
-    pub shard: usize,
-    /// The shard's CPU core.
-    pub core: usize,
-    /// Heka's hostname.
-    pub hostname: Rc<str>,
-    /// Global `max_message_size`.
-    pub max_message_size: u32,
-    pub(crate) plugin: usize,
-    pub(crate) router: Rc<RouterShard>,
-    pub(crate) stats: Rc<ShardStats>,
-    pub(crate) stop: LocalEvent,
-    pub(crate) conns: Rc<Connections>,
-    pub(crate) decoders: Rc<DecoderCache>,
-    pub(crate) events: mpsc::Sender<ShardEvent>,
-}
-
-impl InputContext {
-    /// Resolves when the input must stop (shutdown).
-    pub fn stopped(&self) -> LocalWait {
-        self.stop.wait()
-    }
-
-    /// Whether the input must stop.
-    pub fn is_stopped(&self) -> bool {
-        self.stop.is_set()
-    }
-
-    /// Registers a connection so that shutdown ends its reads cleanly.
-    pub fn register_connection(&self, fd: RawFd) -> ConnectionGuard {
-        let mut fds = self.conns.fds.borrow_mut();
-        let slot = match fds.iter().position(Option::is_none) {
-            Some(i) => {
-                fds[i] = Some(fd);
-                i
-            }
-            None => {
-                fds.push(Some(fd));
-                fds.len() - 1
-            }
-        };
-        ConnectionGuard {
-            conns: Rc::clone(&self.conns),
-            slot,
-        }
-    }
-
-    /// Routes a complete encoded message the input built itself (a Lua sandbox input), counted
-    /// as received and delivered by this input. Never waits: call [`InputContext::flush`]
-    /// afterwards.
-    pub fn deliver(&self, encoded: &[u8]) -> Result<(), ViewError> {
-        let c = self.counters();
-        add(&c.received, 1);
-        match MessageView::new(encoded) {
-            Ok(view) => {
-                self.router.route(&view, None, 0);
-                add(&c.delivered, 1);
-                Ok(())
-            }
-            Err(e) => {
-                add(&c.dropped, 1);
-                Err(e)
-            }
-        }
-    }
-
-    /// Pushes what [`InputContext::deliver`] routed into the lanes, waiting while they are full
-    /// (back-pressure).
-    pub async fn flush(&self) {
-        self.router.flush(true).await;
-    }
-
-    /// Stops the pipeline: an input that may not exit (Heka's `can_exit = false`) has ended.
-    pub fn request_shutdown(&self, reason: impl Into<String>) {
-        let _ = self.events.send(ShardEvent::Shutdown {
-            reason: reason.into(),
-        });
-    }
-
-    /// This input's counters on this shard.
-    pub fn counters(&self) -> &PluginCounters {
-        &self.stats.plugins[self.plugin]
-    }
-
-    /// A record stream for one connection (or one datagram socket). `hostname` is the Hostname of
-    /// messages built from payloads (the remote host, or `None` for Heka's hostname).
-    pub fn stream(&self, spec: &StreamSpec, hostname: Option<&str>) -> RecordStream {
-        let splitter = spec.splitter.new_splitter(spec.signers.as_ref());
-        let decoder = spec.decoder.as_ref().map(|d| self.shared_decoder(d));
-        let protobuf = spec.decoder.as_ref().is_some_and(|d| d.is_protobuf())
-            || (spec.decoder.is_none() && spec.splitter.use_message_bytes());
-        let initial = spec.splitter.min_buffer_size().max(64 * 1024);
-        let max = spec.splitter.max_record_size().max(initial).max(256 * 1024);
-        RecordStream {
-            buf: vec![0; initial],
-            start: 0,
-            end: 0,
-            max_buf: max,
-            keep_truncated: spec.splitter.keep_truncated(),
-            splitter,
-            sink: RecordSink {
-                message_bytes: spec.splitter.use_message_bytes(),
-                protobuf,
-                decoder,
-                decoded: DecodedMessages::default(),
-                scratch: Vec::new(),
-                send_decode_failures: spec.send_decode_failures,
-                log_decode_failures: spec.log_decode_failures,
-                input: Rc::clone(&self.name),
-                hostname: hostname.map_or_else(|| Rc::clone(&self.hostname), Rc::from),
-                router: Rc::clone(&self.router),
-                stats: Rc::clone(&self.stats),
-                plugin: self.plugin,
-                limiter: LogLimiter::new(5),
-            },
-        }
-    }
-
-    /// One decoder instance per decoder plugin per shard, shared by the input's streams.
-    fn shared_decoder(&self, plugin: &Arc<dyn DecoderPlugin>) -> SharedDecoder {
-        let key = Arc::as_ptr(plugin) as *const () as usize;
-        let mut decoders = self.decoders.decoders.borrow_mut();
-        if let Some((_, d)) = decoders.iter().find(|(k, _)| *k == key) {
-            return Rc::clone(d);
-        }
-        let d = Rc::new(RefCell::new(plugin.new_decoder()));
-        decoders.push((key, Rc::clone(&d)));
-        d
-    }
-}
-
 /// Splits, decodes and routes the bytes of one connection. See the module docs.
 pub struct RecordStream {
     buf: Vec<u8>,
@@ -323,6 +109,46 @@ impl std::fmt::Debug for RecordStream {
 }
 
 impl RecordStream {
+    /// A stream for the input `input` (plugin number `plugin`) routing into `router`.
+    pub(crate) fn new(
+        spec: &StreamSpec,
+        decoders: &DecoderCache,
+        input: Rc<str>,
+        hostname: Rc<str>,
+        router: Rc<RouterShard>,
+        stats: Rc<ShardStats>,
+        plugin: usize,
+    ) -> Self {
+        let splitter = spec.splitter.new_splitter(spec.signers.as_ref());
+        let decoder = spec.decoder.as_ref().map(|d| decoders.instance(d));
+        let protobuf = spec.decoder.as_ref().is_some_and(|d| d.is_protobuf())
+            || (spec.decoder.is_none() && spec.splitter.use_message_bytes());
+        let initial = spec.splitter.min_buffer_size().max(64 * 1024);
+        let max = spec.splitter.max_record_size().max(initial).max(256 * 1024);
+        RecordStream {
+            buf: vec![0; initial],
+            start: 0,
+            end: 0,
+            max_buf: max,
+            keep_truncated: spec.splitter.keep_truncated(),
+            splitter,
+            sink: RecordSink {
+                message_bytes: spec.splitter.use_message_bytes(),
+                protobuf,
+                decoder,
+                decoded: DecodedMessages::default(),
+                scratch: Vec::new(),
+                send_decode_failures: spec.send_decode_failures,
+                log_decode_failures: spec.log_decode_failures,
+                input,
+                hostname,
+                router,
+                stats,
+                plugin,
+            },
+        }
+    }
+
     /// The free end of the read buffer. Unconsumed bytes are moved to the front first, and the
     /// buffer grows (up to the largest record) when a partial record fills it.
     pub fn read_buf(&mut self) -> &mut [u8] {
@@ -459,7 +285,6 @@ struct RecordSink {
     router: Rc<RouterShard>,
     stats: Rc<ShardStats>,
     plugin: usize,
-    limiter: LogLimiter,
 }
 
 impl RecordSink {
@@ -471,15 +296,15 @@ impl RecordSink {
         add(&self.stats.plugins[self.plugin].skipped_bytes, bytes);
         let input = &self.input;
         match why {
-            Skip::Garbage => self.limiter.log(format_args!(
+            Skip::Garbage => warn_limited!(
                 "Input '{input}': skipped {bytes} bytes of data that is not a valid record"
-            )),
-            Skip::AtEnd => self.limiter.log(format_args!(
+            ),
+            Skip::AtEnd => warn_limited!(
                 "Input '{input}': dropped {bytes} bytes at the end of a stream (an incomplete record or garbage)"
-            )),
-            Skip::TooLong => self.limiter.log(format_args!(
+            ),
+            Skip::TooLong => warn_limited!(
                 "Input '{input}': dropped a record longer than the largest buffer ({bytes} bytes so far)"
-            )),
+            ),
         }
     }
 
@@ -529,10 +354,10 @@ impl RecordSink {
     fn route_decoded(&mut self, signer: Option<&str>, count: bool) {
         for msg in self.decoded.iter() {
             if let Err(e) = self.router.route_bytes(msg, signer, 0) {
-                self.limiter.log(format_args!(
+                warn_limited!(
                     "Input '{}': the decoder produced a malformed message: {e}",
                     self.input
-                ));
+                );
                 add(&self.stats.plugins[self.plugin].dropped, 1);
             } else if count {
                 add(&self.stats.plugins[self.plugin].delivered, 1);
@@ -543,11 +368,11 @@ impl RecordSink {
     fn decode_failed(&mut self, record: &[u8], why: &str) {
         add(&self.stats.plugins[self.plugin].decode_failures, 1);
         if self.log_decode_failures {
-            self.limiter.log(format_args!(
+            warn_limited!(
                 "Input '{}': decoding a record of {} bytes failed: {why}",
                 self.input,
                 record.len()
-            ));
+            );
         }
         if self.send_decode_failures {
             self.payload_message(record, Some(true));

@@ -1,5 +1,7 @@
-//! Changing the filters of a running pipeline: [`PipelineControl`], the handle a plugin (Heka's
-//! SandboxManagerFilter) uses to ask the coordinator to load or unload a filter.
+//! How plugins act on the running pipeline. [`PipelineControl`] is the handle a plugin (Heka's
+//! SandboxManagerFilter) uses to ask the coordinator to load or unload a filter; a
+//! [`ShardEvent`] is what a shard tells the coordinator about its plugins (a termination, an
+//! input that may not exit asking for shutdown).
 //!
 //! A request only queues work; the coordinator carries it out between its other duties, without
 //! stopping traffic:
@@ -24,7 +26,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::plugin::FilterPlugin;
+use super::kinds::FilterPlugin;
 use hekate_model::matcher::MatcherSpec;
 
 /// A filter to start while the pipeline runs.
@@ -54,6 +56,19 @@ impl fmt::Debug for DynamicFilter {
             .field("type_name", &self.type_name)
             .finish_non_exhaustive()
     }
+}
+
+/// What shards tell the coordinator.
+#[derive(Debug)]
+pub(crate) enum ShardEvent {
+    /// A filter or output instance stopped for good.
+    Terminated {
+        plugin: usize,
+        reason: String,
+        can_exit: bool,
+    },
+    /// A plugin that may not exit has ended: the pipeline stops.
+    Shutdown { reason: String },
 }
 
 /// A queued request.

@@ -1,0 +1,279 @@
+//! A config turned into plugins: [`Pipeline::build`] builds every plugin of a [`Config`] with a
+//! [`Registry`] and compiles every matcher, refusing a bad config with every error at once.
+
+use std::collections::HashMap;
+
+use hekate_config::{Category, Config, ConfigError, ConfigErrors, PluginCatalog as _};
+
+use crate::plugin::{BuildContext, Built, PipelineControl, Placement, Registry};
+use hekate_model::matcher::MatcherSpec;
+
+/// Why the pipeline could not start; one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The core layout or memory limits do not fit this machine.
+    #[error("{0}")]
+    Layout(String),
+    /// `base_dir` cannot be created or written.
+    #[error("{0}")]
+    BaseDir(String),
+    /// A shard could not start or an input could not open.
+    #[error("{0}")]
+    Shard(String),
+    /// A listen address is held by another process (or by two inputs).
+    #[error("{0}")]
+    AddressInUse(String),
+}
+
+/// One plugin instance of the pipeline.
+#[derive(Debug, Clone)]
+pub struct PluginInfo {
+    /// Section name.
+    pub name: String,
+    /// Heka type name.
+    pub type_name: String,
+    /// Category.
+    pub category: Category,
+    /// The built plugin.
+    pub built: Built,
+    /// Filters and outputs: the compiled matcher and `message_signer`.
+    pub route: Option<(MatcherSpec, Option<String>)>,
+}
+
+/// A config turned into plugins, ready to start.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The global section.
+    pub global: hekate_config::GlobalConfig,
+    /// Every plugin, in build order (splitters, decoders, encoders, inputs, filters, outputs).
+    pub plugins: Vec<PluginInfo>,
+    /// The handle plugins were given to load filters at run time; the coordinator serves it.
+    pub control: PipelineControl,
+}
+
+const BUILD_ORDER: [Category; 6] = [
+    Category::Splitter,
+    Category::Decoder,
+    Category::Encoder,
+    Category::Input,
+    Category::Filter,
+    Category::Output,
+];
+
+impl Pipeline {
+    /// Builds every plugin of `config` with `registry` and compiles every matcher, returning all
+    /// problems at once, each located in the config.
+    pub fn build(config: &Config, registry: &Registry) -> Result<Pipeline, ConfigErrors> {
+        let mut errors: Vec<ConfigError> = Vec::new();
+        let mut built: HashMap<String, Built> = HashMap::new();
+        let mut plugins = Vec::new();
+        let mut failed: Vec<&str> = Vec::new();
+        let control = PipelineControl::new();
+        for category in BUILD_ORDER {
+            for section in config.plugins_of(category) {
+                // A section that uses a splitter, decoder or encoder which failed to build is not
+                // built either: its error would only repeat that one.
+                if references(section).any(|r| failed.contains(&r)) {
+                    failed.push(section.name());
+                    continue;
+                }
+                let Some(ty) = registry.get(section.type_name()) else {
+                    if !section.is_default_instance() {
+                        let mut known: Vec<&str> = registry
+                            .known_types()
+                            .iter()
+                            .copied()
+                            .filter(|t| Category::of_type(t) == Some(category))
+                            .collect();
+                        known.sort_unstable();
+                        errors.push(section.error_at_key(
+                            "type",
+                            format!(
+                                "plugin type `{}` of section [{}] is not available in this build; the {category}s it has are {}",
+                                section.type_name(),
+                                section.name(),
+                                known.join(", ")
+                            ),
+                        ));
+                    }
+                    continue;
+                };
+                let result = {
+                    let ctx = BuildContext::new(&config.global, &built).with_control(&control);
+                    (ty.build)(section, &ctx)
+                };
+                let plugin = match result {
+                    Ok(p) => p,
+                    Err(e) => {
+                        errors.push(e);
+                        failed.push(section.name());
+                        continue;
+                    }
+                };
+                let route = match category {
+                    Category::Filter | Category::Output => {
+                        let signer = section
+                            .filter()
+                            .map(|f| f.message_signer.clone())
+                            .or_else(|| section.output().map(|o| o.message_signer.clone()))
+                            .flatten();
+                        match section.message_matcher().or(ty.default_matcher) {
+                            None => {
+                                errors.push(section.error_at_key(
+                                    "message_matcher",
+                                    format!(
+                                        "{category} [{}] has no `message_matcher`, so it would receive nothing; add one, e.g. message_matcher = \"TRUE\"",
+                                        section.name()
+                                    ),
+                                ));
+                                continue;
+                            }
+                            Some(expr) => match MatcherSpec::parse(expr) {
+                                Ok(m) => Some((m, signer)),
+                                Err(e) => {
+                                    errors.push(section.error_at_value(
+                                        "message_matcher",
+                                        format!(
+                                            "invalid message_matcher in section [{}]: {e}",
+                                            section.name()
+                                        ),
+                                    ));
+                                    continue;
+                                }
+                            },
+                        }
+                    }
+                    _ => None,
+                };
+                built.insert(section.name().to_string(), plugin.clone());
+                plugins.push(PluginInfo {
+                    name: section.name().to_string(),
+                    type_name: section.type_name().to_string(),
+                    category,
+                    built: plugin,
+                    route,
+                });
+            }
+        }
+        if !plugins.iter().any(|p| p.category == Category::Input) && errors.is_empty() {
+            errors.push(ConfigError::in_file(
+                config
+                    .sources()
+                    .first()
+                    .map_or("config", |s| s.name())
+                    .to_string(),
+                "the config declares no input, so hekate would receive nothing; add e.g. a [TcpInput] section",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(Pipeline {
+                global: config.global.clone(),
+                plugins,
+                control,
+            })
+        } else {
+            Err(ConfigErrors::new(errors))
+        }
+    }
+
+    /// What [`start`](super::start) checks before it starts anything, checked without starting,
+    /// binding or writing anything (`hekate check`): the core layout fits this machine and its
+    /// memory-lock limit, and `base_dir` exists as a writable directory or can be created.
+    pub fn preflight(&self) -> Result<(), StartError> {
+        super::layout::resolve(
+            &self.global,
+            &super::layout::allowed_cores(),
+            super::layout::memlock_limit(),
+        )?;
+        base_dir_is_usable(&self.global.base_dir)
+    }
+
+    /// The placement of a filter or output.
+    pub fn placement(&self, plugin: usize) -> Option<Placement> {
+        match &self.plugins[plugin].built {
+            Built::Filter(f) => Some(f.placement()),
+            Built::Output(o) => Some(o.placement()),
+            _ => None,
+        }
+    }
+}
+
+/// A check for `message_matcher` expressions, for [`Config::validate`].
+pub fn check_matcher(expr: &str) -> Result<(), String> {
+    MatcherSpec::parse(expr)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+/// The splitter, decoder and encoder sections a section uses.
+fn references(section: &hekate_config::PluginSection) -> impl Iterator<Item = &str> {
+    let input = section.input();
+    [
+        input.and_then(|i| i.splitter.as_deref()),
+        input.and_then(|i| i.decoder.as_deref()),
+        section.output().and_then(|o| o.encoder.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Whether `dir` is a directory hekate may write, or can be created: the nearest existing
+/// ancestor must be a writable directory. Nothing is created or written.
+fn base_dir_is_usable(dir: &std::path::Path) -> Result<(), StartError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let hint = "set `base_dir` in the [hekate] section to a directory hekate may write";
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut existing = absolute.as_path();
+    while !existing.exists() {
+        match existing.parent() {
+            Some(parent) => existing = parent,
+            None => break,
+        }
+    }
+    if !existing.is_dir() {
+        return Err(StartError::BaseDir(format!(
+            "base_dir {} cannot be created: {} is not a directory; {hint}",
+            dir.display(),
+            existing.display()
+        )));
+    }
+    let mut c_path = existing.as_os_str().as_bytes().to_vec();
+    c_path.push(0);
+    // SAFETY: `c_path` is a NUL-terminated path that outlives the call.
+    let writable = unsafe { libc::access(c_path.as_ptr().cast(), libc::W_OK | libc::X_OK) } == 0;
+    if writable {
+        Ok(())
+    } else {
+        let what = if existing == absolute {
+            "is not writable"
+        } else {
+            "cannot be created"
+        };
+        Err(StartError::BaseDir(format!(
+            "base_dir {} {what}: {}: {}; {hint}",
+            dir.display(),
+            existing.display(),
+            std::io::Error::last_os_error()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod preflight_tests {
+    use super::base_dir_is_usable;
+
+    #[test]
+    fn base_dir_may_be_missing_under_a_writable_directory() {
+        let tmp = std::env::temp_dir().join(format!("hekate-preflight-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        base_dir_is_usable(&tmp.join("a/b/c")).unwrap();
+        base_dir_is_usable(&tmp).unwrap();
+        assert!(!tmp.join("a").exists(), "preflight created a directory");
+        let file = tmp.join("file");
+        std::fs::write(&file, b"").unwrap();
+        let e = base_dir_is_usable(&file.join("sub"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a directory"), "{e}");
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}
