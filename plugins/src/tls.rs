@@ -824,3 +824,379 @@ pub(crate) async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> 
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::common::testing::build;
+
+    /// A throwaway CA, a server certificate (localhost, 127.0.0.1) and a client certificate
+    /// signed by it, and some broken files, as PEM files in a fresh directory.
+    struct Pki {
+        dir: PathBuf,
+    }
+
+    impl Pki {
+        fn new() -> Pki {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "hekate-tls-unit-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let ca_key = rcgen::KeyPair::generate().unwrap();
+            let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            ca.distinguished_name
+                .push(rcgen::DnType::CommonName, "hekate unit test CA");
+            let ca = ca.self_signed(&ca_key).unwrap();
+            let mut files = vec![("ca.pem", ca.pem())];
+            for (name, san) in [("server", "localhost"), ("client", "client")] {
+                let key = rcgen::KeyPair::generate().unwrap();
+                let params =
+                    rcgen::CertificateParams::new(vec![san.to_string(), "127.0.0.1".into()])
+                        .unwrap();
+                let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+                files.push((format!("{name}.pem").leak(), cert.pem()));
+                files.push((format!("{name}-key.pem").leak(), key.serialize_pem()));
+            }
+            files.push(("garbage.pem", "this is no PEM at all\n".into()));
+            files.push((
+                "broken.pem",
+                "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n".into(),
+            ));
+            for (name, text) in files {
+                std::fs::write(dir.join(name), text).unwrap();
+            }
+            Pki { dir }
+        }
+
+        fn path(&self, name: &str) -> String {
+            self.dir.join(name).display().to_string()
+        }
+
+        /// A TcpInput with TLS and `tls` lines (paths `{name}` replaced by files here).
+        fn input(&self, tls: &str) -> Result<(), String> {
+            let config = format!(
+                "[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:0\"\nuse_tls = true\n\n[in.tls]\n{}",
+                self.expand(tls)
+            );
+            build(&config).map(|_| ())
+        }
+
+        /// A TcpOutput with TLS and `tls` lines.
+        fn output(&self, address: &str, tls: &str) -> Result<(), String> {
+            let config = format!(
+                "[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:0\"\n\n[out]\ntype = \
+                 \"TcpOutput\"\nmessage_matcher = \"TRUE\"\naddress = \"{address}\"\nuse_tls = \
+                 true\n\n[out.tls]\n{}",
+                self.expand(tls)
+            );
+            build(&config).map(|_| ())
+        }
+
+        fn expand(&self, text: &str) -> String {
+            let mut out = text.to_string();
+            for name in [
+                "ca.pem",
+                "server.pem",
+                "server-key.pem",
+                "client.pem",
+                "client-key.pem",
+                "garbage.pem",
+                "broken.pem",
+            ] {
+                out = out.replace(&format!("{{{name}}}"), &self.path(name));
+            }
+            out
+        }
+    }
+
+    impl Drop for Pki {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    const SERVER: &str = "cert_file = \"{server.pem}\"\nkey_file = \"{server-key.pem}\"\n";
+
+    #[test]
+    fn every_heka_option_parses_and_the_defaults_are_an_empty_table() {
+        let all: TlsOptions = toml::from_str(
+            r#"
+server_name = "upstream"
+cert_file = "c.pem"
+key_file = "k.pem"
+client_auth = "RequireAndVerifyClientCert"
+ciphers = ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]
+insecure_skip_verify = false
+prefer_server_ciphers = false
+session_tickets_disabled = true
+session_ticket_key = "0123456789abcdef0123456789abcdef"
+min_version = "TLS12"
+max_version = "TLS13"
+client_cafile = "ca.pem"
+root_cafile = "roots.pem"
+"#,
+        )
+        .unwrap();
+        assert_eq!(all.client_auth, ClientAuth::RequireAndVerifyClientCert);
+        assert_eq!(all.min_version, Some(TlsVersion::Tls12));
+        assert!(!all.prefer_server_ciphers && all.session_tickets_disabled);
+        let empty: TlsOptions = toml::from_str("").unwrap();
+        let default = TlsOptions::default();
+        assert_eq!(empty.client_auth, default.client_auth);
+        assert_eq!(empty.prefer_server_ciphers, default.prefer_server_ciphers);
+        assert!(empty.prefer_server_ciphers);
+        assert_eq!(empty.min_version, None);
+    }
+
+    #[test]
+    fn unknown_options_and_values_are_refused_naming_the_known_ones() {
+        let e = toml::from_str::<TlsOptions>("cert = \"x\"").unwrap_err();
+        assert!(e.to_string().contains("cert_file"), "{e}");
+        let e = toml::from_str::<TlsOptions>("client_auth = \"Always\"").unwrap_err();
+        assert!(e.to_string().contains("RequireAndVerifyClientCert"), "{e}");
+        let e = toml::from_str::<TlsOptions>("min_version = \"TLS14\"").unwrap_err();
+        assert!(e.to_string().contains("TLS13"), "{e}");
+    }
+
+    #[test]
+    fn go_cipher_names_map_to_rustls_suites() {
+        for name in [
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            "ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            "tls_ecdhe_ecdsa_with_aes_256_gcm_sha384",
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+        ] {
+            assert!(
+                matches!(go_cipher(name), Some(GoCipher::Implemented(_))),
+                "{name}"
+            );
+        }
+        assert!(matches!(
+            go_cipher("TLS_RSA_WITH_RC4_128_SHA"),
+            Some(GoCipher::Lacking)
+        ));
+        assert!(matches!(
+            go_cipher("TLS_AES_128_GCM_SHA256"),
+            Some(GoCipher::Tls13)
+        ));
+        assert!(go_cipher("TLS_ROT13_WITH_HOPE").is_none());
+    }
+
+    #[test]
+    fn a_server_with_every_option_builds() {
+        let pki = Pki::new();
+        pki.input(&format!(
+            "{SERVER}client_auth = \"RequireAndVerifyClientCert\"\nclient_cafile = \"{{ca.pem}}\"\n\
+             ciphers = [\"TLS_RSA_WITH_RC4_128_SHA\", \"ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\", \
+             \"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"]\nprefer_server_ciphers = true\n\
+             session_tickets_disabled = true\nsession_ticket_key = \"k\"\nmin_version = \"TLS12\"\n\
+             max_version = \"TLS13\"\nserver_name = \"ignored\"\ninsecure_skip_verify = false\n"
+        ))
+        .unwrap();
+        for mode in ["NoClientCert", "RequestClientCert", "RequireAnyClientCert"] {
+            pki.input(&format!("{SERVER}client_auth = \"{mode}\"\n"))
+                .unwrap();
+        }
+        pki.input(&format!(
+            "{SERVER}client_auth = \"VerifyClientCertIfGiven\"\nclient_cafile = \"{{ca.pem}}\"\n"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn a_server_without_certificate_or_key_is_refused_at_use_tls() {
+        let e = build("[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:0\"\nuse_tls = true\n")
+            .unwrap_err();
+        assert!(e.contains("sample.toml:4:1"), "{e}");
+        assert!(e.contains("tls.cert_file and tls.key_file"), "{e}");
+        let pki = Pki::new();
+        let e = pki.input("cert_file = \"{server.pem}\"\n").unwrap_err();
+        assert!(
+            e.contains("sample.toml:7:") && e.contains("needs tls.key_file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_unreadable_and_bad_pem_files_are_refused_where_they_are_named() {
+        let pki = Pki::new();
+        let e = pki
+            .input("cert_file = \"/no/such/cert.pem\"\nkey_file = \"{server-key.pem}\"\n")
+            .unwrap_err();
+        assert!(
+            e.contains("sample.toml:7:13")
+                && e.contains("cannot read tls.cert_file `/no/such/cert.pem`"),
+            "{e}"
+        );
+        let e = pki
+            .input("cert_file = \"{garbage.pem}\"\nkey_file = \"{server-key.pem}\"\n")
+            .unwrap_err();
+        assert!(e.contains("holds no PEM certificate"), "{e}");
+        let e = pki
+            .input("cert_file = \"{broken.pem}\"\nkey_file = \"{server-key.pem}\"\n")
+            .unwrap_err();
+        assert!(e.contains("is not valid PEM"), "{e}");
+        let e = pki
+            .input("cert_file = \"{server.pem}\"\nkey_file = \"{server.pem}\"\n")
+            .unwrap_err();
+        assert!(
+            e.contains("sample.toml:8:") && e.contains("holds no PEM private key"),
+            "{e}"
+        );
+        let e = pki
+            .input("cert_file = \"{server.pem}\"\nkey_file = \"{client-key.pem}\"\n")
+            .unwrap_err();
+        assert!(
+            e.contains("sample.toml:8:") && e.contains("does not belong to the certificate"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn versions_rustls_cannot_speak_are_refused_with_the_reason() {
+        let pki = Pki::new();
+        for (line, want) in [
+            ("min_version = \"TLS10\"", "TLS 1.2 and 1.3 only"),
+            ("min_version = \"SSL30\"", "TLS 1.2 and 1.3 only"),
+            ("max_version = \"TLS11\"", "TLS 1.2 and 1.3 only"),
+            (
+                "min_version = \"TLS13\"\nmax_version = \"TLS12\"",
+                "is newer than tls.max_version",
+            ),
+        ] {
+            let e = pki.input(&format!("{SERVER}{line}\n")).unwrap_err();
+            assert!(
+                e.contains("sample.toml:9:") && e.contains(want),
+                "{line}: {e}"
+            );
+        }
+        pki.input(&format!("{SERVER}min_version = \"TLS13\"\n"))
+            .unwrap();
+        pki.input(&format!("{SERVER}max_version = \"TLS12\"\n"))
+            .unwrap();
+    }
+
+    #[test]
+    fn cipher_lists_without_a_suite_rustls_implements_are_refused() {
+        let pki = Pki::new();
+        let e = pki
+            .input(&format!(
+                "{SERVER}ciphers = [\"TLS_RSA_WITH_RC4_128_SHA\", \"TLS_AES_128_GCM_SHA256\"]\n"
+            ))
+            .unwrap_err();
+        assert!(e.contains("none of tls.ciphers"), "{e}");
+        let e = pki
+            .input(&format!(
+                "{SERVER}ciphers = [\"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\", \"NOPE\"]\n"
+            ))
+            .unwrap_err();
+        assert!(
+            e.contains("sample.toml:9:53") && e.contains("unknown cipher suite `NOPE`"),
+            "{e}"
+        );
+        // TLS 1.3 only: the TLS 1.2 list does not matter.
+        pki.input(&format!(
+            "{SERVER}min_version = \"TLS13\"\nciphers = [\"TLS_RSA_WITH_RC4_128_SHA\"]\n"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn client_auth_and_client_cafile_go_together() {
+        let pki = Pki::new();
+        let e = pki
+            .input(&format!("{SERVER}client_cafile = \"{{ca.pem}}\"\n"))
+            .unwrap_err();
+        assert!(e.contains("does not verify client certificates"), "{e}");
+        let e = pki
+            .input(&format!(
+                "{SERVER}client_auth = \"RequireAndVerifyClientCert\"\n"
+            ))
+            .unwrap_err();
+        assert!(
+            e.contains("sample.toml:9:") && e.contains("needs tls.client_cafile"),
+            "{e}"
+        );
+        let e = pki
+            .input(&format!(
+                "{SERVER}client_auth = \"RequireAndVerifyClientCert\"\nclient_cafile = \"{{garbage.pem}}\"\n"
+            ))
+            .unwrap_err();
+        assert!(e.contains("holds no PEM certificate"), "{e}");
+    }
+
+    #[test]
+    fn tls_options_are_ignored_without_use_tls() {
+        build(
+            "[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:0\"\n\n[in.tls]\ncert_file = \
+             \"/no/such/file\"\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_client_builds_with_a_ca_file_a_certificate_or_no_verification() {
+        let pki = Pki::new();
+        pki.output("127.0.0.1:5566", "root_cafile = \"{ca.pem}\"\n")
+            .unwrap();
+        pki.output(
+            "localhost:5566",
+            "root_cafile = \"{ca.pem}\"\ncert_file = \"{client.pem}\"\nkey_file = \"{client-key.pem}\"\n\
+             session_tickets_disabled = true\nmax_version = \"TLS12\"\n",
+        )
+        .unwrap();
+        pki.output("127.0.0.1:5566", "insecure_skip_verify = true\n")
+            .unwrap();
+        let e = pki
+            .output("127.0.0.1:5566", "root_cafile = \"/no/such/ca.pem\"\n")
+            .unwrap_err();
+        assert!(e.contains("cannot read tls.root_cafile"), "{e}");
+        let e = pki
+            .output(
+                "127.0.0.1:5566",
+                "root_cafile = \"{ca.pem}\"\ncert_file = \"{client.pem}\"\n",
+            )
+            .unwrap_err();
+        assert!(e.contains("needs tls.key_file"), "{e}");
+        let e = pki
+            .output(
+                "127.0.0.1:5566",
+                "root_cafile = \"{ca.pem}\"\nserver_name = \"not a name\"\n",
+            )
+            .unwrap_err();
+        assert!(e.contains("not a DNS name or IP address"), "{e}");
+    }
+
+    #[test]
+    fn the_server_name_defaults_to_the_host_of_the_address() {
+        assert_eq!(host_of("upstream.example.com:5566"), "upstream.example.com");
+        assert_eq!(host_of("10.0.0.1:5566"), "10.0.0.1");
+        assert_eq!(host_of("[::1]:5566"), "::1");
+        assert_eq!(host_of(":5566"), "");
+    }
+
+    #[test]
+    fn the_tls_options_are_listed_after_tls() {
+        let options = with_tls_options(options_of::<crate::common::SignerConfig>());
+        assert_eq!(options[0].name, "hmac_key");
+        assert_eq!(options[1].name, "tls.server_name");
+        let listed = crate::registry();
+        let tcp = listed.options("TcpInput").unwrap();
+        let at = tcp.iter().position(|o| o.name == "tls").unwrap();
+        assert_eq!(tcp[at + 1].name, "tls.server_name");
+        let auth = tcp.iter().find(|o| o.name == "tls.client_auth").unwrap();
+        assert!(
+            auth.kind.contains("\"RequireAndVerifyClientCert\""),
+            "{auth:?}"
+        );
+        assert_eq!(auth.default.as_deref(), Some("\"NoClientCert\""));
+        assert!(tcp.iter().all(|o| !o.doc.is_empty()));
+    }
+}

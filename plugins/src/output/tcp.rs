@@ -462,8 +462,11 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_options_are_refused() {
-        let e = build("[i]\ntype = \"TcpInput\"\naddress = \":1\"\n[o]\ntype = \"TcpOutput\"\nmessage_matcher = \"TRUE\"\naddress = \"127.0.0.1:1\"\nuse_tls = true\n").unwrap_err();
-        assert!(e.contains("use_tls"), "{e}");
+    fn tls_the_output_cannot_speak_is_refused() {
+        let e = build("[i]\ntype = \"TcpInput\"\naddress = \":1\"\n[o]\ntype = \"TcpOutput\"\nmessage_matcher = \"TRUE\"\naddress = \"127.0.0.1:1\"\nuse_tls = true\n[o.tls]\nmin_version = \"TLS10\"\ninsecure_skip_verify = true\n").unwrap_err();
+        assert!(
+            e.contains("sample.toml:10:") && e.contains("TLS 1.2 and 1.3 only"),
+            "{e}"
+        );
     }
 }
