@@ -253,6 +253,11 @@ async fn serve(
     let peer_text = peer.map_or_else(|| "?".to_string(), |p| p.to_string());
     match within(HANDSHAKE_TIMEOUT, tls.acceptor.accept(&mut stream)).await {
         Some(Ok(tls_stream)) => read_records(tls_stream, &ctx, &spec, peer).await,
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => tls.handshake_failed(
+            &ctx,
+            &peer_text,
+            format_args!("the peer closed the connection during the handshake"),
+        ),
         Some(Err(e)) => tls.handshake_failed(&ctx, &peer_text, format_args!("{e}")),
         None => tls.handshake_failed(
             &ctx,
