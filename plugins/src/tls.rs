@@ -41,6 +41,14 @@ fn default_true() -> bool {
     true
 }
 
+fn oldest_version() -> TlsVersion {
+    TlsVersion::Tls12
+}
+
+fn newest_version() -> TlsVersion {
+    TlsVersion::Tls13
+}
+
 /// The `[<section>.tls]` subsection (Heka's `tls` options), used when `use_tls = true`. File
 /// paths are used as written: a relative path is taken from hekate's working directory, as in
 /// Heka.
@@ -59,11 +67,11 @@ pub(crate) struct TlsOptions {
     /// PEM file with the private key of `cert_file` (PKCS#8, PKCS#1 or SEC1).
     #[serde(default)]
     pub(crate) key_file: Option<String>,
-    /// TcpInput: what clients must show. "NoClientCert", "RequestClientCert" and
-    /// "RequireAnyClientCert" check no certificate (the last two ask for one, the last refuses a
-    /// client without one); "VerifyClientCertIfGiven" and "RequireAndVerifyClientCert" verify
-    /// it against `client_cafile`, which they need (the last refuses a client without one).
-    /// Ignored by TcpOutput.
+    /// TcpInput: the certificate clients must show. "NoClientCert": none. "RequestClientCert":
+    /// one is asked for, neither required nor checked. "RequireAnyClientCert": one is required,
+    /// not checked. "VerifyClientCertIfGiven": one is not required, but checked against
+    /// `client_cafile` when shown. "RequireAndVerifyClientCert": one is required and checked
+    /// against `client_cafile`. Ignored by TcpOutput.
     #[serde(default)]
     pub(crate) client_auth: ClientAuth,
     /// TLS 1.2 cipher suites by Go name, e.g. "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" (the
@@ -92,14 +100,14 @@ pub(crate) struct TlsOptions {
     #[serde(default)]
     #[allow(dead_code, reason = "accepted for Heka configs and ignored")]
     pub(crate) session_ticket_key: Option<String>,
-    /// Oldest TLS version to speak: "TLS12" (default) or "TLS13". rustls speaks TLS 1.2 and 1.3
-    /// only, so "SSL30", "TLS10" and "TLS11" are refused.
-    #[serde(default)]
-    pub(crate) min_version: Option<TlsVersion>,
-    /// Newest TLS version to speak: "TLS13" (default) or "TLS12"; "SSL30", "TLS10" and "TLS11"
-    /// are refused.
-    #[serde(default)]
-    pub(crate) max_version: Option<TlsVersion>,
+    /// Oldest TLS version to speak: "TLS12" or "TLS13". rustls speaks TLS 1.2 and 1.3 only, so
+    /// "SSL30", "TLS10" and "TLS11" are refused.
+    #[serde(default = "oldest_version")]
+    pub(crate) min_version: TlsVersion,
+    /// Newest TLS version to speak: "TLS13" or "TLS12" ("SSL30", "TLS10" and "TLS11" are
+    /// refused).
+    #[serde(default = "newest_version")]
+    pub(crate) max_version: TlsVersion,
     /// TcpInput: PEM file with the CA certificates that sign client certificates, for
     /// `client_auth` "VerifyClientCertIfGiven" or "RequireAndVerifyClientCert" (refused with the
     /// other modes, which would not check it). Ignored by TcpOutput.
@@ -124,8 +132,8 @@ impl Default for TlsOptions {
             prefer_server_ciphers: true,
             session_tickets_disabled: false,
             session_ticket_key: None,
-            min_version: None,
-            max_version: None,
+            min_version: oldest_version(),
+            max_version: newest_version(),
             client_cafile: None,
             root_cafile: None,
         }
@@ -312,13 +320,11 @@ fn provider(
     at: &Located<'_>,
     tls: &TlsOptions,
 ) -> Result<(Arc<CryptoProvider>, Vec<&'static SupportedProtocolVersion>), ConfigError> {
-    for (key, version) in [
+    for (key, v) in [
         ("min_version", tls.min_version),
         ("max_version", tls.max_version),
     ] {
-        if let Some(v) = version
-            && v < TlsVersion::Tls12
-        {
+        if v < TlsVersion::Tls12 {
             return Err(at.at(
                 key,
                 format!(
@@ -329,8 +335,7 @@ fn provider(
             ));
         }
     }
-    let min = tls.min_version.unwrap_or(TlsVersion::Tls12);
-    let max = tls.max_version.unwrap_or(TlsVersion::Tls13);
+    let (min, max) = (tls.min_version, tls.max_version);
     if min > max {
         return Err(at.at(
             "min_version",
@@ -945,14 +950,18 @@ root_cafile = "roots.pem"
         )
         .unwrap();
         assert_eq!(all.client_auth, ClientAuth::RequireAndVerifyClientCert);
-        assert_eq!(all.min_version, Some(TlsVersion::Tls12));
+        assert_eq!(all.min_version, TlsVersion::Tls12);
         assert!(!all.prefer_server_ciphers && all.session_tickets_disabled);
         let empty: TlsOptions = toml::from_str("").unwrap();
         let default = TlsOptions::default();
         assert_eq!(empty.client_auth, default.client_auth);
         assert_eq!(empty.prefer_server_ciphers, default.prefer_server_ciphers);
         assert!(empty.prefer_server_ciphers);
-        assert_eq!(empty.min_version, None);
+        assert_eq!(
+            (empty.min_version, empty.max_version),
+            (default.min_version, default.max_version)
+        );
+        assert_eq!(empty.min_version, TlsVersion::Tls12);
     }
 
     #[test]
