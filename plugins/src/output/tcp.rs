@@ -58,7 +58,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_lite::AsyncWriteExt as _;
+use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
 use hekate_config::{ConfigError, PluginSection, RetryOptions};
 use hekate_engine::hlog;
 use hekate_engine::plugin::{
@@ -85,6 +85,8 @@ pub const TYPE: PluginType = PluginType {
 const BUFFER_LIMIT: usize = 256 * 1024;
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a TLS close waits for the server to close its end.
+const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn options() -> Vec<OptionSpec> {
     with_tls_options(options_of::<Options>())
@@ -257,10 +259,25 @@ impl Connection {
 
     /// Closes the connection (TLS: after a close_notify).
     async fn close(&mut self) {
-        let _ = match self {
-            Connection::Plain(s) => s.close().await,
-            Connection::Tls(s) => s.close().await,
-        };
+        match self {
+            Connection::Plain(s) => {
+                let _ = s.close().await;
+            }
+            Connection::Tls(s) => {
+                if s.close().await.is_err() {
+                    return;
+                }
+                // The server's TLS 1.3 session tickets lie unread in the socket, and closing a
+                // socket with unread bytes sends a reset, which may make the server drop what
+                // it has not read yet. So read until the server closes its end (it has then
+                // read everything), for a short while.
+                let _ = within(CLOSE_DRAIN_TIMEOUT, async {
+                    let mut sink = [0u8; 1024];
+                    while let Ok(1..) = s.read(&mut sink).await {}
+                })
+                .await;
+            }
+        }
     }
 }
 
