@@ -13,6 +13,7 @@
 
 mod common;
 mod sandbox;
+mod tls;
 
 /// Inputs.
 pub mod input {

@@ -1,5 +1,5 @@
 //! TcpInput: listens on a TCP address and reads Heka streams (or lines, or raw reads) from every
-//! connection.
+//! connection, over plain TCP or TLS.
 //!
 //! The listener is bound on every worker shard with SO_REUSEPORT, so the kernel spreads
 //! connections over the cores; hekate refuses to start when another process holds the address.
@@ -8,6 +8,12 @@
 //! When the router is congested the task stops reading, and TCP flow control pushes back on the
 //! sender. Garbage between records is skipped and counted (`SkippedBytes`); records whose
 //! signature does not verify are dropped and counted (`RejectedCount`).
+//!
+//! With `use_tls = true` each connection starts with a TLS handshake (rustls: TLS 1.2 and 1.3)
+//! on its task, which must complete within 10 seconds. A client that fails it (a plain-text
+//! client, a missing or untrusted client certificate, a silent one) is disconnected, logged with
+//! its address and counted (`TlsHandshakeFailedCount`); the input carries on. Then records are
+//! read exactly as over plain TCP.
 //!
 //! ```toml
 //! [TcpInput]
@@ -22,36 +28,60 @@
 //! hmac_key = "4865ey9urgkidls xtb0[7lf9rzcivthkm"
 //! ```
 //!
+//! TLS, taking only clients whose certificate is signed by one's own CA:
+//!
+//! ```toml
+//! [TlsInput]
+//! type = "TcpInput"
+//! address = ":5566"
+//! use_tls = true
+//!
+//! [TlsInput.tls]
+//! cert_file = "/etc/hekate/server.pem"
+//! key_file = "/etc/hekate/server-key.pem"
+//! client_auth = "RequireAndVerifyClientCert"
+//! client_cafile = "/etc/hekate/clients-ca.pem"
+//! # min_version = "TLS12"   (default; rustls speaks TLS 1.2 and 1.3 only)
+//! ```
+//!
 //! Options: `address` (required; `host:port`, or `:port` for every interface), `net` ("tcp",
 //! "tcp4" or "tcp6"; unix sockets are not supported yet), `keep_alive` (false),
 //! `keep_alive_period` (7200 s), `signer` subsections (`<name>_<version>` with `hmac_key`),
-//! `use_tls` (false; TLS is not supported yet), plus the common input options.
+//! `use_tls` (false) with Heka's `[tls]` options (`cert_file` and `key_file` required;
+//! `hekate plugins TcpInput` lists them all), plus the common input options.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::Arc;
 
-use futures_lite::{AsyncReadExt, future};
+use futures_lite::{AsyncRead, AsyncReadExt, future};
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
-    BuildContext, Built, InputPlugin, ListenAddress, LocalBoxFuture, PluginError, PluginType,
-    options_of,
+    BuildContext, Built, InputPlugin, ListenAddress, LocalBoxFuture, OptionSpec, PluginError,
+    PluginType, ReportSink as _, options_of,
 };
-use hekate_engine::plugin::{InputContext, StreamSpec, TaskGroup};
+use hekate_engine::plugin::{FieldCollector, InputContext, StreamSpec, TaskGroup};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::common::{SignerConfig, address_option, set_keepalive, signer_keys};
+use crate::tls::{HANDSHAKE_TIMEOUT, TlsOptions, with_tls_options, within};
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "TcpInput",
     source: include_str!("tcp.rs"),
-    options: options_of::<Options>,
+    options,
     default_matcher: None,
     build,
 };
+
+fn options() -> Vec<OptionSpec> {
+    with_tls_options(options_of::<Options>())
+}
 
 fn default_net() -> String {
     "tcp".into()
@@ -70,12 +100,13 @@ struct Options {
     /// Network: "tcp", "tcp4" or "tcp6".
     #[serde(default = "default_net")]
     net: String,
-    /// TLS (not supported yet).
+    /// Speak TLS: every connection starts with a TLS handshake (needs `tls.cert_file` and
+    /// `tls.key_file`).
     #[serde(default)]
     use_tls: bool,
-    /// TLS settings (not supported yet).
+    /// TLS settings (the `tls.*` options), used when `use_tls` is true.
     #[serde(default)]
-    tls: Option<toml_table::Table>,
+    tls: Option<TlsOptions>,
     /// Turn on TCP keep-alive on accepted connections.
     #[serde(default)]
     keep_alive: bool,
@@ -87,31 +118,17 @@ struct Options {
     signer: BTreeMap<String, SignerConfig>,
 }
 
-/// Any TOML table, accepted and ignored.
-mod toml_table {
-    #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
-    pub(crate) struct Table {}
-}
-
 #[derive(Debug)]
 struct TcpInput {
     name: String,
     address: SocketAddr,
     keep_alive: Option<u32>,
     spec: StreamSpec,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
     let opts: Options = section.options()?;
-    if opts.use_tls || opts.tls.is_some() {
-        return Err(section.error_at_key(
-            if opts.use_tls { "use_tls" } else { "tls" },
-            format!(
-                "TLS is not supported by TcpInput yet (section [{}])",
-                section.name()
-            ),
-        ));
-    }
     if !matches!(opts.net.as_str(), "tcp" | "tcp4" | "tcp6") {
         return Err(section.error_at_value(
             "net",
@@ -125,11 +142,13 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
     let address = address_option(section, "address", &opts.address)?;
     let mut spec = ctx.stream_spec(section, "HekaFramingSplitter", Some("ProtobufDecoder"))?;
     spec.signers = signer_keys(section, &opts.signer)?;
-    Ok(Built::Input(std::sync::Arc::new(TcpInput {
+    let tls = crate::tls::server_config(section, opts.use_tls, opts.tls.as_ref())?;
+    Ok(Built::Input(Arc::new(TcpInput {
         name: section.name().to_string(),
         address,
         keep_alive: opts.keep_alive.then_some(opts.keep_alive_period),
         spec,
+        tls,
     })))
 }
 
@@ -148,6 +167,12 @@ impl InputPlugin for TcpInput {
         let spec = self.spec.clone();
         let keep_alive = self.keep_alive;
         let name = self.name.clone();
+        let tls = self.tls.clone().map(|config| {
+            Rc::new(TlsShard {
+                acceptor: futures_rustls::TlsAcceptor::from(config),
+                failed: Cell::new(0),
+            })
+        });
         Ok(Box::pin(async move {
             let connections = TaskGroup::new();
             let spec = Rc::new(spec);
@@ -173,7 +198,7 @@ impl InputPlugin for TcpInput {
                 {
                     tracing::warn!("Input '{name}': cannot turn on keep-alive: {e}");
                 }
-                connections.spawn(serve(stream, ctx.clone(), Rc::clone(&spec)));
+                connections.spawn(serve(stream, ctx.clone(), Rc::clone(&spec), tls.clone()));
             }
             drop(listener);
             connections.wait_idle().await;
@@ -182,11 +207,74 @@ impl InputPlugin for TcpInput {
     }
 }
 
-/// Reads one connection until the peer closes it or the inputs stop.
-async fn serve(mut stream: glommio::net::TcpStream, ctx: InputContext, spec: Rc<StreamSpec>) {
-    let peer = stream.peer_addr().map(|a| a.ip().to_string()).ok();
-    let mut records = ctx.stream(&spec, peer.as_deref());
+/// The TLS side of the input on one shard.
+struct TlsShard {
+    acceptor: futures_rustls::TlsAcceptor,
+    /// Handshakes that failed on this shard (the report sums the shards).
+    failed: Cell<u64>,
+}
+
+impl TlsShard {
+    /// Counts and logs a failed handshake (not when the inputs stop: that cuts handshakes short).
+    fn handshake_failed(&self, ctx: &InputContext, peer: &str, why: std::fmt::Arguments<'_>) {
+        if ctx.is_stopped() {
+            return;
+        }
+        self.failed.set(self.failed.get() + 1);
+        let mut fields = FieldCollector::default();
+        fields.int("TlsHandshakeFailedCount", self.failed.get() as i64, "count");
+        ctx.counters().set_extra(fields.fields);
+        // A flood of bad clients must not flood the log.
+        hekate_engine::plugin::log::warn_limited!(
+            "Input '{}': TLS handshake with {peer} failed: {why}; disconnected",
+            ctx.name
+        );
+    }
+}
+
+/// Serves one connection: the TLS handshake when the input speaks TLS, then its records until
+/// the peer closes it or the inputs stop.
+async fn serve(
+    mut stream: glommio::net::TcpStream,
+    ctx: InputContext,
+    spec: Rc<StreamSpec>,
+    tls: Option<Rc<TlsShard>>,
+) {
+    let peer = stream.peer_addr().ok();
+    // Registered before the handshake, so that stopping also ends a pending handshake; dropped
+    // before the socket.
     let _registered = ctx.register_connection(stream.as_raw_fd());
+    let Some(tls) = tls else {
+        read_records(&mut stream, &ctx, &spec, peer).await;
+        return;
+    };
+    let peer_text = peer.map_or_else(|| "?".to_string(), |p| p.to_string());
+    match within(HANDSHAKE_TIMEOUT, tls.acceptor.accept(&mut stream)).await {
+        Some(Ok(tls_stream)) => read_records(tls_stream, &ctx, &spec, peer).await,
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => tls.handshake_failed(
+            &ctx,
+            &peer_text,
+            format_args!("the peer closed the connection during the handshake"),
+        ),
+        Some(Err(e)) => tls.handshake_failed(&ctx, &peer_text, format_args!("{e}")),
+        None => tls.handshake_failed(
+            &ctx,
+            &peer_text,
+            format_args!("no handshake within {HANDSHAKE_TIMEOUT:?}"),
+        ),
+    }
+}
+
+/// Reads one connection's records (plain or decrypted bytes) until the peer closes it or the
+/// inputs stop.
+async fn read_records<S: AsyncRead + Unpin>(
+    mut stream: S,
+    ctx: &InputContext,
+    spec: &StreamSpec,
+    peer: Option<SocketAddr>,
+) {
+    let host = peer.map(|a| a.ip().to_string());
+    let mut records = ctx.stream(spec, host.as_deref());
     loop {
         match stream.read(records.read_buf()).await {
             Ok(0) => break,
@@ -199,11 +287,16 @@ async fn serve(mut stream: glommio::net::TcpStream, ctx: InputContext, spec: Rc<
                 }
             }
             Err(e) => {
-                if e.kind() != std::io::ErrorKind::ConnectionReset {
+                // A reset, or a TLS peer that closes without close_notify (or the shutdown
+                // that stops the inputs), ends the stream like a close.
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+                ) {
                     hekate_engine::plugin::log::warn_limited!(
                         "Input '{}': reading from {}: {e}",
                         ctx.name,
-                        peer.as_deref().unwrap_or("?")
+                        host.as_deref().unwrap_or("?")
                     );
                 }
                 break;

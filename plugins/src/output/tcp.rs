@@ -1,4 +1,5 @@
-//! TcpOutput: sends encoded messages to a TCP address, e.g. an upstream hekate or hekad.
+//! TcpOutput: sends encoded messages to a TCP address, e.g. an upstream hekate or hekad, over
+//! plain TCP or TLS.
 //!
 //! One instance runs on every worker shard, each with its own connection. Messages are encoded
 //! (and framed) into a buffer that is sent after every batch. When the connection fails the
@@ -8,6 +9,12 @@
 //! message: the rings fill and the inputs stop reading (back-pressure; nothing is dropped). After
 //! `retries.max_retries` failed attempts (default: retry forever) the buffered messages are
 //! dropped and counted.
+//!
+//! With `use_tls = true` each connection makes a TLS handshake (rustls: TLS 1.2 and 1.3) after
+//! connecting, checking the server's certificate against `tls.root_cafile` (default: the
+//! system's CA certificates) and `tls.server_name` (default: the host of `address`); a failed
+//! handshake is retried like a failed connection. A record counts as sent once its encrypted
+//! bytes are handed to the kernel, as over plain TCP.
 //!
 //! ```toml
 //! [upstream]
@@ -24,33 +31,51 @@
 //! max_retries = -1
 //! ```
 //!
+//! TLS to an upstream whose certificate is signed by one's own CA, with a client certificate:
+//!
+//! ```toml
+//! [tls_upstream]
+//! type = "TcpOutput"
+//! message_matcher = "TRUE"
+//! address = "upstream.example.com:5566"
+//! use_tls = true
+//!
+//! [tls_upstream.tls]
+//! root_cafile = "/etc/hekate/upstream-ca.pem"
+//! cert_file = "/etc/hekate/client.pem"
+//! key_file = "/etc/hekate/client-key.pem"
+//! # server_name = "upstream.example.com"   (default: the host of address)
+//! ```
+//!
 //! Options: `address` (required), `local_address` (the address to connect from), `keep_alive`
 //! (false), `keep_alive_period` (7200 s), `reconnect_after` (0: never; else reconnect after this
 //! many messages), `encoder` (ProtobufEncoder), `use_framing` (true with ProtobufEncoder),
-//! `retries`. Not supported yet: `use_tls`, and disk buffering (`use_buffering` is accepted; the
-//! output back-pressures instead of queueing to disk, and says so at start).
+//! `retries`, `use_tls` (false) with Heka's `[tls]` options (`hekate plugins TcpOutput` lists
+//! them). Not supported yet: disk buffering (`use_buffering` is accepted; the output
+//! back-pressures instead of queueing to disk, and says so at start).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_lite::AsyncWriteExt as _;
+use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
 use hekate_config::{ConfigError, PluginSection, RetryOptions};
 use hekate_engine::plugin::{
-    BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
-    PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of,
+    BuildContext, Built, Delivery, LocalBoxFuture, OptionSpec, Output, OutputError, OutputPlugin,
+    Placement, PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{EncodedWriter, Encoding};
 use crate::common::{address_option, set_keepalive};
+use crate::tls::{ClientTls, HANDSHAKE_TIMEOUT, TlsOptions, with_tls_options, within};
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
     name: "TcpOutput",
     source: include_str!("tcp.rs"),
-    options: options_of::<Options>,
+    options,
     default_matcher: None,
     build,
 };
@@ -59,6 +84,12 @@ pub const TYPE: PluginType = PluginType {
 const BUFFER_LIMIT: usize = 256 * 1024;
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a TLS close waits for the server to close its end.
+const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn options() -> Vec<OptionSpec> {
+    with_tls_options(options_of::<Options>())
+}
 
 fn default_keep_alive_period() -> u32 {
     7200
@@ -73,12 +104,12 @@ struct Options {
     /// Local address to bind (not supported yet).
     #[serde(default)]
     local_address: Option<String>,
-    /// TLS (not supported yet).
+    /// Speak TLS: every connection makes a TLS handshake, checking the server's certificate.
     #[serde(default)]
     use_tls: bool,
-    /// TLS settings (not supported yet).
+    /// TLS settings (the `tls.*` options), used when `use_tls` is true.
     #[serde(default)]
-    tls: Option<Ignored>,
+    tls: Option<TlsOptions>,
     /// TCP keep-alive.
     #[serde(default)]
     keep_alive: bool,
@@ -90,10 +121,6 @@ struct Options {
     reconnect_after: u64,
 }
 
-/// Any table, accepted so that the error can name the option.
-#[derive(Debug, Deserialize, JsonSchema)]
-struct Ignored {}
-
 #[derive(Debug)]
 struct TcpOutputPlugin {
     address: SocketAddr,
@@ -102,21 +129,11 @@ struct TcpOutputPlugin {
     reconnect_after: u64,
     retries: RetryOptions,
     encoding: Encoding,
+    tls: Option<ClientTls>,
 }
 
 fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
     let opts: Options = section.options()?;
-    for (set, key) in [(opts.use_tls, "use_tls"), (opts.tls.is_some(), "tls")] {
-        if set {
-            return Err(section.error_at_key(
-                key,
-                format!(
-                    "`{key}` is not supported by TcpOutput yet (section [{}])",
-                    section.name()
-                ),
-            ));
-        }
-    }
     let common = section.output().cloned().unwrap_or_default();
     if common.use_buffering == Some(true) {
         tracing::warn!(
@@ -136,6 +153,7 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
         reconnect_after: opts.reconnect_after,
         retries: common.retries,
         encoding: Encoding::from_section(section, ctx, Some("ProtobufEncoder"))?,
+        tls: crate::tls::client_config(section, opts.use_tls, opts.tls.as_ref(), &opts.address)?,
     })))
 }
 
@@ -152,6 +170,12 @@ impl OutputPlugin for TcpOutputPlugin {
             keep_alive: self.keep_alive,
             reconnect_after: self.reconnect_after,
             retries: self.retries,
+            tls: self.tls.as_ref().map(|t| {
+                (
+                    futures_rustls::TlsConnector::from(Arc::clone(&t.config)),
+                    t.server_name.clone(),
+                )
+            }),
             writer: self.encoding.writer(),
             conn: None,
             since_connect: 0,
@@ -171,8 +195,13 @@ struct TcpOutput {
     keep_alive: Option<u32>,
     reconnect_after: u64,
     retries: RetryOptions,
+    /// The TLS connector and the server's name, when `use_tls`.
+    tls: Option<(
+        futures_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     writer: EncodedWriter,
-    conn: Option<glommio::net::TcpStream>,
+    conn: Option<Connection>,
     since_connect: u64,
     buf: Vec<u8>,
     /// End offset of each record in `buf`.
@@ -207,6 +236,50 @@ async fn connect_from(
     Ok(unsafe { glommio::net::TcpStream::from_raw_fd(fd) })
 }
 
+/// A connection to the peer, plain or TLS.
+enum Connection {
+    Plain(glommio::net::TcpStream),
+    Tls(Box<futures_rustls::client::TlsStream<glommio::net::TcpStream>>),
+}
+
+impl Connection {
+    /// Writes some of `buf`; what it returns has reached the kernel (TLS: encrypted and
+    /// flushed), so that a failed connection resends from the first record not sent whole.
+    async fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Connection::Plain(s) => s.write(buf).await,
+            Connection::Tls(s) => {
+                let n = s.write(buf).await?;
+                s.flush().await?;
+                Ok(n)
+            }
+        }
+    }
+
+    /// Closes the connection (TLS: after a close_notify).
+    async fn close(&mut self) {
+        match self {
+            Connection::Plain(s) => {
+                let _ = s.close().await;
+            }
+            Connection::Tls(s) => {
+                if s.close().await.is_err() {
+                    return;
+                }
+                // The server's TLS 1.3 session tickets lie unread in the socket, and closing a
+                // socket with unread bytes sends a reset, which may make the server drop what
+                // it has not read yet. So read until the server closes its end (it has then
+                // read everything), for a short while.
+                let _ = within(CLOSE_DRAIN_TIMEOUT, async {
+                    let mut sink = [0u8; 1024];
+                    while let Ok(1..) = s.read(&mut sink).await {}
+                })
+                .await;
+            }
+        }
+    }
+}
+
 fn jitter(max: Duration) -> Duration {
     let nanos = max.as_nanos() as u64;
     if nanos == 0 {
@@ -216,29 +289,43 @@ fn jitter(max: Duration) -> Duration {
 }
 
 impl TcpOutput {
+    /// One attempt: connects, and makes the TLS handshake when the output speaks TLS.
+    async fn open(&self) -> Result<Connection, String> {
+        let stream = match self.local_address {
+            None => glommio::net::TcpStream::connect_timeout(self.address, CONNECT_TIMEOUT)
+                .await
+                .map_err(|e| e.to_string())?,
+            Some(local) => connect_from(local, self.address).await?,
+        };
+        if let Some(period) = self.keep_alive {
+            use std::os::fd::AsRawFd as _;
+            if let Err(e) = set_keepalive(stream.as_raw_fd(), period) {
+                tracing::warn!("Output '{}': cannot turn on keep-alive: {e}", self.name);
+            }
+        }
+        let _ = stream.set_nodelay(true);
+        let Some((connector, server_name)) = &self.tls else {
+            return Ok(Connection::Plain(stream));
+        };
+        match within(
+            HANDSHAKE_TIMEOUT,
+            connector.connect(server_name.clone(), stream),
+        )
+        .await
+        {
+            Some(Ok(tls)) => Ok(Connection::Tls(Box::new(tls))),
+            Some(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+            None => Err(format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}")),
+        }
+    }
+
     /// Connects, retrying per the `retries` options. `Err` once `max_retries` is exhausted.
     async fn connect(&mut self) -> Result<(), String> {
         let mut delay = self.retries.delay;
         let mut attempt: u64 = 0;
         loop {
-            let result = match self.local_address {
-                None => glommio::net::TcpStream::connect_timeout(self.address, CONNECT_TIMEOUT)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Some(local) => connect_from(local, self.address).await,
-            };
-            match result {
+            match self.open().await {
                 Ok(stream) => {
-                    if let Some(period) = self.keep_alive {
-                        use std::os::fd::AsRawFd as _;
-                        if let Err(e) = set_keepalive(stream.as_raw_fd(), period) {
-                            tracing::warn!(
-                                "Output '{}': cannot turn on keep-alive: {e}",
-                                self.name
-                            );
-                        }
-                    }
-                    let _ = stream.set_nodelay(true);
                     if attempt > 0 {
                         tracing::info!("Output '{}': connected to {}", self.name, self.address);
                     }
@@ -328,7 +415,7 @@ impl TcpOutput {
             }
             if self.reconnect_after > 0 && self.since_connect >= self.reconnect_after {
                 if let Some(mut c) = self.conn.take() {
-                    let _ = c.close().await;
+                    c.close().await;
                 }
                 self.reconnects += 1;
             }
@@ -369,7 +456,7 @@ impl Output for TcpOutput {
     fn close(&mut self) -> LocalBoxFuture<'_, ()> {
         Box::pin(async {
             if let Some(mut c) = self.conn.take() {
-                let _ = c.close().await;
+                c.close().await;
             }
         })
     }
@@ -391,8 +478,11 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_options_are_refused() {
-        let e = build("[i]\ntype = \"TcpInput\"\naddress = \":1\"\n[o]\ntype = \"TcpOutput\"\nmessage_matcher = \"TRUE\"\naddress = \"127.0.0.1:1\"\nuse_tls = true\n").unwrap_err();
-        assert!(e.contains("use_tls"), "{e}");
+    fn tls_the_output_cannot_speak_is_refused() {
+        let e = build("[i]\ntype = \"TcpInput\"\naddress = \":1\"\n[o]\ntype = \"TcpOutput\"\nmessage_matcher = \"TRUE\"\naddress = \"127.0.0.1:1\"\nuse_tls = true\n[o.tls]\nmin_version = \"TLS10\"\ninsecure_skip_verify = true\n").unwrap_err();
+        assert!(
+            e.contains("sample.toml:10:") && e.contains("TLS 1.2 and 1.3 only"),
+            "{e}"
+        );
     }
 }
