@@ -75,4 +75,5 @@
 //! filters and outputs are driven).
 
 pub mod plugin;
+pub mod queue;
 pub mod runtime;

@@ -177,7 +177,10 @@ mod tests {
             checksum: Some(0xDEAD_BEEF),
         }
         .encode_to_vec();
-        assert_eq!(bytes, [0x08, 0xAC, 0x02, KEY_CHECKSUM, 0xEF, 0xBE, 0xAD, 0xDE]);
+        assert_eq!(
+            bytes,
+            [0x08, 0xAC, 0x02, KEY_CHECKSUM, 0xEF, 0xBE, 0xAD, 0xDE]
+        );
         assert_eq!(plain_length(&bytes), Some((300, Some(0xDEAD_BEEF))));
         let f = parse(&bytes).unwrap();
         assert_eq!((f.message_length, f.checksum), (300, Some(0xDEAD_BEEF)));

@@ -342,7 +342,10 @@ mod tests {
         assert_eq!(checksum(b"123456789"), 0xE306_9283);
         let mut out = vec![1];
         let err = encode_checksummed_record(&[0; 11], 10, &mut out).unwrap_err();
-        assert!(matches!(err, FramingError::MessageTooLarge { len: 11, max: 10 }));
+        assert!(matches!(
+            err,
+            FramingError::MessageTooLarge { len: 11, max: 10 }
+        ));
         assert_eq!(out, [1]);
     }
 
