@@ -47,14 +47,18 @@ pub enum QueueError {
         source: io::Error,
     },
     /// The options cannot work together.
-    #[error("invalid disk queue options: {reason}")]
+    #[error("invalid options for disk queue {path}: {reason}")]
     InvalidOptions {
+        /// The queue directory.
+        path: PathBuf,
         /// Which option and why.
         reason: String,
     },
     /// A message longer than `max_message_size` was appended.
-    #[error("message of {len} bytes exceeds the queue's max_message_size {max}")]
+    #[error("message of {len} bytes exceeds max_message_size {max} of disk queue {path}")]
     MessageTooLarge {
+        /// The queue directory.
+        path: PathBuf,
         /// Length of the message.
         len: usize,
         /// The limit.

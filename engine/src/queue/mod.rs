@@ -175,8 +175,8 @@ impl Default for QueueOptions {
 }
 
 impl QueueOptions {
-    /// Zeros replaced by their defaults, and checked.
-    fn resolved(mut self) -> Result<Self, QueueError> {
+    /// Zeros replaced by their defaults, and checked, for the queue in `dir`.
+    fn resolved(mut self, dir: &Path) -> Result<Self, QueueError> {
         if self.max_file_size == 0 {
             self.max_file_size = DEFAULT_MAX_FILE_SIZE;
         }
@@ -189,6 +189,7 @@ impl QueueOptions {
         let record = max_record_size(self.max_message_size) as u64;
         if self.max_file_size < record {
             return Err(QueueError::InvalidOptions {
+                path: dir.to_path_buf(),
                 reason: format!(
                     "max_file_size {} is smaller than the largest record ({record} bytes for \
                      max_message_size {})",
@@ -288,7 +289,7 @@ impl DiskQueue {
     /// [`take_warnings`](Self::take_warnings).
     pub fn open(dir: impl Into<PathBuf>, options: QueueOptions) -> Result<Self, QueueError> {
         let dir = dir.into();
-        let options = options.resolved()?;
+        let options = options.resolved(&dir)?;
         let durable = options.fsync != FsyncPolicy::Never;
         fs::create_dir_all(&dir).map_err(|source| QueueError::CreateDir {
             path: dir.clone(),
@@ -385,6 +386,7 @@ impl DiskQueue {
         let max = self.options.max_message_size;
         if message.len() > max as usize {
             return Err(QueueError::MessageTooLarge {
+                path: self.dir.clone(),
                 len: message.len(),
                 max,
             });

@@ -505,8 +505,11 @@ fn bad_options_and_oversized_messages_are_refused() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid disk queue options: max_file_size 1000 is smaller than the largest record \
-         (1282 bytes for max_message_size 1024)"
+        format!(
+            "invalid options for disk queue {}: max_file_size 1000 is smaller than the largest \
+             record (1282 bytes for max_message_size 1024)",
+            dir.display()
+        )
     );
     // Zeros are defaults.
     let q = DiskQueue::open(
@@ -526,7 +529,10 @@ fn bad_options_and_oversized_messages_are_refused() {
     let err = q.append(&[0; 1025]).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "message of 1025 bytes exceeds the queue's max_message_size 1024"
+        format!(
+            "message of 1025 bytes exceeds max_message_size 1024 of disk queue {}",
+            dir.display()
+        )
     );
     assert_eq!(q.pending_records(), 0);
 }
@@ -721,4 +727,47 @@ proptest! {
         q.close().unwrap();
         fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+#[test]
+fn repair_rewrites_a_damaged_segment_and_the_checkpoint_follows_its_records() {
+    let dir = temp_dir("repair");
+    let messages: Vec<Vec<u8>> = (0..6).map(|i| message(i, 80)).collect();
+    let mut q = DiskQueue::open(&dir, small()).unwrap();
+    append_all(&mut q, &messages);
+    let read = read_all(&mut q);
+    q.ack(read[3].1).unwrap();
+    q.close().unwrap();
+    // Damage record 1, before the checkpoint: rewriting moves the records after it.
+    let path = segment_path(&dir, 0);
+    let mut bytes = fs::read(&path).unwrap();
+    let record = checksummed_record_len(80);
+    bytes[record + 20] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+
+    let report = inspect(&dir, 1024).unwrap();
+    assert!(!report.is_healthy());
+    assert_eq!((report.records(), report.pending_records()), (5, 2));
+    assert_eq!(fs::read(&path).unwrap(), bytes, "inspect changes nothing");
+
+    let actions = repair(&dir, 1024).unwrap();
+    let moved = Cursor::new(0, read[3].1.offset - record as u64);
+    assert_eq!(actions.len(), 2, "{actions:?}");
+    assert!(
+        matches!(&actions[0], RepairAction::Rewrote { kept: 5, removed, .. } if removed.len() == 1)
+    );
+    assert_eq!(
+        actions[1],
+        RepairAction::CheckpointMoved {
+            path: dir.join(CHECKPOINT_FILE),
+            from: read[3].1,
+            to: moved,
+        }
+    );
+    assert_eq!(fs::metadata(&path).unwrap().len(), 5 * record as u64);
+    assert!(inspect(&dir, 1024).unwrap().is_healthy());
+    assert!(repair(&dir, 1024).unwrap().is_empty());
+    let mut q = DiskQueue::open(&dir, small()).unwrap();
+    assert_eq!(q.checkpoint(), moved);
+    assert_eq!(messages_of(&read_all(&mut q)), messages[4..]);
 }

@@ -100,6 +100,7 @@ impl SegmentWriter {
         let before = self.buf.len();
         encode_checksummed_record(message, self.max_message_size, &mut self.buf).map_err(|_| {
             QueueError::MessageTooLarge {
+                path: self.path.parent().unwrap_or(&self.path).to_path_buf(),
                 len: message.len(),
                 max: self.max_message_size,
             }
