@@ -83,7 +83,7 @@ pub fn run(command: QueueCommand) -> ExitCode {
         } => repair(&dir, max_message_size, &mut out),
     };
     let result = result.and_then(|code| {
-        out.flush().map_err(|e| Failure::Io(e))?;
+        out.flush()?;
         Ok(code)
     });
     match result {
