@@ -1,5 +1,6 @@
 //! `hekate cat`: read Heka-framed protobuf streams and print the messages that match.
 
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -72,28 +73,19 @@ pub fn cat(
                     writeln!(warn, "warning: {name}: {region}")?;
                 }
                 match step.outcome {
-                    SplitOutcome::Record(record) => match MessageView::new(record.message) {
-                        Ok(view) => {
-                            if spec.matches(&view) {
-                                summary.matched += 1;
-                                match format {
-                                    Format::Text => show::write_text(out, &view)?,
-                                    Format::Json => writeln!(out, "{}", show::to_json(&view))?,
-                                    Format::Count => {}
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            summary.invalid += 1;
-                            writeln!(
-                                warn,
-                                "warning: {name}: skipped the record of {} bytes at offset {}: \
-                                 invalid message ({e})",
-                                record.framed.len(),
-                                record.offset
-                            )?;
-                        }
-                    },
+                    SplitOutcome::Record(record) => print_message(
+                        record.message,
+                        spec,
+                        format,
+                        &mut summary,
+                        out,
+                        warn,
+                        format_args!(
+                            "{name}: skipped the record of {} bytes at offset {}",
+                            record.framed.len(),
+                            record.offset
+                        ),
+                    )?,
                     SplitOutcome::Rejected(rejected) => {
                         writeln!(warn, "warning: {name}: {rejected}")?;
                     }
@@ -114,4 +106,35 @@ pub fn cat(
         writeln!(out, "{}", summary.matched)?;
     }
     Ok(summary)
+}
+
+/// Prints one encoded message in `format` if it matches `spec`, counting it in `summary`. A
+/// message that is not valid protobuf is counted and warned about as `<skipped>: invalid message
+/// (why)`, `skipped` saying where it was.
+pub fn print_message(
+    message: &[u8],
+    spec: &MatcherSpec,
+    format: Format,
+    summary: &mut Summary,
+    out: &mut impl Write,
+    warn: &mut impl Write,
+    skipped: fmt::Arguments<'_>,
+) -> io::Result<()> {
+    match MessageView::new(message) {
+        Ok(view) => {
+            if spec.matches(&view) {
+                summary.matched += 1;
+                match format {
+                    Format::Text => show::write_text(out, &view)?,
+                    Format::Json => writeln!(out, "{}", show::to_json(&view))?,
+                    Format::Count => {}
+                }
+            }
+        }
+        Err(e) => {
+            summary.invalid += 1;
+            writeln!(warn, "warning: {skipped}: invalid message ({e})")?;
+        }
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@ mod cat;
 mod logging;
 mod pid_file;
 mod plugins;
+mod queue;
 mod run;
 mod sbmgr;
 mod show;
@@ -83,6 +84,11 @@ enum Command {
         #[arg(long = "filtername")]
         filter_name: Option<String>,
     },
+    /// Check, show or repair a disk queue (`<base_dir>/output_queue/<plugin>`).
+    Queue {
+        #[command(subcommand)]
+        command: queue::QueueCommand,
+    },
     /// List the plugin types this build provides, or one type's options and sample config.
     Plugins {
         /// A plugin type (`TcpInput`); every type when omitted.
@@ -130,6 +136,7 @@ fn main() -> ExitCode {
             script_config,
             filter_name,
         }),
+        Command::Queue { command } => queue::run(command),
         Command::Plugins { type_name } => plugins::show(type_name.as_deref()),
         Command::Version => {
             println!("hekate {}", env!("CARGO_PKG_VERSION"));

@@ -95,5 +95,6 @@
 
 pub mod mesh;
 pub mod plugin;
+pub mod queue;
 pub mod runtime;
 pub mod stats;

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use hekate_model::framing::{
-    HekaSplitter, RECORD_SEPARATOR, Region, RegionCause, RejectReason, Rejected, SignerKeys,
-    SigningKey, SplitOutcome, UNIT_SEPARATOR, encode_record, encode_record_with_limit,
+    FrameStatus, HekaSplitter, RECORD_SEPARATOR, Region, RegionCause, RejectReason, Rejected,
+    SignerKeys, SigningKey, SplitOutcome, UNIT_SEPARATOR, encode_checksummed_record, encode_record,
+    encode_record_with_limit, frame_at,
 };
 use hekate_model::message::{Field, HmacHashFunction, Message, MessageAccess, MessageView};
 use proptest::prelude::*;
@@ -289,6 +290,47 @@ proptest! {
 
 // ---------------------------------------------------------------------------------------------
 // Corrupt data, resynchronisation, offsets
+
+#[test]
+fn checksummed_records_split_like_plain_ones_in_any_reads() {
+    // The disk queue's records carry hekate's checksum field (15, fixed32); the splitter (and so
+    // `hekate cat` and Heka) reads them as ordinary unsigned records and ignores the field, even
+    // when the checksum is wrong.
+    let messages: [&[u8]; 4] = [b"", b"one", &[0x1E; 200], &[7; 300]];
+    let mut stream = Vec::new();
+    let mut spans = Vec::new();
+    for m in messages {
+        let at = stream.len();
+        encode_checksummed_record(m, 1024, &mut stream).unwrap();
+        spans.push((at, stream.len() - at));
+    }
+    let (last, last_len) = spans[3];
+    stream[last + last_len - 1] ^= 0xFF; // the checksum no longer matches
+    let mut corrupted = messages[3].to_vec();
+    corrupted[299] ^= 0xFF;
+    let expected: Vec<Event> = messages[..3]
+        .iter()
+        .copied()
+        .chain([&corrupted[..]])
+        .zip(&spans)
+        .map(|(m, &(at, len))| ok(at as u64, m, None, len))
+        .collect();
+    let mut splitter = HekaSplitter::new(1024);
+    assert_eq!(run(&mut splitter, &stream), expected);
+    assert_eq!(splitter.counters().records, 4);
+    assert_eq!(splitter.counters().bad_header, 0);
+    let mut chunked = HekaSplitter::new(1024);
+    assert_eq!(run_chunked(&mut chunked, &stream, &[1, 2, 3, 5]), expected);
+    // frame_at sees the same records, and which checksums hold.
+    let verdicts: Vec<Option<bool>> = spans
+        .iter()
+        .map(|&(at, _)| match frame_at(&stream[at..], 1024) {
+            FrameStatus::Complete(f) => f.checksum_matches(f.message(&stream[at..])),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(verdicts, [Some(true), Some(true), Some(true), Some(false)]);
+}
 
 #[test]
 fn garbage_before_between_and_after_is_skipped_with_offsets() {

@@ -14,8 +14,19 @@
 //!
 //! An unsigned record of a 300-byte message therefore starts `1E 03 08 AC 02 1F`.
 //!
+//! # The checksum field (hekate's addition)
+//!
+//! Records that hekate writes to a disk queue carry one more header field, number
+//! [`CHECKSUM_FIELD`] (15), wire type fixed32: the CRC-32C (Castagnoli, [`checksum`]) of the
+//! message bytes, little-endian. The header of such a 300-byte record is `08 AC 02 7D c0 c1 c2 c3`
+//! (`1E 08 … 1F`). Heka's `Header` uses fields 1 and 3–6; its decoder keeps unknown fields aside and
+//! reads on, so Heka (and `hekate cat`, and [`HekaSplitter`]) read such records as plain unsigned
+//! ones and ignore the checksum. Readers that want it use [`frame_at`] and
+//! [`Frame::checksum_matches`].
+//!
 //! - [`encode_record`] appends one record to a reused buffer; unsigned headers (`08 <varint>`) and
 //!   signed ones are written by hand, byte-identical to hekad's, without building a prost struct.
+//!   [`encode_checksummed_record`] writes the checksummed form.
 //! - [`HekaSplitter`] finds records in bytes as they arrive, resynchronising after garbage and
 //!   verifying signatures against [`SignerKeys`] (reference §2.2, §2.3).
 //! - [`SigningKey`] signs records on the sending side.
@@ -76,18 +87,21 @@
 //! ```
 
 mod error;
+mod frame;
 mod header;
 mod record;
 mod signer;
 mod splitter;
 
 pub use error::FramingError;
+pub use frame::{Frame, FrameStatus, RegionCause, frame_at};
 pub use record::{
-    DEFAULT_MAX_MESSAGE_SIZE, HEADER_FRAMING_SIZE, MAX_HEADER_SIZE, RECORD_SEPARATOR,
-    UNIT_SEPARATOR, encode_record, encode_record_with_limit, max_record_size,
+    CHECKSUM_FIELD, DEFAULT_MAX_MESSAGE_SIZE, HEADER_FRAMING_SIZE, MAX_HEADER_SIZE,
+    RECORD_SEPARATOR, UNIT_SEPARATOR, checksum, checksummed_record_len, encode_checksummed_record,
+    encode_record, encode_record_with_limit, max_record_size,
 };
 pub use signer::{SignerKeys, SigningKey, hash_function_from_name};
 pub use splitter::{
-    HekaSplitter, Record, Region, RegionCause, RejectReason, Rejected, SplitOutcome, SplitResult,
+    HekaSplitter, Record, Region, RejectReason, Rejected, SplitOutcome, SplitResult,
     SplitterCounters,
 };

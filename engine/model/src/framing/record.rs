@@ -2,7 +2,10 @@
 //! and writing a message as one record, signed or not.
 
 use super::error::FramingError;
-use super::header::{KEY_HASH_FUNCTION, KEY_HMAC, KEY_KEY_VERSION, KEY_MESSAGE_LENGTH, KEY_SIGNER};
+use super::header::{
+    self, KEY_CHECKSUM, KEY_HASH_FUNCTION, KEY_HMAC, KEY_KEY_VERSION, KEY_MESSAGE_LENGTH,
+    KEY_SIGNER,
+};
 use super::signer::SigningKey;
 use crate::varint;
 
@@ -16,6 +19,16 @@ pub const HEADER_FRAMING_SIZE: usize = 3;
 pub const MAX_HEADER_SIZE: usize = 255;
 /// Heka's default `max_message_size` (64 KiB).
 pub const DEFAULT_MAX_MESSAGE_SIZE: u32 = 64 * 1024;
+/// Number of hekate's header field holding the message's CRC-32C (fixed32); Heka's `Header` uses
+/// 1 and 3–6 and ignores it.
+pub const CHECKSUM_FIELD: u32 = header::CHECKSUM_FIELD as u32;
+
+/// The checksum hekate writes in [`CHECKSUM_FIELD`]: CRC-32C (Castagnoli, as iSCSI and ext4 use)
+/// of the message bytes.
+#[inline]
+pub fn checksum(message: &[u8]) -> u32 {
+    crc32c::crc32c(message)
+}
 
 /// The largest record a stream with this `max_message_size` can hold: the buffer size a reader
 /// needs.
@@ -100,8 +113,47 @@ pub fn encode_record_with_limit(
     Ok(())
 }
 
+/// Appends one unsigned record holding `message` to `out`, its header carrying the message's
+/// [`checksum`] in field [`CHECKSUM_FIELD`]: `1E H 08 <varint len> 7D <crc32c LE> 1F <message>`.
+///
+/// Like [`encode_record_with_limit`], `out` only grows and is left as it was on error (a message
+/// longer than `max_message_size`).
+pub fn encode_checksummed_record(
+    message: &[u8],
+    max_message_size: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), FramingError> {
+    let len = message.len();
+    if len > max_message_size as usize {
+        return Err(FramingError::MessageTooLarge {
+            len,
+            max: max_message_size,
+        });
+    }
+    // `1E H 08 <up to 5 varint bytes> 7D <4 bytes> 1F`: at most 14 bytes.
+    let mut head = [0u8; 14];
+    head[0] = RECORD_SEPARATOR;
+    head[2] = KEY_MESSAGE_LENGTH;
+    let mut n = 3 + varint::write(&mut head[3..8], len as u64);
+    head[n] = KEY_CHECKSUM;
+    head[n + 1..n + 5].copy_from_slice(&checksum(message).to_le_bytes());
+    n += 5;
+    head[1] = (n - 2) as u8; // the header is head[2..n]
+    head[n] = UNIT_SEPARATOR;
+    out.reserve(n + 1 + len);
+    out.extend_from_slice(&head[..=n]);
+    out.extend_from_slice(message);
+    Ok(())
+}
+
+/// Length of the record [`encode_checksummed_record`] writes for a message of `message_len` bytes.
+pub const fn checksummed_record_len(message_len: usize) -> usize {
+    HEADER_FRAMING_SIZE + 1 + varint::encoded_len(message_len as u64) + 5 + message_len
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::frame::{FrameStatus, frame_at};
     use super::*;
     use crate::message::{Header, HmacHashFunction};
     use prost::Message as _;
@@ -144,6 +196,39 @@ mod tests {
         assert_eq!(out[1] as usize, header.len());
         assert_eq!(&out[2..2 + header.len()], &header[..]);
         assert_eq!(out.len(), HEADER_FRAMING_SIZE + header.len() + msg.len());
+    }
+
+    #[test]
+    fn checksummed_record_layout() {
+        for len in [0usize, 1, 127, 128, 300, 16_384, 65_536] {
+            let msg: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let mut out = vec![0xEE];
+            encode_checksummed_record(&msg, DEFAULT_MAX_MESSAGE_SIZE, &mut out).unwrap();
+            let out = &out[1..];
+            assert_eq!(out.len(), checksummed_record_len(len), "len {len}");
+            let h = out[1] as usize;
+            let mut want = vec![KEY_MESSAGE_LENGTH];
+            varint::put(&mut want, len as u64);
+            want.push(KEY_CHECKSUM);
+            want.extend_from_slice(&crc32c::crc32c(&msg).to_le_bytes());
+            assert_eq!(&out[2..2 + h], &want[..]);
+            assert_eq!(out[2 + h], UNIT_SEPARATOR);
+            assert_eq!(&out[3 + h..], &msg[..]);
+            let FrameStatus::Complete(frame) = frame_at(out, DEFAULT_MAX_MESSAGE_SIZE) else {
+                panic!("len {len}: not a record");
+            };
+            assert_eq!(frame.len(), out.len());
+            assert_eq!(frame.checksum_matches(&msg), Some(true));
+        }
+        // The known CRC-32C check value.
+        assert_eq!(checksum(b"123456789"), 0xE306_9283);
+        let mut out = vec![1];
+        let err = encode_checksummed_record(&[0; 11], 10, &mut out).unwrap_err();
+        assert!(matches!(
+            err,
+            FramingError::MessageTooLarge { len: 11, max: 10 }
+        ));
+        assert_eq!(out, [1]);
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //! records, regions and counters whatever the read sizes.
 //!
 //! Heka decodes the header only to authenticate when `H + 3 > 16`; hekate decodes any header that
-//! is not the unsigned `08 <varint>` form and verifies every header that carries an `hmac`, so a
+//! is not the unsigned `08 <varint>` form (with or without hekate's checksum field, which the
+//! splitter ignores: see [`frame_at`](super::frame_at)) and verifies every header that carries an `hmac`, so a
 //! short bogus signature is rejected instead of passed. A record counts as signed by `name` only
 //! after its HMAC verified: Heka also attributes an unsigned header's `hmac_signer` to the record,
 //! hekate does not.
@@ -23,10 +24,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::header::{self, HeaderFields};
+use super::frame::{Candidate, RegionCause, classify};
+use super::header::HeaderFields;
 use super::record::{
-    DEFAULT_MAX_MESSAGE_SIZE, HEADER_FRAMING_SIZE, RECORD_SEPARATOR, UNIT_SEPARATOR,
-    max_record_size,
+    DEFAULT_MAX_MESSAGE_SIZE, HEADER_FRAMING_SIZE, RECORD_SEPARATOR, max_record_size,
 };
 use super::signer::{SignerKeys, VerifyError};
 
@@ -80,36 +81,6 @@ impl fmt::Display for Rejected {
             "dropped the record of {} bytes at offset {}: {}",
             self.len, self.offset, self.reason
         )
-    }
-}
-
-/// What the first bytes of a skipped [`Region`] were.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RegionCause {
-    /// Bytes before any record separator.
-    NoSeparator,
-    /// A record separator followed by header length 0.
-    EmptyHeader,
-    /// A header not followed by the unit separator.
-    MissingUnitSeparator,
-    /// A header that is not a valid protobuf `Header`.
-    BadHeader,
-    /// A header claiming a message longer than `max_message_size`.
-    Oversized,
-    /// A record cut short by the end of the stream.
-    Truncated,
-}
-
-impl fmt::Display for RegionCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RegionCause::NoSeparator => "no record separator",
-            RegionCause::EmptyHeader => "header length 0",
-            RegionCause::MissingUnitSeparator => "no unit separator after the header",
-            RegionCause::BadHeader => "header is not valid protobuf",
-            RegionCause::Oversized => "header claims a message over max_message_size",
-            RegionCause::Truncated => "record cut short by the end of the stream",
-        })
     }
 }
 
@@ -214,21 +185,6 @@ impl Default for HekaSplitter {
     }
 }
 
-/// What the bytes at a record separator turned out to be.
-enum Candidate<'a> {
-    /// A whole record: header length, message length, and the decoded header unless it was the
-    /// unsigned fast form.
-    Complete {
-        header_len: usize,
-        message_len: usize,
-        fields: Option<HeaderFields<'a>>,
-    },
-    /// Not enough bytes to decide.
-    Incomplete,
-    /// Not a record.
-    Corrupt(RegionCause),
-}
-
 impl HekaSplitter {
     /// A splitter accepting messages up to `max_message_size` bytes, with authentication on and
     /// no trusted keys (so signed records are rejected until [`with_signers`](Self::with_signers)).
@@ -316,11 +272,12 @@ impl HekaSplitter {
             if rs == buf.len() {
                 break;
             }
-            match self.candidate(&buf[rs..]) {
+            match classify(&buf[rs..], self.max_message_size) {
                 Candidate::Complete {
                     header_len,
                     message_len,
                     fields,
+                    ..
                 } => {
                     let start = rs + HEADER_FRAMING_SIZE + header_len;
                     let end = start + message_len;
@@ -366,45 +323,6 @@ impl HekaSplitter {
         self.counters.corrupt_regions += u64::from(skipped.is_some());
         self.counters.truncated += u64::from(truncated.is_some());
         self.consume(buf.len(), skipped, SplitOutcome::End { truncated })
-    }
-
-    /// Classifies the bytes at a record separator (`b[0] == 0x1E`).
-    #[inline(always)]
-    fn candidate<'a>(&self, b: &'a [u8]) -> Candidate<'a> {
-        let Some(&h) = b.get(1) else {
-            return Candidate::Incomplete;
-        };
-        if h == 0 {
-            return Candidate::Corrupt(RegionCause::EmptyHeader);
-        }
-        let header_end = 2 + h as usize;
-        let Some(&us) = b.get(header_end) else {
-            return Candidate::Incomplete;
-        };
-        if us != UNIT_SEPARATOR {
-            return Candidate::Corrupt(RegionCause::MissingUnitSeparator);
-        }
-        let header = &b[2..header_end];
-        let (length, fields) = match header::unsigned_length(header) {
-            Some(length) => (length, None),
-            None => match header::parse(header) {
-                Some(fields) => (fields.message_length, Some(fields)),
-                None => return Candidate::Corrupt(RegionCause::BadHeader),
-            },
-        };
-        if length > u64::from(self.max_message_size) {
-            return Candidate::Corrupt(RegionCause::Oversized);
-        }
-        // Fits in usize: at most u32::MAX.
-        let message_len = length as usize;
-        if b.len() - (header_end + 1) < message_len {
-            return Candidate::Incomplete;
-        }
-        Candidate::Complete {
-            header_len: h as usize,
-            message_len,
-            fields,
-        }
     }
 
     /// Authenticates a complete record and counts the result.
