@@ -16,6 +16,7 @@ use crate::plugin::{
     InputPlugin, OutputPlugin, PluginContext, ShardEvent,
 };
 use crate::stats::{ShardSnapshot, ShardStats, add};
+use hekate_config::FullAction;
 use hekate_model::matcher::MatcherSpec;
 
 /// How often a shard sends its counters to the coordinator.
@@ -259,6 +260,24 @@ impl ShardEnv {
     }
 }
 
+/// What the router of the shard on `core` does when an output that does not block overflows:
+/// `drop` warns (rate-limited); `shutdown` says why and asks the coordinator to stop hekate.
+fn overflow_hook(core: usize, events: mpsc::Sender<ShardEvent>) -> crate::mesh::OverflowHook {
+    Box::new(move |name, action, n| match action {
+        FullAction::Shutdown => {
+            let reason = format!(
+                "Output '{name}' on core {core} cannot keep up: its queue is full and its \
+                 full_action is \"shutdown\" ({n} messages dropped)"
+            );
+            // The coordinator logs the reason as it shuts down.
+            let _ = events.send(ShardEvent::Shutdown { reason });
+        }
+        _ => crate::plugin::log::warn_limited!(
+            "Output '{name}' on core {core}: its queue is full (full_action = \"drop\"); {n} messages were dropped"
+        ),
+    })
+}
+
 async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>>) {
     let ShardPlan {
         shard,
@@ -285,6 +304,7 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
         settings.batch_size,
         pending,
     ));
+    router.set_overflow_hook(overflow_hook(core, events.clone()));
     let stop_inputs = LocalEvent::new();
     let env = ShardEnv {
         shard,
