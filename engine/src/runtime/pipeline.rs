@@ -154,7 +154,7 @@ impl Pipeline {
                     _ => None,
                 };
                 let (full_action, buffering) = match (&plugin, section.output()) {
-                    (Built::Output(_), Some(o)) => output_buffering(o),
+                    (Built::Output(p), Some(o)) => output_buffering(o, &**p),
                     _ => (FullAction::Block, None),
                 };
                 built.insert(section.name().to_string(), plugin.clone());
@@ -215,7 +215,20 @@ impl Pipeline {
 /// What the router does when an output's lane is full, and the output's disk queue options if
 /// it is buffered. An output without `use_buffering` blocks unless its `[name.buffering]` says
 /// `full_action = "drop"` or `"shutdown"`.
-fn output_buffering(o: &OutputOptions) -> (FullAction, Option<BufferingOptions>) {
+///
+/// A buffered output (`use_buffering`, by default as the plugin says: TcpOutput's is true) has
+/// a disk queue with the `[name.buffering]` options, or the plugin's defaults when the section
+/// has none; its lane blocks (the queue applies `full_action`).
+fn output_buffering(
+    o: &OutputOptions,
+    plugin: &dyn crate::plugin::OutputPlugin,
+) -> (FullAction, Option<BufferingOptions>) {
+    if o.use_buffering
+        .unwrap_or_else(|| plugin.use_buffering_default())
+    {
+        let options = o.buffering.unwrap_or_else(|| plugin.buffering_defaults());
+        return (FullAction::Block, Some(options));
+    }
     let lane = o.buffering.map_or(FullAction::Block, |b| b.full_action);
     (lane, None)
 }

@@ -153,6 +153,7 @@ impl Mesh<'_> {
                     held,
                     matcher: matcher.clone(),
                     lifecycle,
+                    buffering: None,
                 },
             ));
         }
@@ -207,7 +208,12 @@ pub(super) fn plan_shards(plugins: &[PluginInfo], mesh: &Mesh<'_>) -> ShardPlans
         let Some((matcher, signer)) = &info.route else {
             continue;
         };
-        let placement = consumer_placement(&info.built);
+        // A buffered output is one instance: one queue directory, Heka's layout.
+        let placement = if info.buffering.is_some() {
+            Placement::Single
+        } else {
+            consumer_placement(&info.built)
+        };
         let homes = plans.homes.for_consumer(placement);
         let plan = mesh.plan(
             p,
@@ -222,7 +228,8 @@ pub(super) fn plan_shards(plugins: &[PluginInfo], mesh: &Mesh<'_>) -> ShardPlans
         for (s, route) in plan.routes {
             plans.routes[s].push(route);
         }
-        for (home, inst) in plan.instances {
+        for (home, mut inst) in plan.instances {
+            inst.buffering = info.buffering;
             plans.instances[home].push(inst);
         }
         plans.consumers.push(plan.info);
