@@ -562,8 +562,10 @@ mod tests {
         });
     }
 
+    type Told = Rc<RefCell<Vec<(String, FullAction, u64)>>>;
+
     /// The overflow hook of a test router: what it was told.
-    fn told() -> (Rc<RefCell<Vec<(String, FullAction, u64)>>>, OverflowHook) {
+    fn told() -> (Told, OverflowHook) {
         let log = Rc::new(RefCell::new(Vec::new()));
         let l = Rc::clone(&log);
         let hook: OverflowHook =
