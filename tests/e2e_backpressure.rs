@@ -31,6 +31,7 @@ address = "127.0.0.1:{port}"
 [upstream]
 type = "TcpOutput"
 message_matcher = "TRUE"
+use_buffering = false
 address = "{sink}"
 "#,
         base = dir.join("base").display(),
@@ -190,6 +191,7 @@ address = "127.0.0.1:{port}"
 [upstream]
 type = "TcpOutput"
 message_matcher = "TRUE"
+use_buffering = false
 address = "127.0.0.1:{dead}"
 "#,
         base = dir.join("base").display(),
@@ -232,6 +234,7 @@ address = "127.0.0.1:{port}"
 [upstream]
 type = "TcpOutput"
 message_matcher = "TRUE"
+use_buffering = false
 address = "127.0.0.1:{dead}"
 "#,
         base = dir.join("base").display(),

@@ -46,7 +46,15 @@
 //! - **Back-pressure, not loss.** Lanes are bounded. When one is full the router keeps the batch
 //!   and the inputs of that shard stop reading until the consumer makes room; TCP flow control
 //!   then holds the sender. An output that cannot write (a slow peer, a reconnect) stops taking
-//!   batches, which propagates the same way.
+//!   batches, which propagates the same way — for outputs whose `full_action` is `block` (the
+//!   default without `use_buffering`). **Outputs never stall each other:** with
+//!   `[X.buffering] full_action = "drop"` the router drops what the output's full lane cannot
+//!   take (counted as the output's dropped messages, warned rate-limited), with `"shutdown"` it
+//!   drops and asks the coordinator to stop hekate. A **buffered output** (`use_buffering`, the
+//!   default for TcpOutput) is a single instance fed through a disk queue
+//!   (`<base_dir>/output_queue/<name>/`, [`queue`]): its lanes drain into the queue whatever the
+//!   upstream does, the output reads from the queue, and `full_action` applies when the queue
+//!   reaches `max_buffer_size` (`runtime/buffered.rs`).
 //! - **Filters inject** messages back into their shard's router after each batch; an injected
 //!   message carries its loop count (limited by `max_message_loops`), and a filter whose own
 //!   matcher selects what it injects is refused (circular reference), as in Heka. A runner

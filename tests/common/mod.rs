@@ -297,7 +297,12 @@ pub struct Sink {
 impl Sink {
     /// A sink that reads at once (`paused = false`) or once [`Sink::resume`] is called.
     pub fn start(paused: bool) -> Sink {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(0, paused)
+    }
+
+    /// [`Sink::start`] on `port` of 127.0.0.1 (0: any free port).
+    pub fn start_on(port: u16, paused: bool) -> Sink {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let addr = listener.local_addr().unwrap();
         let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let gate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(!paused));

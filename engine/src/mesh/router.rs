@@ -20,6 +20,7 @@ use super::batch::Batch;
 use super::doorbell::Doorbell;
 use super::ring::LaneTx;
 use crate::stats::{ShardStats, add};
+use hekate_config::FullAction;
 use hekate_model::matcher::MatcherSpec;
 use hekate_model::message::{FieldIndex, IndexedView, MessageView, ViewError};
 
@@ -40,6 +41,15 @@ pub struct Route {
     /// The lane feeds an output. An output's runner never waits for room in a lane, so a filter
     /// or output runner may wait for room in this one (see [`RouterShard::flush_runner`]).
     pub to_output: bool,
+    /// What to do with a batch when the lane of this output is full (`full_action`):
+    /// [`FullAction::Block`] keeps it (the inputs of the shard wait), [`FullAction::Drop`]
+    /// drops it (counted), [`FullAction::Shutdown`] drops it and asks for shutdown. Filters
+    /// always block.
+    pub full_action: FullAction,
+    /// The plugin's name, for what an overflow logs.
+    pub name: Box<str>,
+    /// Shutdown was asked for already (an overflow with [`FullAction::Shutdown`]).
+    shutdown_asked: bool,
     filling: Batch,
     queued: VecDeque<Batch>,
 }
@@ -53,6 +63,9 @@ impl Route {
             signer: signer.map(String::into_boxed_str),
             lane,
             to_output: false,
+            full_action: FullAction::Block,
+            name: Box::from(""),
+            shutdown_asked: false,
             filling: Batch::default(),
             queued: VecDeque::new(),
         }
@@ -63,7 +76,25 @@ impl Route {
         self.to_output = true;
         self
     }
+
+    /// Sets what happens when the output's lane is full (see [`Route::full_action`]); `name`
+    /// is the output's, for the log.
+    pub fn on_full(mut self, name: &str, action: FullAction) -> Self {
+        self.name = Box::from(name);
+        self.full_action = action;
+        self
+    }
+
+    /// Whether a batch this lane cannot take is dropped rather than kept.
+    fn drops_when_full(&self) -> bool {
+        self.to_output && self.full_action != FullAction::Block
+    }
 }
+
+/// What the router tells its shard when an output's lane overflows and its `full_action` is
+/// not `block`: the output's name, the action, and how many messages were dropped. The shard
+/// logs it (rate-limited) and, for [`FullAction::Shutdown`], asks the coordinator to stop.
+pub type OverflowHook = Box<dyn Fn(&str, FullAction, u64)>;
 
 #[derive(Debug)]
 struct RouterState {
@@ -73,7 +104,6 @@ struct RouterState {
 }
 
 /// See the module docs.
-#[derive(Debug)]
 pub struct RouterShard {
     state: RefCell<RouterState>,
     space: Arc<Doorbell>,
@@ -85,6 +115,17 @@ pub struct RouterShard {
     draining: Cell<bool>,
     /// The fields of the message being routed, indexed once for all its matchers.
     index: RefCell<FieldIndex>,
+    /// Told of overflows of outputs that do not block.
+    overflow: RefCell<Option<OverflowHook>>,
+}
+
+impl std::fmt::Debug for RouterShard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterShard")
+            .field("state", &self.state)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RouterShard {
@@ -107,7 +148,13 @@ impl RouterShard {
             published,
             draining: Cell::new(false),
             index: RefCell::default(),
+            overflow: RefCell::new(None),
         }
+    }
+
+    /// Sets who is told when an output whose `full_action` is not `block` overflows.
+    pub fn set_overflow_hook(&self, hook: OverflowHook) {
+        *self.overflow.borrow_mut() = Some(hook);
     }
 
     /// Routes one message, viewed over its encoded bytes. Never waits: call
@@ -263,7 +310,8 @@ impl RouterShard {
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
         let mut blocked = false;
-        for r in st.routes.iter_mut() {
+        let mut overflows: Vec<(usize, u64)> = Vec::new();
+        for (i, r) in st.routes.iter_mut().enumerate() {
             if partial && !r.filling.is_empty() {
                 let fresh = r.lane.recycled().unwrap_or_else(|| {
                     Batch::with_capacity(self.batch_size, self.batch_size * 384)
@@ -275,11 +323,38 @@ impl RouterShard {
                 let n = b.len() as u64;
                 match r.lane.try_push(b) {
                     Ok(()) => st.pending -= n,
+                    Err(b) if r.drops_when_full() => {
+                        // This output does not hold up the others: what its lane cannot
+                        // take is dropped, counted on its counters.
+                        st.pending -= n;
+                        add(&self.stats.plugins[r.plugin].dropped, n);
+                        match overflows.last_mut() {
+                            Some((last, m)) if *last == i => *m += n,
+                            _ => overflows.push((i, n)),
+                        }
+                        drop(b);
+                    }
                     Err(b) => {
                         r.queued.push_front(b);
                         blocked |= must(r);
                         break;
                     }
+                }
+            }
+        }
+        if !overflows.is_empty() {
+            let hook = self.overflow.borrow();
+            for (i, n) in overflows {
+                let r = &mut st.routes[i];
+                let action = r.full_action;
+                if action == FullAction::Shutdown {
+                    if r.shutdown_asked {
+                        continue;
+                    }
+                    r.shutdown_asked = true;
+                }
+                if let Some(hook) = hook.as_ref() {
+                    hook(&r.name, action, n);
                 }
             }
         }
@@ -485,5 +560,111 @@ mod tests {
             assert_eq!(router.pending(), 0);
             assert!(!router.congested());
         });
+    }
+
+    type Told = Rc<RefCell<Vec<(String, FullAction, u64)>>>;
+
+    /// The overflow hook of a test router: what it was told.
+    fn told() -> (Told, OverflowHook) {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let l = Rc::clone(&log);
+        let hook: OverflowHook =
+            Box::new(move |name, action, n| l.borrow_mut().push((name.to_string(), action, n)));
+        (log, hook)
+    }
+
+    /// An output with `full_action = "drop"` whose lane is full loses the batch (counted on its
+    /// counters, told to the shard) while the output beside it gets everything, and nothing
+    /// waits: the inputs of the shard go on reading.
+    #[test]
+    fn a_full_output_that_drops_holds_up_nobody() {
+        let space = Arc::new(Doorbell::new());
+        let bell = Arc::new(Doorbell::new());
+        let (tx_dead, mut rx_dead) = lane(1, Arc::clone(&bell), Arc::clone(&space));
+        let (tx_file, mut rx_file) = lane(8, Arc::clone(&bell), Arc::clone(&space));
+        let routes = vec![
+            Route::new(0, MatcherSpec::parse("TRUE").unwrap(), None, tx_dead)
+                .feeding_output()
+                .on_full("tcp", FullAction::Drop),
+            Route::new(1, MatcherSpec::parse("TRUE").unwrap(), None, tx_file).feeding_output(),
+        ];
+        let stats = Rc::new(ShardStats::new(0, 2));
+        let router = RouterShard::new(
+            routes,
+            space,
+            Rc::clone(&stats),
+            1,
+            1,
+            Arc::new(AtomicU64::new(0)),
+        );
+        let (log, hook) = told();
+        router.set_overflow_hook(hook);
+        for _ in 0..5 {
+            router.route_bytes(&msg("a"), None, 0).unwrap();
+        }
+        router.flush_now(true);
+        assert!(!router.congested());
+        assert_eq!(router.pending(), 0);
+        // One batch (of one message) fits in the dead output's lane; four were dropped.
+        assert_eq!(stats.plugins[0].dropped.get(), 4);
+        assert_eq!(stats.plugins[1].dropped.get(), 0);
+        assert_eq!(std::iter::from_fn(|| rx_file.try_pop()).count(), 5);
+        assert_eq!(std::iter::from_fn(|| rx_dead.try_pop()).count(), 1);
+        assert_eq!(*log.borrow(), [("tcp".to_string(), FullAction::Drop, 4)]);
+        // An awaited flush does not wait either.
+        let ex = glommio::LocalExecutorBuilder::default()
+            .io_memory(64 << 10)
+            .make()
+            .unwrap();
+        ex.run(async {
+            for _ in 0..3 {
+                router.route_bytes(&msg("a"), None, 0).unwrap();
+            }
+            router.flush(true).await;
+        });
+        // The lane had room for one again (popped above).
+        assert_eq!(stats.plugins[0].dropped.get(), 6);
+    }
+
+    /// `full_action = "shutdown"`: the shard is asked once to stop hekate; meanwhile what does
+    /// not fit is dropped and counted. A filter's full lane still keeps its batches.
+    #[test]
+    fn a_full_output_that_shuts_down_asks_once_and_drops_meanwhile() {
+        let space = Arc::new(Doorbell::new());
+        let bell = Arc::new(Doorbell::new());
+        let (tx_out, _rx_out) = lane(1, Arc::clone(&bell), Arc::clone(&space));
+        let (tx_filter, _rx_filter) = lane(1, Arc::clone(&bell), Arc::clone(&space));
+        let routes = vec![
+            Route::new(0, MatcherSpec::parse("TRUE").unwrap(), None, tx_out)
+                .feeding_output()
+                .on_full("upstream", FullAction::Shutdown),
+            // A filter: `on_full` does not apply.
+            Route::new(1, MatcherSpec::parse("TRUE").unwrap(), None, tx_filter)
+                .on_full("counter", FullAction::Drop),
+        ];
+        let stats = Rc::new(ShardStats::new(0, 2));
+        let router = RouterShard::new(
+            routes,
+            space,
+            Rc::clone(&stats),
+            1,
+            1,
+            Arc::new(AtomicU64::new(0)),
+        );
+        let (log, hook) = told();
+        router.set_overflow_hook(hook);
+        for _ in 0..3 {
+            router.route_bytes(&msg("a"), None, 0).unwrap();
+            router.flush_now(true);
+        }
+        assert_eq!(stats.plugins[0].dropped.get(), 2);
+        assert_eq!(
+            *log.borrow(),
+            [("upstream".to_string(), FullAction::Shutdown, 1)]
+        );
+        // The filter's two batches that did not fit wait with the router.
+        assert_eq!(stats.plugins[1].dropped.get(), 0);
+        assert_eq!(router.pending(), 2);
+        assert!(router.congested());
     }
 }

@@ -430,6 +430,16 @@ pub trait OutputPlugin: Send + Sync + fmt::Debug {
     fn placement(&self) -> Placement;
     /// Creates the instance for one shard.
     fn new_output(&self, ctx: &PluginContext) -> Result<Box<dyn Output>, PluginError>;
+    /// Whether the output is fed through a disk queue when its section does not set
+    /// `use_buffering` (false; TcpOutput's is true, as in Heka). A buffered output runs as one
+    /// instance, whatever [`OutputPlugin::placement`] says.
+    fn use_buffering_default(&self) -> bool {
+        false
+    }
+    /// The queue options used when the section has no `[name.buffering]` subsection.
+    fn buffering_defaults(&self) -> hekate_config::BufferingOptions {
+        hekate_config::BufferingOptions::default()
+    }
 }
 
 /// What a filter or output instance knows about where it runs.

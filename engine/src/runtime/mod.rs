@@ -16,6 +16,7 @@
 //! [`stats`](crate::stats) (counters, snapshots, reports); plugins see all they need through
 //! [`plugin`](crate::plugin).
 
+mod buffered;
 mod claim;
 mod coordinator;
 mod layout;

@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
-use hekate_config::{Category, Config, ConfigError, ConfigErrors, PluginCatalog as _};
+use hekate_config::{
+    BufferingOptions, Category, Config, ConfigError, ConfigErrors, FullAction, OutputOptions,
+    PluginCatalog as _,
+};
 
 use crate::plugin::{BuildContext, Built, PipelineControl, Placement, Registry};
 use hekate_model::matcher::MatcherSpec;
@@ -38,6 +41,11 @@ pub struct PluginInfo {
     pub built: Built,
     /// Filters and outputs: the compiled matcher and `message_signer`.
     pub route: Option<(MatcherSpec, Option<String>)>,
+    /// Outputs: what the router does with a batch when the output's lane is full (`full_action`
+    /// of `[name.buffering]`; `block` when the section has none, and for filters).
+    pub full_action: FullAction,
+    /// Outputs with `use_buffering`: the options of their disk queue.
+    pub buffering: Option<BufferingOptions>,
 }
 
 /// A config turned into plugins, ready to start.
@@ -145,6 +153,10 @@ impl Pipeline {
                     }
                     _ => None,
                 };
+                let (full_action, buffering) = match (&plugin, section.output()) {
+                    (Built::Output(p), Some(o)) => output_buffering(o, &**p),
+                    _ => (FullAction::Block, None),
+                };
                 built.insert(section.name().to_string(), plugin.clone());
                 plugins.push(PluginInfo {
                     name: section.name().to_string(),
@@ -152,6 +164,8 @@ impl Pipeline {
                     category,
                     built: plugin,
                     route,
+                    full_action,
+                    buffering,
                 });
             }
         }
@@ -196,6 +210,27 @@ impl Pipeline {
             _ => None,
         }
     }
+}
+
+/// What the router does when an output's lane is full, and the output's disk queue options if
+/// it is buffered. An output without `use_buffering` blocks unless its `[name.buffering]` says
+/// `full_action = "drop"` or `"shutdown"`.
+///
+/// A buffered output (`use_buffering`, by default as the plugin says: TcpOutput's is true) has
+/// a disk queue with the `[name.buffering]` options, or the plugin's defaults when the section
+/// has none; its lane blocks (the queue applies `full_action`).
+fn output_buffering(
+    o: &OutputOptions,
+    plugin: &dyn crate::plugin::OutputPlugin,
+) -> (FullAction, Option<BufferingOptions>) {
+    if o.use_buffering
+        .unwrap_or_else(|| plugin.use_buffering_default())
+    {
+        let options = o.buffering.unwrap_or_else(|| plugin.buffering_defaults());
+        return (FullAction::Block, Some(options));
+    }
+    let lane = o.buffering.map_or(FullAction::Block, |b| b.full_action);
+    (lane, None)
 }
 
 /// A check for `message_matcher` expressions, for [`Config::validate`].

@@ -37,7 +37,7 @@ impl Inbound {
     }
 
     /// Whether the coordinator retired the instance: no router sends to it any more.
-    fn retired(&self) -> bool {
+    pub(super) fn retired(&self) -> bool {
         self.lifecycle.retire.load(Ordering::Acquire)
     }
 
@@ -51,7 +51,7 @@ impl Inbound {
     }
 
     /// The next batch, taking lanes in turn so that no source shard starves another.
-    fn pop(&mut self) -> Option<(usize, Batch)> {
+    pub(super) fn pop(&mut self) -> Option<(usize, Batch)> {
         let n = self.lanes.len();
         for i in 0..n {
             let lane = (self.next + i) % n;
@@ -63,16 +63,16 @@ impl Inbound {
         None
     }
 
-    fn done(&mut self, lane: usize, batch: Batch) {
+    pub(super) fn done(&mut self, lane: usize, batch: Batch) {
         self.lanes[lane].done(batch);
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.lanes.iter().all(LaneRx::is_empty)
     }
 
     /// Parks until a batch arrives, `deadline` passes or `stop` is set.
-    async fn wait(&self, deadline: Option<Instant>, stop: &LocalEvent) {
+    pub(super) async fn wait(&self, deadline: Option<Instant>, stop: &LocalEvent) {
         let arrival = self.bell.wait(|| !self.is_empty() || self.retired());
         let timer = async {
             match deadline {
@@ -120,7 +120,7 @@ pub(crate) struct RunnerCtx {
 }
 
 impl RunnerCtx {
-    fn counters(&self) -> &PluginCounters {
+    pub(super) fn counters(&self) -> &PluginCounters {
         &self.stats.plugins[self.plugin]
     }
 
@@ -157,7 +157,7 @@ impl RunnerCtx {
 }
 
 /// Marks a runner as ended for the coordinator, also when its future is dropped.
-struct FinishGuard(Arc<Lifecycle>);
+pub(super) struct FinishGuard(pub(super) Arc<Lifecycle>);
 
 impl Drop for FinishGuard {
     fn drop(&mut self) {
@@ -166,7 +166,7 @@ impl Drop for FinishGuard {
 }
 
 /// Decrements a live count when dropped (also when a runner's future is dropped).
-struct LiveGuard(Arc<AtomicUsize>);
+pub(super) struct LiveGuard(pub(super) Arc<AtomicUsize>);
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
@@ -174,12 +174,16 @@ impl Drop for LiveGuard {
     }
 }
 
-const REPORT_REFRESH: Duration = Duration::from_secs(1);
+pub(super) const REPORT_REFRESH: Duration = Duration::from_secs(1);
 
 /// The deadline of a runner's wait: `deadline`, or sooner when the plugin's report fields
 /// changed since they were last published at `refreshed` (`stale`), so that an idle plugin's
 /// report does not keep the numbers of its last busy second.
-fn with_refresh(deadline: Option<Instant>, refreshed: Instant, stale: bool) -> Option<Instant> {
+pub(super) fn with_refresh(
+    deadline: Option<Instant>,
+    refreshed: Instant,
+    stale: bool,
+) -> Option<Instant> {
     if !stale {
         return deadline;
     }
@@ -284,7 +288,7 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
 }
 
 /// Flushes, retrying after a pause while the output keeps its messages (back-pressure).
-async fn flush_output(out: &mut dyn Output, ctx: &RunnerCtx) {
+pub(super) async fn flush_output(out: &mut dyn Output, ctx: &RunnerCtx) {
     let mut pause = Duration::from_millis(100);
     loop {
         match out.flush().await {

@@ -9,13 +9,16 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 use glommio::{CpuSet, LocalExecutorBuilder, Placement, PoolPlacement};
 
+use super::buffered::run_buffered_output;
 use super::runner::{Inbound, Lifecycle, RunnerCtx, run_filter, run_output};
 use crate::mesh::{Doorbell, LaneRx, LocalEvent, Route, RouterShard};
 use crate::plugin::{
     Connections, DecoderCache, DecoderPlugin, FieldCollector, FilterPlugin, InputContext,
     InputPlugin, OutputPlugin, PluginContext, ShardEvent,
 };
+use crate::queue::{DiskQueue, QueueError, QueueOptions, queue_dir};
 use crate::stats::{ShardSnapshot, ShardStats, add};
+use hekate_config::{BufferingOptions, FullAction};
 use hekate_model::matcher::MatcherSpec;
 
 /// How often a shard sends its counters to the coordinator.
@@ -82,6 +85,8 @@ pub(crate) struct Settings {
     pub(crate) sample_every: u32,
     pub(crate) batch_size: usize,
     pub(crate) io_memory: usize,
+    /// `base_dir`: buffered outputs keep their queues under it.
+    pub(crate) base_dir: std::path::PathBuf,
 }
 
 /// A filter or output instance to create on a shard.
@@ -99,6 +104,8 @@ pub(crate) struct InstancePlan {
     pub(crate) held: Arc<AtomicU64>,
     pub(crate) matcher: MatcherSpec,
     pub(crate) lifecycle: Arc<Lifecycle>,
+    /// An output with `use_buffering`: its disk queue's options.
+    pub(crate) buffering: Option<BufferingOptions>,
 }
 
 pub(crate) struct InputPlan {
@@ -205,6 +212,30 @@ struct ShardEnv {
 }
 
 impl ShardEnv {
+    /// Opens the disk queue of buffered output `name` (`<base_dir>/output_queue/<name>/`) and
+    /// logs what it recovered.
+    fn open_queue(&self, name: &str, b: &BufferingOptions) -> Result<DiskQueue, QueueError> {
+        let options = QueueOptions {
+            max_file_size: b.max_file_size,
+            max_buffer_size: b.max_buffer_size.unwrap_or(0),
+            cursor_update_count: u32::try_from(b.cursor_update_count).unwrap_or(u32::MAX),
+            max_message_size: self.settings.max_message_size,
+            ..QueueOptions::default()
+        };
+        let mut queue = DiskQueue::open(queue_dir(&self.settings.base_dir, name), options)?;
+        for w in queue.take_warnings() {
+            tracing::warn!("Output '{name}': {w}");
+        }
+        let backlog = queue.pending_records();
+        if backlog > 0 {
+            tracing::info!(
+                "Output '{name}': {backlog} messages queued in {} from an earlier run are delivered first",
+                queue.dir().display()
+            );
+        }
+        Ok(queue)
+    }
+
     /// Creates the instance and spawns its runner.
     fn start(&self, inst: InstancePlan) -> Result<glommio::task::JoinHandle<()>, String> {
         let pctx = PluginContext {
@@ -246,10 +277,24 @@ impl ShardEnv {
                 }
             },
             InstanceKind::Output(p) => match p.new_output(&pctx) {
-                Ok(o) => {
-                    live.fetch_add(1, Ordering::AcqRel);
-                    Ok(glommio::spawn_local(run_output(o, inbound, rctx)).detach())
-                }
+                Ok(o) => match inst.buffering {
+                    None => {
+                        live.fetch_add(1, Ordering::AcqRel);
+                        Ok(glommio::spawn_local(run_output(o, inbound, rctx)).detach())
+                    }
+                    Some(b) => {
+                        let queue = match self.open_queue(&inst.name, &b) {
+                            Ok(q) => q,
+                            Err(e) => {
+                                inst.lifecycle.finished.store(true, Ordering::Release);
+                                return Err(format!("output '{}' cannot start: {e}", inst.name));
+                            }
+                        };
+                        live.fetch_add(1, Ordering::AcqRel);
+                        let run = run_buffered_output(o, inbound, rctx, queue, b.full_action);
+                        Ok(glommio::spawn_local(run).detach())
+                    }
+                },
                 Err(e) => {
                     inst.lifecycle.finished.store(true, Ordering::Release);
                     Err(format!("output '{}' cannot start: {e}", inst.name))
@@ -257,6 +302,24 @@ impl ShardEnv {
             },
         }
     }
+}
+
+/// What the router of the shard on `core` does when an output that does not block overflows:
+/// `drop` warns (rate-limited); `shutdown` says why and asks the coordinator to stop hekate.
+fn overflow_hook(core: usize, events: mpsc::Sender<ShardEvent>) -> crate::mesh::OverflowHook {
+    Box::new(move |name, action, n| match action {
+        FullAction::Shutdown => {
+            let reason = format!(
+                "Output '{name}' on core {core} cannot keep up: its queue is full and its \
+                 full_action is \"shutdown\" ({n} messages dropped)"
+            );
+            // The coordinator logs the reason as it shuts down.
+            let _ = events.send(ShardEvent::Shutdown { reason });
+        }
+        _ => crate::plugin::log::warn_limited!(
+            "Output '{name}' on core {core}: its queue is full (full_action = \"drop\"); {n} messages were dropped"
+        ),
+    })
 }
 
 async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>>) {
@@ -285,6 +348,7 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
         settings.batch_size,
         pending,
     ));
+    router.set_overflow_hook(overflow_hook(core, events.clone()));
     let stop_inputs = LocalEvent::new();
     let env = ShardEnv {
         shard,

@@ -1,12 +1,29 @@
 //! TcpOutput: sends encoded messages to a TCP address, e.g. an upstream hekate or hekad, over
 //! plain TCP or TLS.
 //!
-//! One instance runs on every worker shard, each with its own connection. Messages are encoded
-//! (and framed) into a buffer that is sent after every batch. When the connection fails the
-//! output reconnects, waiting `retries.delay` (doubling up to `retries.max_delay`, plus up to
-//! `retries.max_jitter`) between attempts, and resends from the first record the peer may not
-//! have received whole. While it is disconnected or the peer does not read, it takes no new
-//! message: the rings fill and the inputs stop reading (back-pressure; nothing is dropped). After
+//! **Disk buffering** (`use_buffering`, true by default, as in Heka): the output is one
+//! instance (on one worker core) fed through a disk queue in
+//! `<base_dir>/output_queue/<name>/` (Heka's layout, readable with `hekate queue check|show`
+//! and `hekate cat`). Every message routed to it is appended to the queue at once (and written
+//! to the kernel after each batch, so it survives kill -9), whatever the upstream does: a dead
+//! or slow upstream holds up neither the inputs nor the outputs beside it. The connection sends
+//! from the queue, in order, and the queue's read position moves only after a send succeeded
+//! (checkpointed every `cursor_update_count` sends, 50 by default for TcpOutput), so after a
+//! crash what was in flight may be sent again (at least once, never lost). At shutdown what
+//! was not sent stays in the queue ("N messages kept in …, delivered after restart") and goes
+//! first after the restart. `[name.buffering]` sets `max_file_size` (512 MiB),
+//! `max_buffer_size` (0: unlimited), `full_action` ("shutdown", or "drop", "block") for a full
+//! queue, and `cursor_update_count` (when the subsection is present, its unset keys take the
+//! generic defaults, as in Heka).
+//!
+//! With `use_buffering = false` one instance runs on every worker shard, each with its own
+//! connection. Messages are encoded (and framed) into a buffer that is sent after every batch.
+//! When the connection fails the output reconnects, waiting `retries.delay` (doubling up to
+//! `retries.max_delay`, plus up to `retries.max_jitter`) between attempts, and resends from the
+//! first record the peer may not have received whole. While it is disconnected or the peer does
+//! not read, it takes no new message: the rings fill and the inputs stop reading (back-pressure;
+//! nothing is dropped) — unless `[name.buffering] full_action` is "drop" (what its full lane
+//! cannot take is dropped and counted, and the other outputs go on) or "shutdown". After
 //! `retries.max_retries` failed attempts (default: retry forever) the buffered messages are
 //! dropped and counted.
 //!
@@ -23,6 +40,11 @@
 //! address = "127.0.0.1:5566"
 //! keep_alive = true
 //! reconnect_after = 0
+//!
+//! [upstream.buffering]
+//! max_buffer_size = "1GiB"
+//! full_action = "block"
+//! cursor_update_count = 50
 //!
 //! [upstream.retries]
 //! delay = "250ms"
@@ -51,15 +73,14 @@
 //! (false), `keep_alive_period` (7200 s), `reconnect_after` (0: never; else reconnect after this
 //! many messages), `encoder` (ProtobufEncoder), `use_framing` (true with ProtobufEncoder),
 //! `retries`, `use_tls` (false) with Heka's `[tls]` options (`hekate plugins TcpOutput` lists
-//! them). Not supported yet: disk buffering (`use_buffering` is accepted; the output
-//! back-pressures instead of queueing to disk, and says so at start).
+//! them), `use_buffering` (true) with `[buffering]`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
-use hekate_config::{ConfigError, PluginSection, RetryOptions};
+use hekate_config::{BufferingOptions, ConfigError, PluginSection, RetryOptions};
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, OptionSpec, Output, OutputError, OutputPlugin,
     Placement, PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of,
@@ -135,13 +156,6 @@ struct TcpOutputPlugin {
 fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
     let opts: Options = section.options()?;
     let common = section.output().cloned().unwrap_or_default();
-    if common.use_buffering == Some(true) {
-        tracing::warn!(
-            "TcpOutput '{}': use_buffering = true is not supported yet; the output \
-             back-pressures instead of queueing to disk (nothing is dropped)",
-            section.name()
-        );
-    }
     let local_address = match &opts.local_address {
         Some(a) => Some(address_option(section, "local_address", a)?),
         None => None,
@@ -160,6 +174,17 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
 impl OutputPlugin for TcpOutputPlugin {
     fn placement(&self) -> Placement {
         Placement::PerShard
+    }
+
+    fn use_buffering_default(&self) -> bool {
+        true
+    }
+
+    fn buffering_defaults(&self) -> BufferingOptions {
+        BufferingOptions {
+            cursor_update_count: 50,
+            ..BufferingOptions::default()
+        }
     }
 
     fn new_output(&self, ctx: &PluginContext) -> Result<Box<dyn Output>, PluginError> {

@@ -111,6 +111,7 @@ impl Coordinator {
             &filter.matcher,
             &filter.signer,
             placement,
+            hekate_config::FullAction::Block,
             homes.clone(),
         );
         for s in 0..shards {
@@ -167,6 +168,8 @@ impl Coordinator {
             category: Category::Filter,
             built,
             route: Some((filter.matcher, filter.signer)),
+            full_action: hekate_config::FullAction::Block,
+            buffering: None,
         });
         self.consumers.push(plan.info);
     }

@@ -315,6 +315,8 @@ mod tests {
             category,
             built,
             route,
+            full_action: hekate_config::FullAction::Block,
+            buffering: None,
         }
     }
 

@@ -16,6 +16,7 @@ use crate::plugin::{Built, InputPlacement, Placement};
 use crate::runtime::pipeline::PluginInfo;
 use crate::runtime::runner::Lifecycle;
 use crate::runtime::shard::{InputPlan, InstanceKind, InstancePlan};
+use hekate_config::FullAction;
 use hekate_model::matcher::MatcherSpec;
 
 /// A filter or output as the coordinator sees it: its lanes and what its instances hold.
@@ -95,6 +96,7 @@ impl Mesh<'_> {
         matcher: &MatcherSpec,
         signer: &Option<String>,
         placement: Placement,
+        full_action: FullAction,
         homes: Vec<usize>,
     ) -> ConsumerPlan {
         let mut plan = ConsumerPlan {
@@ -123,7 +125,7 @@ impl Mesh<'_> {
                 plan.info.lanes.push((s, home, Arc::clone(tx.counters())));
                 let route = Route::new(plugin, matcher.clone(), signer.clone(), tx);
                 let route = match kind {
-                    Built::Output(_) => route.feeding_output(),
+                    Built::Output(_) => route.feeding_output().on_full(name, full_action),
                     _ => route,
                 };
                 plan.routes.push((s, route));
@@ -151,6 +153,7 @@ impl Mesh<'_> {
                     held,
                     matcher: matcher.clone(),
                     lifecycle,
+                    buffering: None,
                 },
             ));
         }
@@ -205,7 +208,12 @@ pub(super) fn plan_shards(plugins: &[PluginInfo], mesh: &Mesh<'_>) -> ShardPlans
         let Some((matcher, signer)) = &info.route else {
             continue;
         };
-        let placement = consumer_placement(&info.built);
+        // A buffered output is one instance: one queue directory, Heka's layout.
+        let placement = if info.buffering.is_some() {
+            Placement::Single
+        } else {
+            consumer_placement(&info.built)
+        };
         let homes = plans.homes.for_consumer(placement);
         let plan = mesh.plan(
             p,
@@ -214,12 +222,14 @@ pub(super) fn plan_shards(plugins: &[PluginInfo], mesh: &Mesh<'_>) -> ShardPlans
             matcher,
             signer,
             placement,
+            info.full_action,
             homes,
         );
         for (s, route) in plan.routes {
             plans.routes[s].push(route);
         }
-        for (home, inst) in plan.instances {
+        for (home, mut inst) in plan.instances {
+            inst.buffering = info.buffering;
             plans.instances[home].push(inst);
         }
         plans.consumers.push(plan.info);

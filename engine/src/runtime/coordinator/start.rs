@@ -84,6 +84,7 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
         sample_every: global.sample_denominator.max(1),
         batch_size: global.batch_size.max(1),
         io_memory: layout.io_memory as usize,
+        base_dir: global.base_dir.clone(),
     };
     let ring_capacity = global.ring_capacity.max(1);
     let control = Arc::new(Control::new());
