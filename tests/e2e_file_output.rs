@@ -264,3 +264,31 @@ fn a_torn_final_record_is_cut_before_appending() {
         "{stderr}"
     );
 }
+
+/// logrotate's `postrotate kill -HUP`: after the file is moved, SIGHUP makes FileOutput open a
+/// new file at its path before its next write, without waiting for its once-a-second check.
+#[test]
+fn sighup_reopens_the_file_at_once() {
+    let dir = temp_dir("file-sighup");
+    let port = free_tcp_port();
+    let mut hekate = Hekate::start(&dir, &file_output_config(&dir, port), &[port]);
+    let out = dir.join("base/out.hekad");
+    let moved = dir.join("base/out.hekad.1");
+    send_tcp(port, &framed((0..10).map(|i| message("log", 0, i, 50))));
+    assert!(wait_for(Duration::from_secs(10), || seqs(&out).len() == 10));
+    std::fs::rename(&out, &moved).unwrap();
+    hekate.signal(libc::SIGHUP);
+    assert!(wait_for(Duration::from_secs(5), || {
+        hekate.stderr().contains("outputs reopen their files")
+    }));
+    send_tcp(port, &framed((10..20).map(|i| message("log", 0, i, 50))));
+    assert!(wait_for(Duration::from_secs(10), || seqs(&out).len() == 10));
+    assert!(hekate.terminate().success());
+    assert_eq!(seqs(&moved), (0..10).collect::<Vec<_>>());
+    assert_eq!(seqs(&out), (10..20).collect::<Vec<_>>());
+    let stderr = hekate.stderr();
+    assert!(
+        stderr.contains("reopened") && stderr.contains("on SIGHUP"),
+        "{stderr}"
+    );
+}

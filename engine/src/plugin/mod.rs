@@ -23,6 +23,7 @@ mod kinds;
 pub mod log;
 mod options;
 mod registry;
+mod reopen;
 mod stream;
 
 pub use crate::mesh::{LocalWait, TaskGroup};
@@ -39,5 +40,6 @@ pub use kinds::{
 };
 pub use options::{NoOptions, OptionSpec, options_of, without};
 pub use registry::{BuildContext, BuildFn, Built, PluginType, Registry};
+pub use reopen::{reopen_requests, request_reopen};
 pub(crate) use stream::DecoderCache;
 pub use stream::{RecordStream, StreamSpec};

@@ -11,7 +11,7 @@ pub(crate) enum Signal {
     Shutdown,
     /// SIGUSR1: print the text report.
     Report,
-    /// SIGHUP: reload event (logged; nothing reloads yet).
+    /// SIGHUP: outputs reopen their files (after log rotation); the config is not reloaded.
     Reload,
     /// SIGUSR2: abort every Lua sandbox (what [`Coordinator::on_sandbox_abort`] was given).
     ///

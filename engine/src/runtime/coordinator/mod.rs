@@ -154,7 +154,10 @@ impl Coordinator {
                     let _ = out.flush();
                 }
                 Some(Signal::Reload) => {
-                    tracing::warn!("SIGHUP received; hekate does not reload its config yet")
+                    crate::plugin::request_reopen();
+                    tracing::info!(
+                        "SIGHUP received: outputs reopen their files before their next write (the configuration is not reloaded)"
+                    )
                 }
                 Some(Signal::AbortSandboxes) => match self.abort_sandboxes {
                     Some(abort) => {

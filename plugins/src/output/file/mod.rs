@@ -10,7 +10,8 @@
 //!
 //! Log rotation by rename or delete is followed: at most once a second, before a write, the
 //! output checks that `path` still names the file it has open (device and inode); when the file
-//! was moved or deleted, it opens a new one at `path` (`ReopenCount` in reports). At start, a
+//! was moved or deleted, it opens a new one at `path` (`ReopenCount` in reports); SIGHUP (as
+//! logrotate's `postrotate kill -HUP`) makes it reopen `path` before its next write, at once. At start, a
 //! framed file whose last record was cut short by a crash in the middle of a write has that
 //! record cut off before anything is appended (`TornTailBytesCut`), so the records written after
 //! a crash read back.
@@ -51,7 +52,7 @@ use std::time::{Duration, Instant};
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
-    PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of,
+    PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of, reopen_requests,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -316,6 +317,7 @@ impl OutputPlugin for FileOutputPlugin {
             torn_tail_cut,
             reopened: 0,
             last_path_check: Instant::now(),
+            reopen_seen: reopen_requests(),
             file: Arc::new(file),
             path,
             rotation: self.rotation.clone(),
@@ -342,6 +344,8 @@ struct FileOutput {
     /// Times the file was reopened because its path was moved or deleted.
     reopened: u64,
     last_path_check: Instant,
+    /// The SIGHUP count this output last reopened for.
+    reopen_seen: u64,
     file: Arc<File>,
     path: PathBuf,
     rotation: Option<Rotation>,
@@ -439,8 +443,13 @@ impl Output for FileOutput {
             let buf = std::mem::take(&mut self.buf);
             // Log rotation by rename or delete: once a second, before writing, the path is
             // checked to still name the open file; if not, a new file is opened there.
+            // SIGHUP (`kill -HUP` in logrotate's postrotate) reopens at once, whatever the path
+            // names.
+            let requests = reopen_requests();
+            let forced = requests != self.reopen_seen;
+            self.reopen_seen = requests;
             let check_path = (self.rotation.is_none()
-                && self.last_path_check.elapsed() >= PATH_CHECK_INTERVAL)
+                && (forced || self.last_path_check.elapsed() >= PATH_CHECK_INTERVAL))
                 .then(|| (self.path.clone(), self.perm, self.folder_perm));
             if check_path.is_some() {
                 self.last_path_check = Instant::now();
@@ -451,7 +460,7 @@ impl Output for FileOutput {
                     let mut file = file;
                     let mut reopened = None;
                     if let Some((path, perm, folder_perm)) = check_path
-                        && path_moved(&path, &file)
+                        && (forced || path_moved(&path, &file))
                     {
                         match open_append(&path, perm, folder_perm) {
                             Ok(f) => {
@@ -469,11 +478,19 @@ impl Output for FileOutput {
                 Some(Ok(file)) => {
                     self.file = file;
                     self.reopened += 1;
-                    tracing::info!(
-                        "Output '{}': {} was moved or deleted; writing to a new file there",
-                        self.name,
-                        self.path.display()
-                    );
+                    if forced {
+                        tracing::info!(
+                            "Output '{}': reopened {} on SIGHUP",
+                            self.name,
+                            self.path.display()
+                        );
+                    } else {
+                        tracing::info!(
+                            "Output '{}': {} was moved or deleted; writing to a new file there",
+                            self.name,
+                            self.path.display()
+                        );
+                    }
                 }
                 Some(Err(e)) => tracing::error!(
                     "Output '{}': {} was moved or deleted and cannot be opened again ({e}); still writing to the old file",
