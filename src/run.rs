@@ -29,8 +29,10 @@
 //! `--log-level` names, else `RUST_LOG`, else the config's `log_level` ("info").
 //!
 //! Exit status: 0 after a shutdown that delivered everything, 1 when the configuration is
-//! refused or the pipeline cannot start, with the reason, 2 after a shutdown that had to drop
-//! messages an output could not deliver in time (each counted on stderr).
+//! refused, the pipeline cannot start, or hekate stopped on its own (a plugin that may not exit
+//! terminated; an output with `full_action = "shutdown"` overflowed), with the reason; 2 after a
+//! shutdown that had to drop messages an output could not deliver in time (each counted on
+//! stderr).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -158,6 +160,11 @@ pub fn run(config_path: Option<&Path>, log_level: Option<LogLevel>) -> ExitCode 
         eprintln!("hekate: {line}");
     }
     drop(pid_file);
+    if let Some(why) = &outcome.failure {
+        // Not asked to stop: a supervisor must restart it and hear why.
+        eprintln!("hekate: stopped on its own: {why}; exit status 1");
+        return ExitCode::FAILURE;
+    }
     if outcome.undelivered.is_empty() {
         tracing::info!("Shutdown complete.");
         ExitCode::SUCCESS

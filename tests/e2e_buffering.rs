@@ -125,6 +125,51 @@ flush_interval = 50
     hekate.terminate();
 }
 
+/// `full_action = "shutdown"` on an output whose upstream never reads: when its queue is full,
+/// hekate stops on its own, says which output and why, and exits 1 for its supervisor.
+#[test]
+fn a_full_output_with_full_action_shutdown_stops_hekate() {
+    let dir = temp_dir("full-shutdown");
+    let port = free_tcp_port();
+    // Accepts, never reads.
+    let upstream = Sink::start(true);
+    let config = format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+ring_capacity = 4
+batch_size = 64
+
+[TcpInput]
+address = "127.0.0.1:{port}"
+
+[upstream]
+type = "TcpOutput"
+message_matcher = "Type == 'load'"
+address = "{upstream}"
+use_buffering = false
+
+[upstream.buffering]
+full_action = "shutdown"
+"#,
+        base = dir.join("base").display(),
+        upstream = upstream.addr,
+    );
+    let mut hekate =
+        Hekate::start_with_env(&dir, &config, &[port], &[("HEKATE_SHUTDOWN_TIMEOUT", "1")]);
+    // The sender may see its connection closed once hekate stops: that is the point.
+    let _ = std::panic::catch_unwind(|| send_load(port, "load", 30_000, 1000));
+    let status = hekate.wait(Duration::from_secs(30));
+    let stderr = hekate.stderr();
+    assert_eq!(status.code(), Some(1), "{status}\n{stderr}");
+    assert!(
+        stderr.contains("Output 'upstream'")
+            && stderr.contains("full_action is \"shutdown\"")
+            && stderr.contains("hekate: stopped on its own"),
+        "{stderr}"
+    );
+}
+
 /// A config with a TcpInput on `port`, a buffered TcpOutput `upstream` to 127.0.0.1:`up`
 /// retrying quickly, a FileOutput beside it and the JSON reports in a file.
 fn buffered_config(base: &Path, port: u16, up: u16) -> String {

@@ -1101,7 +1101,15 @@ flush_interval = 50
     let mut hekate = Hekate::start(&dir, &config, &[port]);
     send_tcp(port, &framed((0..3).map(|s| message("x", 0, s, 10))));
     let status = hekate.wait(Duration::from_secs(20));
-    assert!(status.success(), "{status}\n{}", hekate.stderr());
+    // Stopped on its own, not by a signal: a supervisor sees a failure.
+    assert_eq!(status.code(), Some(1), "{status}\n{}", hekate.stderr());
+    assert!(
+        hekate
+            .stderr()
+            .contains("hekate: stopped on its own: plugin 'Failing'"),
+        "{}",
+        hekate.stderr()
+    );
     let events = read_stream(&dir.join("base").join("events.hekad"));
     assert_eq!(
         events

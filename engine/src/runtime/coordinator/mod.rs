@@ -64,6 +64,9 @@ pub struct RunOutcome {
     /// One sentence per plugin that could not deliver everything before the shutdown timeout:
     /// how many messages were left and where. Empty after a clean shutdown.
     pub undelivered: Vec<String>,
+    /// Why hekate stopped on its own (a plugin that may not exit terminated, an output whose
+    /// `full_action` is "shutdown" overflowed); `None` after a stop by signal.
+    pub failure: Option<String>,
 }
 
 /// A started pipeline's control plane; [`Coordinator::run`] coordinates it until shutdown.
@@ -93,6 +96,8 @@ pub struct Coordinator {
     hostname: String,
     lane_messages: u64,
     stop: Arc<AtomicBool>,
+    /// Why hekate is stopping on its own, if it is (see [`RunOutcome::failure`]).
+    failure: Option<String>,
     shutdown_timeout: Duration,
     /// A second SIGINT/SIGTERM during shutdown: stop waiting.
     forced: std::cell::Cell<bool>,
@@ -232,12 +237,16 @@ impl Coordinator {
                         tracing::error!(
                             "Plugin '{name}' terminated and may not exit (can_exit = false): shutting down. Reason: {reason}"
                         );
+                        self.failure.get_or_insert(format!(
+                            "plugin '{name}' terminated and may not exit: {reason}"
+                        ));
                         self.stop.store(true, Ordering::Release);
                     }
                     self.retire(plugin);
                 }
                 ShardEvent::Shutdown { reason } => {
                     tracing::error!("{reason}: shutting down");
+                    self.failure.get_or_insert(reason);
                     self.stop.store(true, Ordering::Release);
                 }
             }
@@ -545,6 +554,7 @@ mod tests {
             hostname: "test".into(),
             lane_messages: 4,
             stop: Arc::new(AtomicBool::new(false)),
+            failure: None,
             shutdown_timeout: Duration::from_secs(5),
             forced: std::cell::Cell::new(false),
             abort_sandboxes: None,

@@ -82,7 +82,10 @@ impl Coordinator {
         self.wait_quiescent(deadline);
         self.control.advance(Phase::StopOutputs);
         let clean = self.wait_zero(&self.control.outputs_live, deadline);
-        let mut outcome = RunOutcome::default();
+        let mut outcome = RunOutcome {
+            failure: self.failure.take(),
+            ..RunOutcome::default()
+        };
         if !clean || self.control.inputs_live.load(Ordering::Acquire) > 0 {
             outcome.undelivered = self.leftovers();
         }

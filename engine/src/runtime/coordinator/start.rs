@@ -189,6 +189,7 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
         hostname: global.hostname.clone(),
         lane_messages: (ring_capacity * settings.batch_size) as u64,
         stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        failure: None,
         shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         forced: std::cell::Cell::new(false),
         abort_sandboxes: None,
