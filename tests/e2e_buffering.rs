@@ -10,24 +10,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// The newest `heka.all-report` payload of a Heka stream, parsed.
-fn last_report(path: &Path) -> Option<serde_json::Value> {
-    read_stream(path)
-        .into_iter()
-        .rev()
-        .find(|m| m.r#type.as_deref() == Some("heka.all-report"))
-        .and_then(|m| serde_json::from_str(m.payload.as_deref()?).ok())
-}
-
-/// A plugin's numeric report field.
-fn report_value(report: &serde_json::Value, category: &str, name: &str, key: &str) -> Option<i64> {
-    report[category]
-        .as_array()?
-        .iter()
-        .find(|p| p["Name"] == name)?[key]["value"]
-        .as_i64()
-}
-
 /// Sends `n` messages of type `ty` (about `size` bytes each) on one connection.
 fn send_load(port: u16, ty: &str, n: u64, size: usize) {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -49,24 +49,6 @@ fn outputs_of(path: &Path, logger: &str) -> Vec<String> {
         .collect()
 }
 
-/// The newest `heka.all-report` payload of a Heka stream, parsed.
-fn last_report(path: &Path) -> Option<serde_json::Value> {
-    read_stream(path)
-        .into_iter()
-        .rev()
-        .find(|m| m.r#type.as_deref() == Some("heka.all-report"))
-        .and_then(|m| serde_json::from_str(m.payload.as_deref()?).ok())
-}
-
-/// A plugin's numeric report field.
-fn report_value(report: &serde_json::Value, category: &str, name: &str, key: &str) -> Option<i64> {
-    report[category]
-        .as_array()?
-        .iter()
-        .find(|p| p["Name"] == name)?[key]["value"]
-        .as_i64()
-}
-
 /// A SandboxFilter counts what it matches and injects the count on every timer event; the
 /// output reaches a FileOutput, and the report carries the sandbox's fields.
 #[test]

@@ -345,3 +345,26 @@ pub fn send_tcp(port: u16, bytes: &[u8]) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(bytes).unwrap();
 }
+
+/// The newest `heka.all-report` payload of a Heka stream, parsed.
+pub fn last_report(path: &Path) -> Option<serde_json::Value> {
+    read_stream(path)
+        .into_iter()
+        .rev()
+        .find(|m| m.r#type.as_deref() == Some("heka.all-report"))
+        .and_then(|m| serde_json::from_str(m.payload.as_deref()?).ok())
+}
+
+/// A plugin's numeric report field.
+pub fn report_value(
+    report: &serde_json::Value,
+    category: &str,
+    name: &str,
+    key: &str,
+) -> Option<i64> {
+    report[category]
+        .as_array()?
+        .iter()
+        .find(|p| p["Name"] == name)?[key]["value"]
+        .as_i64()
+}
