@@ -12,6 +12,9 @@ use hekate_model::message::{MessageView, ViewLayout};
 pub struct Batch {
     data: Vec<u8>,
     entries: Vec<Entry>,
+    /// The batch's number on its lane (1, 2, …, set by the router when it seals the batch):
+    /// what the consumer acknowledges (see [`LaneCounters::acked`](super::LaneCounters::acked)).
+    seq: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +30,7 @@ impl Batch {
         Batch {
             data: Vec::with_capacity(bytes),
             entries: Vec::with_capacity(messages),
+            seq: 0,
         }
     }
 
@@ -57,6 +61,18 @@ impl Batch {
     #[inline]
     pub fn bytes(&self) -> usize {
         self.data.len()
+    }
+
+    /// The batch's number on its lane.
+    #[inline]
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Numbers the batch (the router, when it seals it).
+    #[inline]
+    pub fn set_seq(&mut self, seq: u64) {
+        self.seq = seq;
     }
 
     /// Empties the batch, keeping its memory.

@@ -15,4 +15,4 @@ mod router;
 pub use batch::Batch;
 pub use doorbell::{Doorbell, LocalEvent, LocalWait, TaskGroup, Wait};
 pub use ring::{LaneCounters, LaneRx, LaneTx, lane};
-pub use router::{BATCH_BYTES, OverflowHook, Route, RouterShard};
+pub use router::{AckMark, BATCH_BYTES, OverflowHook, Route, RouterShard};

@@ -4,9 +4,14 @@
 //! Both ends count the messages they moved (single writer each, so plain stores), which gives the
 //! `InChanLength` of reports, the coordinator's "is everything drained" test at shutdown, and the
 //! count of what was left behind when an output could not drain in time.
+//!
+//! They also carry the lane's acknowledgement watermark: the consumer stores the number of the
+//! last batch it has made durable ([`LaneRx::acknowledge`]), and an input that can replay asks
+//! its router whether every lane has passed the batches its messages went into (see
+//! [`RouterShard::ack_mark`](super::RouterShard::ack_mark)).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::batch::Batch;
 use super::doorbell::Doorbell;
@@ -16,6 +21,8 @@ use super::doorbell::Doorbell;
 pub struct LaneCounters {
     pushed: AtomicU64,
     done: AtomicU64,
+    acked: AtomicU64,
+    closed: AtomicBool,
 }
 
 impl LaneCounters {
@@ -27,6 +34,24 @@ impl LaneCounters {
     /// Messages the consumer finished so far.
     pub fn done(&self) -> u64 {
         self.done.load(Ordering::Acquire)
+    }
+
+    /// The number of the last batch the consumer acknowledged: every batch up to it (and every
+    /// message in it) is durable at the consumer — written and flushed by an output, appended
+    /// to a buffered output's queue, processed by a filter — or was dropped and counted.
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Acquire)
+    }
+
+    /// Whether the router dropped the route (its plugin was unloaded or terminated): nothing
+    /// routed to it will be acknowledged, nor waited for.
+    pub fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Marks the route dropped (see [`LaneCounters::closed`]).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
     }
 
     /// Messages in the lane or being processed.
@@ -60,6 +85,8 @@ pub struct LaneRx {
     free: rtrb::Producer<Batch>,
     counters: Arc<LaneCounters>,
     producer_bell: Arc<Doorbell>,
+    /// The number of the last batch marked done (processed, not yet acknowledged).
+    last_done: u64,
 }
 
 /// A lane of `capacity` batches. `consumer_bell` is rung when a batch arrives, `producer_bell`
@@ -85,6 +112,7 @@ pub fn lane(
             free: free_tx,
             counters,
             producer_bell,
+            last_done: 0,
         },
     )
 }
@@ -144,11 +172,21 @@ impl LaneRx {
     #[inline]
     pub fn done(&mut self, mut batch: Batch) {
         bump(&self.counters.done, batch.len() as u64);
+        self.last_done = self.last_done.max(batch.seq());
         batch.clear();
         // The return lane holds every batch that can exist, so this only fails if the producer
         // is gone; the batch is then simply freed.
         let _ = self.free.push(batch);
         self.producer_bell.ring();
+    }
+
+    /// Acknowledges every batch marked done so far: the consumer has made their messages
+    /// durable (an output flushed, a filter processed them). One store, when it moved.
+    #[inline]
+    pub fn acknowledge(&mut self) {
+        if self.counters.acked.load(Ordering::Relaxed) < self.last_done {
+            self.counters.acked.store(self.last_done, Ordering::Release);
+        }
     }
 
     /// The lane's counters.

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use super::batch::Batch;
 use super::doorbell::Doorbell;
-use super::ring::LaneTx;
+use super::ring::{LaneCounters, LaneTx};
 use crate::stats::{ShardStats, add};
 use hekate_config::FullAction;
 use hekate_model::matcher::MatcherSpec;
@@ -52,6 +52,11 @@ pub struct Route {
     shutdown_asked: bool,
     filling: Batch,
     queued: VecDeque<Batch>,
+    /// Batches sealed so far: the number of the last one.
+    sealed: u64,
+    /// The last batch sealed was dropped (`full_action`): an empty batch must follow it so that
+    /// the consumer's acknowledgement passes its number.
+    marker_due: bool,
 }
 
 impl Route {
@@ -68,6 +73,8 @@ impl Route {
             shutdown_asked: false,
             filling: Batch::default(),
             queued: VecDeque::new(),
+            sealed: 0,
+            marker_due: false,
         }
     }
 
@@ -88,6 +95,43 @@ impl Route {
     /// Whether a batch this lane cannot take is dropped rather than kept.
     fn drops_when_full(&self) -> bool {
         self.to_output && self.full_action != FullAction::Block
+    }
+
+    /// Numbers the batch being filled and queues it, filling a fresh (recycled) one.
+    #[inline]
+    fn seal(&mut self, batch_size: usize) {
+        let fresh = self
+            .lane
+            .recycled()
+            .unwrap_or_else(|| Batch::with_capacity(batch_size, batch_size * 384));
+        let mut full = std::mem::replace(&mut self.filling, fresh);
+        self.sealed += 1;
+        full.set_seq(self.sealed);
+        self.queued.push_back(full);
+    }
+
+    /// The number of the last batch holding a message routed so far.
+    fn last_batch(&self) -> u64 {
+        self.sealed + u64::from(!self.filling.is_empty())
+    }
+}
+
+/// Where a router shard's destinations stood when an input took the mark: for each lane, the
+/// number of the last batch holding a message routed until then. Once every lane has
+/// acknowledged its number, every message the input routed before the mark is durable at every
+/// destination that took it. See [`RouterShard::ack_mark`].
+#[derive(Debug, Default)]
+pub struct AckMark {
+    waits: Vec<(Arc<LaneCounters>, u64)>,
+}
+
+impl AckMark {
+    /// Whether every destination has acknowledged what was routed before the mark (or was
+    /// dropped from the pipeline).
+    pub fn is_acked(&self) -> bool {
+        self.waits
+            .iter()
+            .all(|(c, last)| c.acked() >= *last || c.closed())
     }
 }
 
@@ -191,11 +235,7 @@ impl RouterShard {
             r.filling.push(view, loops);
             st.pending += 1;
             if r.filling.len() >= self.batch_size || r.filling.bytes() >= BATCH_BYTES {
-                let fresh = r.lane.recycled().unwrap_or_else(|| {
-                    Batch::with_capacity(self.batch_size, self.batch_size * 384)
-                });
-                let full = std::mem::replace(&mut r.filling, fresh);
-                r.queued.push_back(full);
+                r.seal(self.batch_size);
             }
         }
     }
@@ -219,6 +259,7 @@ impl RouterShard {
                 }
                 dropped += r.filling.len() as u64;
                 dropped += r.queued.iter().map(|b| b.len() as u64).sum::<u64>();
+                r.lane.counters().close();
                 false
             });
             st.pending -= dropped;
@@ -313,20 +354,20 @@ impl RouterShard {
         let mut overflows: Vec<(usize, u64)> = Vec::new();
         for (i, r) in st.routes.iter_mut().enumerate() {
             if partial && !r.filling.is_empty() {
-                let fresh = r.lane.recycled().unwrap_or_else(|| {
-                    Batch::with_capacity(self.batch_size, self.batch_size * 384)
-                });
-                let part = std::mem::replace(&mut r.filling, fresh);
-                r.queued.push_back(part);
+                r.seal(self.batch_size);
             }
             while let Some(b) = r.queued.pop_front() {
                 let n = b.len() as u64;
                 match r.lane.try_push(b) {
-                    Ok(()) => st.pending -= n,
+                    Ok(()) => {
+                        st.pending -= n;
+                        r.marker_due = false;
+                    }
                     Err(b) if r.drops_when_full() => {
                         // This output does not hold up the others: what its lane cannot
                         // take is dropped, counted on its counters.
                         st.pending -= n;
+                        r.marker_due = true;
                         add(&self.stats.plugins[r.plugin].dropped, n);
                         match overflows.last_mut() {
                             Some((last, m)) if *last == i => *m += n,
@@ -339,6 +380,16 @@ impl RouterShard {
                         blocked |= must(r);
                         break;
                     }
+                }
+            }
+            if r.marker_due && r.queued.is_empty() && r.filling.is_empty() && r.lane.has_room() {
+                // The last batch was dropped; an empty one behind it lets the consumer's
+                // acknowledgement pass its number (inputs waiting on it go on).
+                r.seal(self.batch_size);
+                if let Some(b) = r.queued.pop_front()
+                    && r.lane.try_push(b).is_ok()
+                {
+                    r.marker_due = false;
                 }
             }
         }
@@ -375,6 +426,25 @@ impl RouterShard {
     fn publish(&self) {
         let pending = self.state.borrow().pending;
         self.published.store(pending, Ordering::Release);
+    }
+
+    /// Takes an acknowledgement mark: where every destination of this shard stands now (see
+    /// [`AckMark`]). An input that can replay takes one after routing up to a position of its
+    /// stream, and moves its checkpoint to that position once [`AckMark::is_acked`] says so.
+    /// Destinations that have acknowledged everything routed to them are left out, so a mark
+    /// taken by an idle shard is empty.
+    pub fn ack_mark(&self) -> AckMark {
+        let st = self.state.borrow();
+        let waits = st
+            .routes
+            .iter()
+            .filter_map(|r| {
+                let last = r.last_batch();
+                let c = r.lane.counters();
+                (c.acked() < last).then(|| (Arc::clone(c), last))
+            })
+            .collect();
+        AckMark { waits }
     }
 
     /// Messages routed but not yet pushed into a lane.
@@ -666,5 +736,107 @@ mod tests {
         assert_eq!(stats.plugins[1].dropped.get(), 0);
         assert_eq!(router.pending(), 2);
         assert!(router.congested());
+    }
+
+    /// Pops every batch of a lane, marks it done and acknowledges it (a consumer that made it
+    /// durable); returns the messages it held.
+    fn consume(rx: &mut crate::mesh::LaneRx) -> usize {
+        let mut n = 0;
+        while let Some(b) = rx.try_pop() {
+            n += b.len();
+            rx.done(b);
+        }
+        rx.acknowledge();
+        n
+    }
+
+    /// A mark is acknowledged once every destination that has batches up to it acknowledged
+    /// them — not when one of them did, nor when a consumer processed without acknowledging.
+    #[test]
+    fn a_mark_waits_for_every_destination() {
+        let space = Arc::new(Doorbell::new());
+        let bell = Arc::new(Doorbell::new());
+        let (tx_a, mut rx_a) = lane(8, Arc::clone(&bell), Arc::clone(&space));
+        let (tx_b, mut rx_b) = lane(8, Arc::clone(&bell), Arc::clone(&space));
+        let routes = vec![
+            Route::new(0, MatcherSpec::parse("TRUE").unwrap(), None, tx_a).feeding_output(),
+            Route::new(1, MatcherSpec::parse("Type == 'b'").unwrap(), None, tx_b).feeding_output(),
+        ];
+        let stats = Rc::new(ShardStats::new(0, 2));
+        let router = RouterShard::new(routes, space, stats, 1, 2, Arc::new(AtomicU64::new(0)));
+        assert!(
+            router.ack_mark().is_acked(),
+            "nothing routed: nothing to wait for"
+        );
+
+        for t in ["a", "b", "a"] {
+            router.route_bytes(&msg(t), None, 0).unwrap();
+        }
+        let mark = router.ack_mark();
+        assert!(!mark.is_acked());
+        router.flush_now(true);
+        assert_eq!(consume(&mut rx_a), 3);
+        assert!(!mark.is_acked(), "b has not acknowledged its message");
+        let b = rx_b.try_pop().unwrap();
+        rx_b.done(b);
+        assert!(!mark.is_acked(), "done is not durable: only acknowledge is");
+        rx_b.acknowledge();
+        assert!(mark.is_acked());
+
+        // Messages routed after a mark do not hold it up; a later mark waits for them.
+        router.route_bytes(&msg("a"), None, 0).unwrap();
+        let later = router.ack_mark();
+        assert!(mark.is_acked() && !later.is_acked());
+        // Still being filled: the mark counts the batch that will carry it.
+        router.flush_now(true);
+        assert_eq!(consume(&mut rx_a), 1);
+        assert!(later.is_acked());
+        // A destination that has acknowledged everything is left out of the next mark.
+        assert!(router.ack_mark().is_acked());
+    }
+
+    /// A batch dropped by `full_action = "drop"` never reaches its consumer: an empty batch
+    /// follows it once there is room, so the acknowledgement passes its number and the input
+    /// goes on. A dropped route (its plugin terminated) is not waited for.
+    #[test]
+    fn dropped_batches_and_routes_do_not_hold_a_mark_for_ever() {
+        let space = Arc::new(Doorbell::new());
+        let bell = Arc::new(Doorbell::new());
+        let (tx_dead, mut rx_dead) = lane(1, Arc::clone(&bell), Arc::clone(&space));
+        let (tx_gone, _rx_gone) = lane(8, Arc::clone(&bell), Arc::clone(&space));
+        let routes = vec![
+            Route::new(0, MatcherSpec::parse("TRUE").unwrap(), None, tx_dead)
+                .feeding_output()
+                .on_full("tcp", FullAction::Drop),
+            Route::new(1, MatcherSpec::parse("TRUE").unwrap(), None, tx_gone),
+        ];
+        let stats = Rc::new(ShardStats::new(0, 2));
+        let router = RouterShard::new(
+            routes,
+            space,
+            Rc::clone(&stats),
+            1,
+            1,
+            Arc::new(AtomicU64::new(0)),
+        );
+        for _ in 0..3 {
+            router.route_bytes(&msg("a"), None, 0).unwrap();
+        }
+        router.flush_now(true);
+        assert_eq!(stats.plugins[0].dropped.get(), 2);
+        let mark = router.ack_mark();
+        assert_eq!(router.remove_routes(1), 0);
+        assert_eq!(consume(&mut rx_dead), 1);
+        assert!(
+            !mark.is_acked(),
+            "batches 2 and 3 were dropped, nothing passed them yet"
+        );
+        // The next flush finds room and sends the empty batch.
+        router.flush_now(false);
+        assert_eq!(consume(&mut rx_dead), 0);
+        assert!(mark.is_acked());
+        // Only once: an acknowledged lane gets no more empty batches.
+        router.flush_now(false);
+        assert!(rx_dead.try_pop().is_none());
     }
 }

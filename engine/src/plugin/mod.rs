@@ -17,6 +17,7 @@
 //! message, synchronously; an output does its I/O in [`Output::flush`], which the runtime awaits
 //! (that await is the back-pressure).
 
+mod ack;
 mod control;
 mod input;
 mod kinds;
@@ -26,8 +27,9 @@ mod registry;
 mod reopen;
 mod stream;
 
-pub use crate::mesh::{LocalWait, TaskGroup};
+pub use crate::mesh::{AckMark, LocalWait, TaskGroup};
 pub use crate::stats::PluginCounters;
+pub use ack::Acknowledgements;
 pub(crate) use control::{ControlRequest, ShardEvent};
 pub use control::{DynamicFilter, PipelineControl};
 pub(crate) use input::Connections;

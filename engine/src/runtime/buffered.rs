@@ -160,9 +160,13 @@ async fn intake(inbound: &mut Inbound, ctx: &RunnerCtx, shared: &Shared, full_ac
                     break;
                 }
             }
-            // What the input handed over is in the kernel before its batch counts as done.
-            flush_queue(ctx, shared);
+            // What the input handed over is in the kernel before its batch counts as done, and
+            // is acknowledged only once written.
+            let written = flush_queue(ctx, shared);
             inbound.done(lane, batch);
+            if written {
+                inbound.acknowledge();
+            }
             ctx.held.store(0, Ordering::Release);
         }
         if (ctx.stop.is_set() || inbound.retired()) && inbound.is_empty() {
@@ -174,11 +178,17 @@ async fn intake(inbound: &mut Inbound, ctx: &RunnerCtx, shared: &Shared, full_ac
     shared.data.ring();
 }
 
-fn flush_queue(ctx: &RunnerCtx, shared: &Shared) {
-    if let Err(e) = shared.queue.borrow_mut().flush() {
-        crate::plugin::log::warn_limited!("Output '{}': writing its queue: {e}", ctx.name);
-    }
+/// Writes what was appended to the queue; false when it could not (it stays buffered).
+fn flush_queue(ctx: &RunnerCtx, shared: &Shared) -> bool {
+    let written = match shared.queue.borrow_mut().flush() {
+        Ok(()) => true,
+        Err(e) => {
+            crate::plugin::log::warn_limited!("Output '{}': writing its queue: {e}", ctx.name);
+            false
+        }
+    };
     shared.data.ring();
+    written
 }
 
 /// Hands the queue's records to the output, flushing by its rules and acknowledging what was

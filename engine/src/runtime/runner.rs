@@ -47,6 +47,8 @@ impl Inbound {
             add(&ctx.counters().dropped, batch.len() as u64);
             self.done(lane, batch);
         }
+        // Dropped and counted: inputs waiting on these batches go on.
+        self.acknowledge();
         ctx.held.store(0, Ordering::Release);
     }
 
@@ -65,6 +67,14 @@ impl Inbound {
 
     pub(super) fn done(&mut self, lane: usize, batch: Batch) {
         self.lanes[lane].done(batch);
+    }
+
+    /// Acknowledges every batch marked done: their messages are durable here (see
+    /// [`LaneCounters::acked`](crate::mesh::LaneCounters::acked)).
+    pub(super) fn acknowledge(&mut self) {
+        for l in &mut self.lanes {
+            l.acknowledge();
+        }
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -247,6 +257,10 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
             if out.should_flush(Instant::now()) {
                 flush_output(&mut *out, &ctx).await;
             }
+            if out.buffered() == 0 {
+                // Everything handed over so far is written (or was dropped and counted).
+                inbound.acknowledge();
+            }
             add(&ctx.counters().delivered, out.take_written());
             ctx.held.store(out.buffered(), Ordering::Release);
             stale = true;
@@ -263,6 +277,9 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
         if deadline.is_some_and(|d| d <= Instant::now()) {
             if out.should_flush(Instant::now()) {
                 flush_output(&mut *out, &ctx).await;
+                if out.buffered() == 0 {
+                    inbound.acknowledge();
+                }
                 add(&ctx.counters().delivered, out.take_written());
                 ctx.held.store(out.buffered(), Ordering::Release);
                 continue;
@@ -282,6 +299,7 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
         add(&ctx.counters().delivered, out.take_written());
         ctx.held.store(out.buffered(), Ordering::Release);
     }
+    inbound.acknowledge();
     out.close().await;
     refresh_output_report(&*out, &ctx);
     ctx.held.store(0, Ordering::Release);
@@ -476,6 +494,9 @@ pub(crate) async fn run_filter(mut filter: Box<dyn Filter>, mut inbound: Inbound
             // message is still on its way.
             ctx.flush(routed).await;
             inbound.done(lane, batch);
+            // A filter keeps nothing that could be lost for an input to replay: what it
+            // processed is acknowledged (what it injects is a new message).
+            inbound.acknowledge();
             ctx.held.store(0, Ordering::Release);
             stale = true;
             if terminated {
