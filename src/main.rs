@@ -94,6 +94,14 @@ enum Command {
         /// A plugin type (`TcpInput`); every type when omitted.
         type_name: Option<String>,
     },
+    /// Show what the config's LogstreamerInputs find: every stream, its files in the order
+    /// they are read, and where each stream's journal says reading resumes (Heka's
+    /// heka-logstreamer).
+    Logstreamer {
+        /// A TOML file, or a directory whose *.toml files are merged in alphabetical order.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Print the version.
     Version,
 }
@@ -138,6 +146,7 @@ fn main() -> ExitCode {
         }),
         Command::Queue { command } => queue::run(command),
         Command::Plugins { type_name } => plugins::show(type_name.as_deref()),
+        Command::Logstreamer { config } => logstreamer(&config),
         Command::Version => {
             println!("hekate {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -175,6 +184,32 @@ fn check(path: &std::path::Path) -> ExitCode {
     };
     eprintln!("{}: {problems} problem(s) found", path.display());
     ExitCode::FAILURE
+}
+
+fn logstreamer(path: &std::path::Path) -> ExitCode {
+    let registry = hekate_plugins::registry();
+    let pipeline = match run::load(Some(path), &registry) {
+        Ok((_, pipeline)) => pipeline,
+        Err(errors) => {
+            eprint!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut found = false;
+    for p in &pipeline.plugins {
+        if let hekate_engine::plugin::Built::Input(input) = &p.built
+            && p.type_name == "LogstreamerInput"
+            && let Some(text) = input.describe()
+        {
+            found = true;
+            print!("{text}");
+        }
+    }
+    if !found {
+        eprintln!("{} has no LogstreamerInput", path.display());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 fn print_config(path: Option<&std::path::Path>) -> ExitCode {

@@ -17,6 +17,7 @@ mod tls;
 
 /// Inputs.
 pub mod input {
+    pub mod logstreamer;
     pub mod sandbox;
     pub mod tcp;
     pub mod udp;
@@ -61,6 +62,7 @@ pub fn registry() -> Registry {
         input::tcp::TYPE,
         input::udp::TYPE,
         input::sandbox::TYPE,
+        input::logstreamer::TYPE,
         // Splitters
         splitter::heka_framing::TYPE,
         splitter::token::TYPE,

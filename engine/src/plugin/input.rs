@@ -58,6 +58,12 @@ pub trait InputPlugin: Send + Sync + fmt::Debug {
         Vec::new()
     }
 
+    /// What the input would read, for `hekate logstreamer` and the like: every source it finds
+    /// now and in which order it reads them. `None` for inputs with nothing to tell.
+    fn describe(&self) -> Option<String> {
+        None
+    }
+
     /// Opens the input on one shard (bind errors surface here, at start) and returns the future
     /// that serves it until [`InputContext::stopped`] fires.
     fn start(
@@ -108,6 +114,9 @@ pub struct InputContext {
     pub shard: usize,
     /// The shard's CPU core.
     pub core: usize,
+    /// How many worker shards there are: an input on every shard that divides work among its
+    /// instances (LogstreamerInput's streams) takes its share by `shard`.
+    pub shards: usize,
     /// Heka's hostname.
     pub hostname: Rc<str>,
     /// Global `max_message_size`.

@@ -143,13 +143,17 @@ pub trait SplitterPlugin: Send + Sync + fmt::Debug {
 /// Where a record came from, for decoders that build messages.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordSource<'a> {
-    /// The input's name (Heka uses it as the Logger of messages built from payloads).
+    /// The Logger of messages built from payloads: the input's name, or the stream's for inputs
+    /// that read several (LogstreamerInput).
     pub input: &'a str,
     /// The remote host (TcpInput, UdpInput with `set_hostname`) or the global hostname.
     pub hostname: &'a str,
     /// Whether the record is an encoded message (the splitter uses message bytes, e.g.
     /// HekaFramingSplitter) rather than a payload.
     pub message_bytes: bool,
+    /// The Type of messages built from payloads, when the input sets one (LogstreamerInput:
+    /// `logfile`).
+    pub msg_type: Option<&'a str>,
 }
 
 /// What a [`Decoder`] made of a record.

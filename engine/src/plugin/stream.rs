@@ -140,6 +140,8 @@ impl RecordStream {
                 scratch: Vec::new(),
                 send_decode_failures: spec.send_decode_failures,
                 log_decode_failures: spec.log_decode_failures,
+                logger: Rc::clone(&input),
+                msg_type: None,
                 input,
                 hostname,
                 router,
@@ -162,6 +164,28 @@ impl RecordStream {
             self.buf.resize(grown, 0);
         }
         &mut self.buf[self.end..]
+    }
+
+    /// Names the stream: payload messages get this Logger (and decoders see it as the
+    /// source's), and this Type when one is given. For inputs that read several streams
+    /// (LogstreamerInput: Logger = the stream's name, Type `logfile`).
+    pub fn set_origin(&mut self, logger: &str, msg_type: Option<&str>) {
+        self.sink.logger = Rc::from(logger);
+        self.sink.msg_type = msg_type.map(Rc::from);
+    }
+
+    /// Bytes fed but not yet used up: the start of a record whose end has not been read. An
+    /// input that keeps a position in its source subtracts them from what it read.
+    pub fn unconsumed(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Forgets the unconsumed bytes and the splitter's state (the source was truncated or
+    /// replaced: what was held belongs to data that is gone).
+    pub fn discard(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        self.splitter.reset();
     }
 
     /// Ensures the free end of the buffer holds at least `n` bytes (a whole datagram).
@@ -281,6 +305,10 @@ struct RecordSink {
     send_decode_failures: bool,
     log_decode_failures: bool,
     input: Rc<str>,
+    /// The Logger of payload messages (the input's name unless the input names its streams).
+    logger: Rc<str>,
+    /// The Type of payload messages, if the input sets one.
+    msg_type: Option<Rc<str>>,
     hostname: Rc<str>,
     router: Rc<RouterShard>,
     stats: Rc<ShardStats>,
@@ -327,9 +355,10 @@ impl RecordSink {
         };
         self.decoded.clear();
         let source = RecordSource {
-            input: &self.input,
+            input: &self.logger,
             hostname: &self.hostname,
             message_bytes: self.message_bytes,
+            msg_type: self.msg_type.as_deref(),
         };
         let result = decoder
             .borrow_mut()
@@ -387,9 +416,11 @@ impl RecordSink {
         self.scratch.clear();
         let payload = String::from_utf8_lossy(record);
         let mut w = MessageWriter::new(&mut self.scratch);
-        w.uuid(&random_uuid())
-            .timestamp(now_ns())
-            .logger(self.input.as_bytes())
+        w.uuid(&random_uuid()).timestamp(now_ns());
+        if let Some(t) = &self.msg_type {
+            w.msg_type(t.as_bytes());
+        }
+        w.logger(self.logger.as_bytes())
             .hostname(self.hostname.as_bytes())
             .payload(payload.as_bytes());
         if let Some(flag) = decode_failure {

@@ -380,6 +380,7 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
             name: Rc::from(input.name.as_str()),
             shard,
             core,
+            shards: settings.shards,
             hostname: Rc::clone(&hostname),
             max_message_size: settings.max_message_size,
             plugin: input.plugin,

@@ -75,6 +75,7 @@ mod tests {
             input: "i",
             hostname: "h",
             message_bytes: true,
+            msg_type: None,
         };
         let mut out = DecodedMessages::default();
         let msg = Message::new_now().to_bytes();

@@ -184,10 +184,12 @@ impl Decoder for SandboxDecoder {
                 Ok(s) => Cow::Borrowed(s),
                 Err(_) => String::from_utf8_lossy(record),
             };
-            MessageWriter::new(&mut self.original)
-                .uuid(&random_uuid())
-                .timestamp(now_ns())
-                .logger(source.input.as_bytes())
+            let mut w = MessageWriter::new(&mut self.original);
+            w.uuid(&random_uuid()).timestamp(now_ns());
+            if let Some(t) = source.msg_type {
+                w.msg_type(t.as_bytes());
+            }
+            w.logger(source.input.as_bytes())
                 .hostname(source.hostname.as_bytes())
                 .payload(payload.as_bytes());
             &self.original
@@ -288,6 +290,7 @@ mod tests {
         input: "lines",
         hostname: "web1",
         message_bytes: false,
+        msg_type: None,
     };
 
     #[test]

@@ -1,0 +1,765 @@
+//! LogstreamerInput: tails log streams — a stream being one log spread over a sequence of
+//! files that rotate — with Heka's discovery, ordering and journals.
+//!
+//! Every file under `log_directory` whose path matches `file_match` belongs to the stream its
+//! `differentiator` names; a stream's files are read oldest first, in the order `priority` gives
+//! (see [`discover`] for the exact rules, and `hekate logstreamer -c CONFIG` to see what a
+//! config finds). Each record becomes a message with Type `logfile`, Logger = the stream's name
+//! and Hostname = `hostname` (or the global one), handed to the decoder if there is one.
+//!
+//! **Where reading resumes.** Each stream keeps a journal in `journal_directory` (Heka's format;
+//! see [`journal`]), so a Heka user's journals resume where hekad stopped. The journal moves only
+//! to positions whose messages are acknowledged end to end: every output that took them has
+//! written them (a FileOutput's flush, a buffered output's queue). So `kill -9` loses no line;
+//! after a restart, at most what was in flight is read again. A stream without a journal starts
+//! at its oldest file, or at the end of its newest with `initial_tail = true`.
+//!
+//! **Rotation.** The file being read is followed by its open descriptor, not its name:
+//! - renamed and replaced (`create`): it is read to its end, then the file after it (the new one);
+//! - truncated in place (`copytruncate`): reading restarts at 0 (counted in `Truncations`);
+//! - deleted: read to its end through the open descriptor, then the next file;
+//! - a file already read to its end never is again in this run, whatever name it has now.
+//!
+//! A partial last line waits for its newline; when the stream moves to the next file it is
+//! delivered if the splitter's `deliver_incomplete_final` says so, else counted as skipped.
+//! Files are rescanned every `rescan_interval`, and the current file is checked for new data
+//! every `check_data_interval`.
+//!
+//! **Placement.** The input runs on every worker shard; each stream is read by one shard (its
+//! name hashed), its splitter and decoder inline on that shard. A stream reads in blocks of
+//! 256 KiB through io_uring and yields between blocks, so one huge file does not starve the
+//! other streams of its shard.
+//!
+//! ```toml
+//! [nginx_access]
+//! type = "LogstreamerInput"
+//! log_directory = "/var/log/nginx"
+//! file_match = 'access\.log\.?(?P<Seq>\d*)'
+//! priority = ["^Seq"]
+//! differentiator = ["nginx-access"]
+//! # decoder = "nginx_access_decoder"
+//! ```
+//!
+//! Options: `log_directory` ("/var/log"), `file_match` (required), `priority`, `differentiator`
+//! (the section name), `translation`, `oldest_duration` ("720h"), `journal_directory`
+//! (`<base_dir>/logstreamer`), `rescan_interval` ("1m"), `check_data_interval` ("250ms"),
+//! `initial_tail` (false), `hostname`, plus the common input options (`splitter` defaults to
+//! TokenSplitter, `decoder` to none).
+
+pub mod discover;
+pub mod journal;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::hash::{Hash, Hasher};
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use glommio::io::BufferedFile;
+use hekate_config::{ConfigError, PluginSection, parse_duration};
+use hekate_engine::plugin::log::warn_limited;
+use hekate_engine::plugin::{
+    Acknowledgements, BuildContext, Built, FieldCollector, InputContext, InputPlacement,
+    InputPlugin, LocalBoxFuture, PluginError, PluginType, RecordStream, ReportSink, StreamSpec,
+    TaskGroup, options_of,
+};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use discover::{Matcher, SortPattern, Translation};
+use journal::{Journal, hash_at, locate};
+
+/// The registry entry.
+pub const TYPE: PluginType = PluginType {
+    name: "LogstreamerInput",
+    source: include_str!("mod.rs"),
+    options: options_of::<Options>,
+    default_matcher: None,
+    build,
+};
+
+/// Bytes read from a file at a time.
+const READ_BLOCK: usize = 256 * 1024;
+/// Files read to their end remembered per stream (never read again in this run).
+const DONE_FILES: usize = 256;
+/// How long a stopping stream waits for its last messages to be acknowledged before it writes
+/// its journal (what is not acknowledged by then is read again after the restart).
+const SETTLE: Duration = Duration::from_secs(5);
+
+fn default_log_directory() -> String {
+    "/var/log".into()
+}
+fn default_oldest() -> String {
+    "720h".into()
+}
+fn default_rescan() -> String {
+    "1m".into()
+}
+fn default_check() -> String {
+    "250ms".into()
+}
+
+/// LogstreamerInput's own options.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    /// The directory scanned (recursively) for the stream's files.
+    #[serde(default = "default_log_directory")]
+    log_directory: String,
+    /// Regex matched against each file's path under `log_directory` (`$` appended if missing);
+    /// named captures feed `priority` and `differentiator`.
+    file_match: String,
+    /// Capture names ordering a stream's files oldest first; `^Name` for descending.
+    #[serde(default)]
+    priority: Vec<String>,
+    /// Literals and capture names making up a stream's name (default: the section name).
+    #[serde(default)]
+    differentiator: Vec<String>,
+    /// Capture name → value → sort score; a one-entry map must be `missing`.
+    #[serde(default)]
+    translation: Translation,
+    /// Files last modified longer ago than this are left out.
+    #[serde(default = "default_oldest")]
+    oldest_duration: String,
+    /// Where the streams' journals are kept (default `<base_dir>/logstreamer`).
+    #[serde(default)]
+    journal_directory: Option<String>,
+    /// How often `log_directory` is rescanned for new files and streams.
+    #[serde(default = "default_rescan")]
+    rescan_interval: String,
+    /// How often a stream at the end of its file checks for more data.
+    #[serde(default = "default_check")]
+    check_data_interval: String,
+    /// A stream without a journal starts at the end of its newest file.
+    #[serde(default)]
+    initial_tail: bool,
+    /// Hostname of the messages (default: the global hostname).
+    #[serde(default)]
+    hostname: Option<String>,
+}
+
+/// A configured LogstreamerInput (also what `hekate logstreamer` describes).
+#[derive(Debug)]
+pub struct Logstreamer {
+    name: String,
+    matcher: Matcher,
+    journal_dir: PathBuf,
+    rescan: Duration,
+    check: Duration,
+    initial_tail: bool,
+    hostname: String,
+    spec: StreamSpec,
+}
+
+fn duration_option(
+    section: &PluginSection,
+    key: &str,
+    text: &str,
+) -> Result<Duration, ConfigError> {
+    parse_duration(text).map_err(|e| {
+        section.error_at_value(key, format!("`{key}`: {e} in section [{}]", section.name()))
+    })
+}
+
+fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
+    Ok(Built::Input(Arc::new(Logstreamer::from_section(
+        section, ctx,
+    )?)))
+}
+
+impl Logstreamer {
+    /// Builds the input from its section.
+    pub fn from_section(
+        section: &PluginSection,
+        ctx: &BuildContext<'_>,
+    ) -> Result<Logstreamer, ConfigError> {
+        let opts: Options = section.options()?;
+        let oldest = duration_option(section, "oldest_duration", &opts.oldest_duration)?;
+        let rescan = duration_option(section, "rescan_interval", &opts.rescan_interval)?
+            .max(Duration::from_millis(10));
+        let check = duration_option(section, "check_data_interval", &opts.check_data_interval)?
+            .max(Duration::from_millis(1));
+        let differentiator = if opts.differentiator.is_empty() {
+            vec![section.name().to_string()]
+        } else {
+            opts.differentiator
+        };
+        let matcher = SortPattern {
+            log_directory: PathBuf::from(&opts.log_directory),
+            file_match: opts.file_match,
+            priority: opts.priority,
+            differentiator,
+            translation: opts.translation,
+            oldest,
+        }
+        .compile()
+        .map_err(|e| {
+            section.error_at_key(
+                "file_match",
+                format!("{} in section [{}]", e.0, section.name()),
+            )
+        })?;
+        let journal_dir = opts
+            .journal_directory
+            .map_or_else(|| ctx.global.base_dir.join("logstreamer"), PathBuf::from);
+        let spec = ctx.stream_spec(section, "TokenSplitter", None)?;
+        Ok(Logstreamer {
+            name: section.name().to_string(),
+            matcher,
+            journal_dir,
+            rescan,
+            check,
+            initial_tail: opts.initial_tail,
+            hostname: opts.hostname.unwrap_or_else(|| ctx.global.hostname.clone()),
+            spec,
+        })
+    }
+
+    /// What `hekate logstreamer` prints: every stream found, its files in reading order, and
+    /// where its journal says reading resumes.
+    pub fn description(&self) -> String {
+        use std::fmt::Write as _;
+        let p = self.matcher.pattern();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "LogstreamerInput '{}': files under {} matching '{}'",
+            self.name,
+            self.matcher.root().display(),
+            p.file_match
+        );
+        let scan = self.matcher.scan();
+        if scan.streams.is_empty() {
+            let _ = writeln!(out, "  no stream found");
+        }
+        for (name, files) in &scan.streams {
+            let _ = writeln!(
+                out,
+                "  stream '{name}': {} file{}, read in this order:",
+                files.len(),
+                if files.len() == 1 { "" } else { "s" }
+            );
+            for f in files {
+                let _ = writeln!(out, "    {}", f.path.display());
+            }
+            let jpath = self.journal_dir.join(name);
+            match Journal::load(&jpath) {
+                Ok(Some(j)) => {
+                    let paths: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
+                    match locate(&j, &paths) {
+                        Some((file, seek)) => {
+                            let _ = writeln!(
+                                out,
+                                "    journal {}: resumes in {} at byte {seek}",
+                                jpath.display(),
+                                file.display()
+                            );
+                        }
+                        None => {
+                            let _ = writeln!(
+                                out,
+                                "    journal {}: its position ({} at byte {}) is in none of these files; reading starts at the oldest",
+                                jpath.display(),
+                                j.file_name,
+                                j.seek
+                            );
+                        }
+                    }
+                }
+                Ok(None) => {
+                    let _ = writeln!(
+                        out,
+                        "    no journal ({}): reading starts at the {}",
+                        jpath.display(),
+                        if self.initial_tail {
+                            "end of the newest file"
+                        } else {
+                            "oldest file"
+                        }
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "    journal {} is ignored: {e}", jpath.display());
+                }
+            }
+        }
+        for problem in &scan.problems {
+            let _ = writeln!(out, "  left out: {problem}");
+        }
+        out
+    }
+}
+
+/// The shard that reads a stream.
+fn home_of(stream: &str, shards: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    stream.hash(&mut h);
+    (h.finish() % shards.max(1) as u64) as usize
+}
+
+/// What one shard's instance shares with its stream tasks.
+struct Instance {
+    ctx: InputContext,
+    input: Arc<Logstreamer>,
+    /// Stream name → its files, oldest first, as the last scan found them.
+    streams: RefCell<BTreeMap<String, Rc<RefCell<Vec<PathBuf>>>>>,
+    counts: RefCell<Counts>,
+}
+
+/// The input's own report fields on this shard (the report sums the shards).
+#[derive(Debug, Default)]
+struct Counts {
+    /// Files found truncated under the reader (copytruncate).
+    truncations: u64,
+    /// Journal writes that failed.
+    journal_errors: u64,
+}
+
+impl Instance {
+    fn count(&self, f: impl FnOnce(&mut Counts)) {
+        f(&mut self.counts.borrow_mut());
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let c = self.counts.borrow();
+        let mut fields = FieldCollector::default();
+        fields.int("Streams", self.streams.borrow().len() as i64, "count");
+        fields.int("Truncations", c.truncations as i64, "count");
+        fields.int("JournalWriteFailures", c.journal_errors as i64, "count");
+        self.ctx.counters().set_extra(fields.fields);
+    }
+}
+
+impl InputPlugin for Logstreamer {
+    fn placement(&self) -> InputPlacement {
+        InputPlacement::EveryShard
+    }
+
+    fn describe(&self) -> Option<String> {
+        Some(self.description())
+    }
+
+    fn start(
+        &self,
+        ctx: InputContext,
+    ) -> Result<LocalBoxFuture<'static, Result<(), PluginError>>, PluginError> {
+        std::fs::create_dir_all(&self.journal_dir).map_err(|e| {
+            PluginError::io(
+                format!(
+                    "cannot create journal_directory {}",
+                    self.journal_dir.display()
+                ),
+                e,
+            )
+        })?;
+        let input = Arc::new(Logstreamer {
+            name: self.name.clone(),
+            matcher: self.matcher.clone(),
+            journal_dir: self.journal_dir.clone(),
+            rescan: self.rescan,
+            check: self.check,
+            initial_tail: self.initial_tail,
+            hostname: self.hostname.clone(),
+            spec: self.spec.clone(),
+        });
+        let inst = Rc::new(Instance {
+            ctx,
+            input,
+            streams: RefCell::new(BTreeMap::new()),
+            counts: RefCell::default(),
+        });
+        Ok(Box::pin(async move {
+            let tasks = TaskGroup::new();
+            loop {
+                inst.rescan(&tasks);
+                let stop = future::or(
+                    async {
+                        inst.ctx.stopped().await;
+                        true
+                    },
+                    async {
+                        glommio::timer::sleep(inst.input.rescan).await;
+                        false
+                    },
+                );
+                if stop.await {
+                    break;
+                }
+            }
+            tasks.wait_idle().await;
+            Ok(())
+        }))
+    }
+}
+
+impl Instance {
+    /// Scans, updates the file lists of this shard's streams and starts new ones.
+    fn rescan(self: &Rc<Self>, tasks: &TaskGroup) {
+        let scan = self.input.matcher.scan();
+        for problem in &scan.problems {
+            warn_limited!("Input '{}': {problem}", self.ctx.name);
+        }
+        let mut streams = self.streams.borrow_mut();
+        for (name, files) in scan.streams {
+            if home_of(&name, self.ctx.shards) != self.ctx.shard {
+                continue;
+            }
+            let paths: Vec<PathBuf> = files.into_iter().map(|f| f.path).collect();
+            match streams.get(&name) {
+                Some(list) => *list.borrow_mut() = paths,
+                None => {
+                    let list = Rc::new(RefCell::new(paths));
+                    streams.insert(name.clone(), Rc::clone(&list));
+                    let me = Rc::clone(self);
+                    tasks.spawn(async move { me.run_stream(name, list).await });
+                }
+            }
+        }
+        drop(streams);
+        self.publish();
+    }
+
+    /// Reads one stream until the input stops, then writes its journal.
+    async fn run_stream(self: Rc<Self>, name: String, files: Rc<RefCell<Vec<PathBuf>>>) {
+        let mut s = StreamReader::new(&self, name, files);
+        s.start();
+        while !self.ctx.is_stopped() {
+            match s.step().await {
+                Step::Read => glommio::yield_if_needed().await,
+                Step::Idle => {
+                    s.save_acknowledged(false);
+                    let check = self.input.check;
+                    future::or(self.ctx.stopped(), glommio::timer::sleep(check)).await;
+                }
+            }
+        }
+        // A partial record held at shutdown stays unread: the journal's position is before it.
+        s.records.discard();
+        if let Some(c) = s.acks.settle(&self.ctx, SETTLE).await {
+            s.acked = Some(c);
+        }
+        s.save_acknowledged(true);
+        if s.acks.outstanding() > 0 {
+            warn_limited!(
+                "Input '{}': stream '{}': not everything read was acknowledged within {} s; the rest will be read again after the restart",
+                self.ctx.name,
+                s.name,
+                SETTLE.as_secs()
+            );
+        }
+    }
+}
+
+/// The file a stream reads.
+struct Open {
+    path: PathBuf,
+    /// For hashing the journal and checking size (a `dup` of the reader's descriptor).
+    std: Rc<File>,
+    file: BufferedFile,
+    id: (u64, u64),
+    /// Offset of the next byte to read.
+    offset: u64,
+}
+
+/// A position every message before which is acknowledged (or waiting to be).
+#[derive(Debug, Clone)]
+struct Cursor {
+    path: PathBuf,
+    file: Rc<File>,
+    seek: u64,
+}
+
+enum Step {
+    /// Read something, or moved on: go on.
+    Read,
+    /// Nothing to read now.
+    Idle,
+}
+
+struct StreamReader {
+    inst: Rc<Instance>,
+    name: String,
+    files: Rc<RefCell<Vec<PathBuf>>>,
+    records: RecordStream,
+    acks: Acknowledgements<Cursor>,
+    /// The newest acknowledged position not yet in the journal.
+    acked: Option<Cursor>,
+    saved: Option<(PathBuf, u64)>,
+    last_save: Instant,
+    open: Option<Open>,
+    done: VecDeque<(u64, u64)>,
+    journal_path: PathBuf,
+}
+
+fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
+    (meta.dev(), meta.ino())
+}
+
+impl StreamReader {
+    fn new(inst: &Rc<Instance>, name: String, files: Rc<RefCell<Vec<PathBuf>>>) -> Self {
+        let mut records = inst
+            .ctx
+            .stream(&inst.input.spec, Some(&inst.input.hostname));
+        records.set_origin(&name, Some("logfile"));
+        let journal_path = inst.input.journal_dir.join(&name);
+        StreamReader {
+            inst: Rc::clone(inst),
+            name,
+            files,
+            records,
+            acks: Acknowledgements::new(),
+            acked: None,
+            saved: None,
+            last_save: Instant::now(),
+            open: None,
+            done: VecDeque::new(),
+            journal_path,
+        }
+    }
+
+    fn warn(&self, what: std::fmt::Arguments<'_>) {
+        warn_limited!(
+            "Input '{}': stream '{}': {what}",
+            self.inst.ctx.name,
+            self.name
+        );
+    }
+
+    /// Opens where the journal says, or where a stream without one starts.
+    fn start(&mut self) {
+        let files = self.files.borrow().clone();
+        let journal = match Journal::load(&self.journal_path) {
+            Ok(j) => j,
+            Err(e) => {
+                self.warn(format_args!(
+                    "the journal {} is ignored: {e}",
+                    self.journal_path.display()
+                ));
+                None
+            }
+        };
+        match journal {
+            Some(j) => match locate(&j, &files) {
+                Some((path, seek)) => {
+                    self.saved = Some((path.clone(), seek));
+                    self.open_at(&path, seek);
+                }
+                None => {
+                    self.warn(format_args!(
+                        "the journal's position ({} at byte {}) is in none of its files; reading from the oldest",
+                        j.file_name, j.seek
+                    ));
+                    self.open_next();
+                }
+            },
+            None if self.inst.input.initial_tail => {
+                if let Some(newest) = files.last() {
+                    let end = std::fs::metadata(newest).map_or(0, |m| m.len());
+                    self.open_at(newest, end);
+                }
+            }
+            None => {
+                self.open_next();
+            }
+        }
+    }
+
+    /// Opens `path` at `offset`; false (said) when it cannot be opened.
+    fn open_at(&mut self, path: &Path, offset: u64) -> bool {
+        let opened = File::open(path).and_then(|f| {
+            let meta = f.metadata()?;
+            if !meta.is_file() {
+                return Err(std::io::Error::other("not a regular file"));
+            }
+            let dup = f.try_clone()?;
+            Ok((f, dup, meta))
+        });
+        match opened {
+            Ok((f, dup, meta)) => {
+                // SAFETY: `dup` is a descriptor of our own, handed over to glommio, which
+                // closes it.
+                let file = unsafe { BufferedFile::from_raw_fd(dup.into_raw_fd()) };
+                self.open = Some(Open {
+                    path: path.to_path_buf(),
+                    std: Rc::new(f),
+                    file,
+                    id: file_id(&meta),
+                    offset: offset.min(meta.len()),
+                });
+                true
+            }
+            Err(e) => {
+                self.warn(format_args!("cannot read {}: {e}", path.display()));
+                false
+            }
+        }
+    }
+
+    /// Opens the first file of the stream not read to its end yet (and not the current one).
+    fn open_next(&mut self) -> bool {
+        let current = self.open.as_ref().map(|o| o.id);
+        let files = self.files.borrow().clone();
+        let ids: Vec<Option<(u64, u64)>> = files
+            .iter()
+            .map(|p| std::fs::metadata(p).ok().map(|m| file_id(&m)))
+            .collect();
+        // After the current file if it is still listed, else from the oldest.
+        let from = current
+            .and_then(|c| ids.iter().position(|id| *id == Some(c)))
+            .map_or(0, |i| i + 1);
+        for (path, id) in files[from..].iter().zip(&ids[from..]) {
+            let Some(id) = id else { continue };
+            if Some(*id) == current || self.done.contains(id) {
+                continue;
+            }
+            if self.open_at(path, 0) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Reads one block, or handles the end of the file.
+    async fn step(&mut self) -> Step {
+        let Some(open) = &self.open else {
+            return if self.open_next() {
+                Step::Read
+            } else {
+                Step::Idle
+            };
+        };
+        let want = self.records.read_buf().len().min(READ_BLOCK);
+        match open.file.read_at(open.offset, want).await {
+            Ok(data) if !data.is_empty() => {
+                let n = data.len();
+                self.records.read_buf()[..n].copy_from_slice(&data);
+                drop(data);
+                self.records.feed(n).await;
+                let open = self.open.as_mut().expect("still open");
+                open.offset += n as u64;
+                let cursor = Cursor {
+                    path: open.path.clone(),
+                    file: Rc::clone(&open.std),
+                    seek: open.offset - self.records.unconsumed() as u64,
+                };
+                self.acks.push(&self.inst.ctx, cursor);
+                self.poll_acks();
+                Step::Read
+            }
+            Ok(_) => self.at_end().await,
+            Err(e) => {
+                self.warn(format_args!("reading {}: {e}", open.path.display()));
+                Step::Idle
+            }
+        }
+    }
+
+    /// At the end of the current file: truncated, rotated, or waiting for more.
+    async fn at_end(&mut self) -> Step {
+        let open = self.open.as_mut().expect("called with a file open");
+        let size = open.std.metadata().map_or(open.offset, |m| m.len());
+        if size < open.offset {
+            let path = open.path.display().to_string();
+            open.offset = 0;
+            self.records.discard();
+            self.inst.count(|c| c.truncations += 1);
+            self.warn(format_args!(
+                "{path} was truncated (copytruncate?); reading it again from its start"
+            ));
+            return Step::Read;
+        }
+        if size > open.offset {
+            return Step::Read;
+        }
+        let id = open.id;
+        if !self.has_next(id) {
+            self.poll_acks();
+            return Step::Idle;
+        }
+        // A newer file exists, so this one is complete: deliver (or count) a partial last
+        // record as the splitter says, then go on.
+        self.records.finish().await;
+        let open = self.open.as_ref().expect("open");
+        let cursor = Cursor {
+            path: open.path.clone(),
+            file: Rc::clone(&open.std),
+            seek: open.offset,
+        };
+        self.acks.push(&self.inst.ctx, cursor);
+        if self.done.len() >= DONE_FILES {
+            self.done.pop_front();
+        }
+        self.done.push_back(id);
+        self.open_next();
+        Step::Read
+    }
+
+    /// Whether the stream has a file to read after `current`.
+    fn has_next(&self, current: (u64, u64)) -> bool {
+        self.files.borrow().iter().any(|p| {
+            std::fs::metadata(p).is_ok_and(|m| {
+                let id = file_id(&m);
+                id != current && !self.done.contains(&id)
+            })
+        })
+    }
+
+    fn poll_acks(&mut self) {
+        if let Some(c) = self.acks.poll(&self.inst.ctx) {
+            self.acked = Some(c);
+        }
+        if self.last_save.elapsed() >= self.inst.input.check {
+            self.save_acknowledged(false);
+        }
+    }
+
+    /// Writes the journal if the acknowledged position moved (`force`: whatever the time).
+    fn save_acknowledged(&mut self, force: bool) {
+        if let Some(c) = self.acks.poll(&self.inst.ctx) {
+            self.acked = Some(c);
+        }
+        let Some(c) = self.acked.take() else {
+            return;
+        };
+        if !force && self.saved.as_ref() == Some(&(c.path.clone(), c.seek)) {
+            return;
+        }
+        let hash = match hash_at(&c.file, c.seek) {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                // The file shrank under us: nothing sensible to hash; the next position will do.
+                return;
+            }
+            Err(e) => {
+                self.warn(format_args!("hashing {}: {e}", c.path.display()));
+                return;
+            }
+        };
+        let j = Journal {
+            seek: c.seek,
+            file_name: c.path.to_string_lossy().into_owned(),
+            last_hash: hash,
+        };
+        match j.save(&self.journal_path) {
+            Ok(()) => {
+                self.saved = Some((c.path, c.seek));
+                self.last_save = Instant::now();
+            }
+            Err(e) => {
+                self.inst.count(|c| c.journal_errors += 1);
+                self.warn(format_args!(
+                    "cannot write the journal {}: {e}",
+                    self.journal_path.display()
+                ));
+                self.acked = Some(c);
+            }
+        }
+    }
+}
