@@ -50,6 +50,15 @@ pub fn hash_at(file: &File, seek: u64) -> std::io::Result<Option<String>> {
     Ok(Some(hex(&Sha1::digest(buf))))
 }
 
+/// The hash [`hash_at`] gives for a position the `tail` bytes (at most [`HASHED`], the last
+/// ones read) end at.
+pub fn hash_of_tail(tail: &[u8]) -> String {
+    let mut buf = [0u8; HASHED];
+    let tail = &tail[tail.len().saturating_sub(HASHED)..];
+    buf[HASHED - tail.len()..].copy_from_slice(tail);
+    hex(&Sha1::digest(buf))
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::with_capacity(40), |mut s, b| {
@@ -156,6 +165,8 @@ mod tests {
         padded.extend_from_slice(&data[..120]);
         assert_eq!(hash_at(&f, 120).unwrap().unwrap(), sha(&padded));
         assert_eq!(hash_at(&f, 1201).unwrap(), None);
+        assert_eq!(hash_of_tail(&data[..1000]), sha(&data[500..1000]));
+        assert_eq!(hash_of_tail(&data[..120]), sha(&padded));
         // A known value: 500 bytes of 'a'.
         std::fs::write(&p, [b'a'; 500]).unwrap();
         let f = File::open(&p).unwrap();

@@ -15,7 +15,9 @@
 //! at its oldest file, or at the end of its newest with `initial_tail = true`.
 //!
 //! **Rotation.** The file being read is followed by its open descriptor, not its name:
-//! - renamed and replaced (`create`): it is read to its end, then the file after it (the new one);
+//! - renamed and replaced (`create`): it is read to its end, then the file after it (the new
+//!   one) once the old one has had nothing new for half a second (the application may write into
+//!   it until it reopens its log);
 //! - truncated in place (`copytruncate`): reading restarts at 0 (counted in `Truncations`);
 //! - deleted: read to its end through the open descriptor, then the next file;
 //! - a file already read to its end never is again in this run, whatever name it has now.
@@ -88,6 +90,9 @@ pub const TYPE: PluginType = PluginType {
 const READ_BLOCK: usize = 256 * 1024;
 /// Files read to their end remembered per stream (never read again in this run).
 const DONE_FILES: usize = 256;
+/// How long a file must stay at its end, with a newer file waiting, before the stream moves on
+/// to the newer one.
+const ROTATE_GRACE: Duration = Duration::from_millis(500);
 /// How long a stopping stream waits for its last messages to be acknowledged before it writes
 /// its journal (what is not acknowledged by then is read again after the restart).
 const SETTLE: Duration = Duration::from_secs(5);
@@ -466,6 +471,25 @@ struct Open {
     id: (u64, u64),
     /// Offset of the next byte to read.
     offset: u64,
+    /// The last bytes read (at most [`journal::HASHED`]), to find them again in a copy when
+    /// the file is truncated under us.
+    tail: Vec<u8>,
+    /// Since when the file has been at its end with a newer file waiting.
+    ended: Option<Instant>,
+}
+
+impl Open {
+    fn remember(&mut self, data: &[u8]) {
+        let keep = journal::HASHED;
+        if data.len() >= keep {
+            self.tail.clear();
+            self.tail.extend_from_slice(&data[data.len() - keep..]);
+        } else {
+            let drop = (self.tail.len() + data.len()).saturating_sub(keep);
+            self.tail.drain(..drop);
+            self.tail.extend_from_slice(data);
+        }
+    }
 }
 
 /// A position every message before which is acknowledged (or waiting to be).
@@ -586,12 +610,26 @@ impl StreamReader {
                 // SAFETY: `dup` is a descriptor of our own, handed over to glommio, which
                 // closes it.
                 let file = unsafe { BufferedFile::from_raw_fd(dup.into_raw_fd()) };
+                let offset = offset.min(meta.len());
+                let mut tail = vec![0u8; offset.min(journal::HASHED as u64) as usize];
+                let start = offset - tail.len() as u64;
+                if std::os::unix::fs::FileExt::read_exact_at(&f, &mut tail, start).is_err() {
+                    tail.clear();
+                }
+                hekate_engine::plugin::log::tracing::debug!(
+                    "Input '{}': stream '{}': reading {} from byte {offset}",
+                    self.inst.ctx.name,
+                    self.name,
+                    path.display()
+                );
                 self.open = Some(Open {
                     path: path.to_path_buf(),
                     std: Rc::new(f),
                     file,
                     id: file_id(&meta),
-                    offset: offset.min(meta.len()),
+                    offset,
+                    tail,
+                    ended: None,
                 });
                 true
             }
@@ -602,28 +640,40 @@ impl StreamReader {
         }
     }
 
-    /// Opens the first file of the stream not read to its end yet (and not the current one).
-    fn open_next(&mut self) -> bool {
+    /// The file to read after the current one: the first file after it in the stream's order
+    /// (from the oldest when the current one is no longer listed) not read to its end yet.
+    fn next_file(&self) -> Option<PathBuf> {
         let current = self.open.as_ref().map(|o| o.id);
-        let files = self.files.borrow().clone();
+        let files = self.files.borrow();
         let ids: Vec<Option<(u64, u64)>> = files
             .iter()
             .map(|p| std::fs::metadata(p).ok().map(|m| file_id(&m)))
             .collect();
-        // After the current file if it is still listed, else from the oldest.
         let from = current
             .and_then(|c| ids.iter().position(|id| *id == Some(c)))
             .map_or(0, |i| i + 1);
-        for (path, id) in files[from..].iter().zip(&ids[from..]) {
-            let Some(id) = id else { continue };
-            if Some(*id) == current || self.done.contains(id) {
-                continue;
-            }
-            if self.open_at(path, 0) {
-                return true;
-            }
+        files[from..]
+            .iter()
+            .zip(&ids[from..])
+            .find(|(_, id)| id.is_some_and(|id| Some(id) != current && !self.done.contains(&id)))
+            .map(|(p, _)| p.clone())
+    }
+
+    /// Opens the next file (see [`StreamReader::next_file`]).
+    fn open_next(&mut self) -> bool {
+        match self.next_file() {
+            Some(path) => self.open_at(&path, 0),
+            None => false,
         }
-        false
+    }
+
+    /// Scans for this stream's files now (a rotation is under way: the last periodic scan may
+    /// predate it).
+    fn refresh_files(&self) {
+        let scan = self.inst.input.matcher.scan();
+        if let Some(files) = scan.streams.get(&self.name) {
+            *self.files.borrow_mut() = files.iter().map(|f| f.path.clone()).collect();
+        }
     }
 
     /// Reads one block, or handles the end of the file.
@@ -640,6 +690,7 @@ impl StreamReader {
             Ok(data) if !data.is_empty() => {
                 let n = data.len();
                 self.records.read_buf()[..n].copy_from_slice(&data);
+                self.open.as_mut().expect("open").remember(&data);
                 drop(data);
                 self.records.feed(n).await;
                 let open = self.open.as_mut().expect("still open");
@@ -666,20 +717,24 @@ impl StreamReader {
         let open = self.open.as_mut().expect("called with a file open");
         let size = open.std.metadata().map_or(open.offset, |m| m.len());
         if size < open.offset {
-            let path = open.path.display().to_string();
-            open.offset = 0;
-            self.records.discard();
             self.inst.count(|c| c.truncations += 1);
-            self.warn(format_args!(
-                "{path} was truncated (copytruncate?); reading it again from its start"
-            ));
-            return Step::Read;
+            return self.truncated();
         }
         if size > open.offset {
+            open.ended = None;
             return Step::Read;
         }
         let id = open.id;
-        if !self.has_next(id) {
+        if self.next_file().is_none() {
+            self.poll_acks();
+            return Step::Idle;
+        }
+        // A newer file exists. The application may still write into this one until it reopens
+        // its log (logrotate's `create` makes the new file before the postrotate signal): move
+        // on only once this one has had nothing new for ROTATE_GRACE.
+        let open = self.open.as_mut().expect("open");
+        let ended = *open.ended.get_or_insert_with(Instant::now);
+        if ended.elapsed() < ROTATE_GRACE {
             self.poll_acks();
             return Step::Idle;
         }
@@ -701,14 +756,47 @@ impl StreamReader {
         Step::Read
     }
 
-    /// Whether the stream has a file to read after `current`.
-    fn has_next(&self, current: (u64, u64)) -> bool {
-        self.files.borrow().iter().any(|p| {
-            std::fs::metadata(p).is_ok_and(|m| {
-                let id = file_id(&m);
-                id != current && !self.done.contains(&id)
-            })
-        })
+    /// The current file shrank below the position (copytruncate). If a copy of it is among
+    /// the stream's files (the same bytes before the position), the rest of the copy is read
+    /// and then the truncated file from its start — nothing read twice, nothing missed; else
+    /// the file is read again from its start.
+    fn truncated(&mut self) -> Step {
+        let open = self.open.as_mut().expect("open");
+        let path = open.path.clone();
+        let (offset, id) = (open.offset, open.id);
+        self.refresh_files();
+        let open = self.open.as_ref().expect("open");
+        let journal = Journal {
+            seek: offset,
+            file_name: String::new(),
+            last_hash: journal::hash_of_tail(&open.tail),
+        };
+        let files: Vec<PathBuf> = self
+            .files
+            .borrow()
+            .iter()
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| file_id(&m) != id))
+            .cloned()
+            .collect();
+        if let Some((copy, seek)) = locate(&journal, &files)
+            && self.open_at(&copy, seek)
+        {
+            self.warn(format_args!(
+                "{} was truncated (copytruncate); reading the rest of its copy {} first",
+                path.display(),
+                copy.display()
+            ));
+            return Step::Read;
+        }
+        let open = self.open.as_mut().expect("open");
+        open.offset = 0;
+        open.tail.clear();
+        self.records.discard();
+        self.warn(format_args!(
+            "{} was truncated (copytruncate?); reading it again from its start",
+            path.display()
+        ));
+        Step::Read
     }
 
     fn poll_acks(&mut self) {
