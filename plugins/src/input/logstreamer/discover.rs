@@ -37,9 +37,9 @@ pub struct SortPattern {
     pub oldest: Duration,
 }
 
-/// Why a sort pattern cannot be used; one sentence.
+/// Why a sort pattern cannot be used: the option at fault and one sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PatternError(pub String);
+pub struct PatternError(pub &'static str, pub String);
 
 /// A [`SortPattern`] ready to scan.
 #[derive(Debug, Clone)]
@@ -116,16 +116,20 @@ impl SortPattern {
     /// translation maps. `log_directory` need not exist yet.
     pub fn compile(mut self) -> Result<Matcher, PatternError> {
         if self.file_match.is_empty() {
-            return Err(PatternError("`file_match` is required".into()));
+            return Err(PatternError(
+                "file_match",
+                "`file_match` is required".into(),
+            ));
         }
         if !self.file_match.ends_with('$') {
             self.file_match.push('$');
         }
         for (name, map) in &self.translation {
             if map.len() == 1 && !map.contains_key("missing") {
-                return Err(PatternError(format!(
-                    "the translation map `{name}` has one entry, which must be `missing`"
-                )));
+                return Err(PatternError(
+                    "translation",
+                    format!("the translation map `{name}` has one entry, which must be `missing`"),
+                ));
             }
         }
         self.translation = self
@@ -145,23 +149,34 @@ impl SortPattern {
             prefix.push('/');
         }
         let regex = Regex::new(&format!("^{}{}", regex::escape(&prefix), self.file_match))
-            .map_err(|e| PatternError(format!("`file_match` is not a valid regex: {e}")))?;
+            .map_err(|e| {
+                PatternError(
+                    "file_match",
+                    format!("`file_match` is not a valid regex: {e}"),
+                )
+            })?;
         let names: Vec<&str> = regex.capture_names().flatten().collect();
         for p in &self.priority {
             let name = p.strip_prefix('^').unwrap_or(p);
             if !names.contains(&name) {
-                return Err(PatternError(format!(
-                    "`priority` names `{name}`, which `file_match` does not capture (it captures: {})",
-                    if names.is_empty() {
-                        "nothing".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                )));
+                return Err(PatternError(
+                    "priority",
+                    format!(
+                        "`priority` names `{name}`, which `file_match` does not capture (it captures: {})",
+                        if names.is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                ));
             }
         }
         if self.differentiator.is_empty() {
-            return Err(PatternError("`differentiator` is empty".into()));
+            return Err(PatternError(
+                "differentiator",
+                "`differentiator` is empty".into(),
+            ));
         }
         Ok(Matcher {
             pattern: self,
@@ -463,15 +478,15 @@ mod tests {
         let e = pattern(d.path(), r"app\.log", &["Seq"], &["app"])
             .compile()
             .unwrap_err();
-        assert!(e.0.contains("`priority` names `Seq`"), "{}", e.0);
+        assert!(e.1.contains("`priority` names `Seq`"), "{}", e.1);
         let mut p = pattern(d.path(), r"app\.log(?P<Seq>\d*)", &[], &["app"]);
         p.translation
             .insert("Seq".into(), [("one".to_string(), 1)].into_iter().collect());
-        assert!(p.compile().unwrap_err().0.contains("must be `missing`"));
+        assert!(p.compile().unwrap_err().1.contains("must be `missing`"));
         let e = pattern(d.path(), r"app(\.log", &[], &["app"])
             .compile()
             .unwrap_err();
-        assert!(e.0.contains("not a valid regex"), "{}", e.0);
+        assert!(e.1.contains("not a valid regex"), "{}", e.1);
     }
 
     /// Several files in one stream without a priority: the stream is left out and said why.

@@ -205,10 +205,7 @@ impl Logstreamer {
         }
         .compile()
         .map_err(|e| {
-            section.error_at_key(
-                "file_match",
-                format!("{} in section [{}]", e.0, section.name()),
-            )
+            section.error_at_key(e.0, format!("{} in section [{}]", e.1, section.name()))
         })?;
         let journal_dir = opts
             .journal_directory
