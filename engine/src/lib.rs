@@ -55,6 +55,17 @@
 //!   (`<base_dir>/output_queue/<name>/`, [`queue`]): its lanes drain into the queue whatever the
 //!   upstream does, the output reads from the queue, and `full_action` applies when the queue
 //!   reaches `max_buffer_size` (`runtime/buffered.rs`).
+//! - **End-to-end acknowledgements** ([`plugin::Acknowledgements`]). Batches do not carry the
+//!   inputs' cursors (a batch mixes the messages of every input of its shard, and a cursor list
+//!   per batch would cost on every batch for the few inputs that replay). Instead each lane numbers
+//!   its batches and its consumer publishes a watermark: the number of the last batch it has made
+//!   durable (an output after a flush that left nothing buffered, a buffered output after its
+//!   queue write, a filter after processing). An input that can replay takes a mark — per lane of
+//!   its shard, the number of the last batch holding anything routed so far — after each read,
+//!   keeps it with its cursor, and moves its checkpoint once every lane's watermark has passed the
+//!   mark. Batches a `full_action = "drop"` output lost are followed by an empty batch so the
+//!   watermark passes them; a removed route is not waited for. The hot path pays one counter per
+//!   sealed batch and one atomic store per acknowledged batch.
 //! - **Filters inject** messages back into their shard's router after each batch; an injected
 //!   message carries its loop count (limited by `max_message_loops`), and a filter whose own
 //!   matcher selects what it injects is refused (circular reference), as in Heka. A runner
