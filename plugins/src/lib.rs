@@ -17,6 +17,7 @@ mod tls;
 
 /// Inputs.
 pub mod input {
+    pub mod file_polling;
     pub mod logstreamer;
     pub mod sandbox;
     pub mod tcp;
@@ -63,6 +64,7 @@ pub fn registry() -> Registry {
         input::udp::TYPE,
         input::sandbox::TYPE,
         input::logstreamer::TYPE,
+        input::file_polling::TYPE,
         // Splitters
         splitter::heka_framing::TYPE,
         splitter::token::TYPE,

@@ -100,6 +100,13 @@ impl<'a> MessageWriter<'a> {
         self.bytes(9, v)
     }
 
+    /// Appends bytes that are already encoded message fields (e.g. fields written once by
+    /// another writer and added to many messages).
+    pub fn raw(&mut self, encoded: &[u8]) -> &mut Self {
+        self.out.extend_from_slice(encoded);
+        self
+    }
+
     /// A one-value field of the given wire layout (tag 10).
     fn field(&mut self, name: &[u8], value_type: u8, value: impl Fn(&mut Vec<u8>)) -> &mut Self {
         self.field_with(name, value_type, b"", value)

@@ -154,6 +154,9 @@ pub struct RecordSource<'a> {
     /// The Type of messages built from payloads, when the input sets one (LogstreamerInput:
     /// `logfile`).
     pub msg_type: Option<&'a str>,
+    /// Encoded fields the input adds to every message built from a payload (FilePollingInput:
+    /// `TickerInterval`, `FilePath`); empty for most inputs.
+    pub fields: &'a [u8],
 }
 
 /// What a [`Decoder`] made of a record.

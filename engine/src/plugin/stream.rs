@@ -142,6 +142,7 @@ impl RecordStream {
                 log_decode_failures: spec.log_decode_failures,
                 logger: Rc::clone(&input),
                 msg_type: None,
+                fields: Rc::from(&[][..]),
                 input,
                 hostname,
                 router,
@@ -172,6 +173,12 @@ impl RecordStream {
     pub fn set_origin(&mut self, logger: &str, msg_type: Option<&str>) {
         self.sink.logger = Rc::from(logger);
         self.sink.msg_type = msg_type.map(Rc::from);
+    }
+
+    /// Adds these encoded fields (written with a [`MessageWriter`]) to every message built from
+    /// a payload, and shows them to decoders ([`RecordSource::fields`]).
+    pub fn set_fields(&mut self, encoded: &[u8]) {
+        self.sink.fields = Rc::from(encoded);
     }
 
     /// Bytes fed but not yet used up: the start of a record whose end has not been read. An
@@ -309,6 +316,8 @@ struct RecordSink {
     logger: Rc<str>,
     /// The Type of payload messages, if the input sets one.
     msg_type: Option<Rc<str>>,
+    /// Encoded fields added to payload messages.
+    fields: Rc<[u8]>,
     hostname: Rc<str>,
     router: Rc<RouterShard>,
     stats: Rc<ShardStats>,
@@ -359,6 +368,7 @@ impl RecordSink {
             hostname: &self.hostname,
             message_bytes: self.message_bytes,
             msg_type: self.msg_type.as_deref(),
+            fields: &self.fields,
         };
         let result = decoder
             .borrow_mut()
@@ -422,7 +432,8 @@ impl RecordSink {
         }
         w.logger(self.logger.as_bytes())
             .hostname(self.hostname.as_bytes())
-            .payload(payload.as_bytes());
+            .payload(payload.as_bytes())
+            .raw(&self.fields);
         if let Some(flag) = decode_failure {
             w.field_bool("decode_failure", flag);
         }

@@ -76,6 +76,7 @@ mod tests {
             hostname: "h",
             message_bytes: true,
             msg_type: None,
+            fields: &[],
         };
         let mut out = DecodedMessages::default();
         let msg = Message::new_now().to_bytes();

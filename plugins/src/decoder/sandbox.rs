@@ -191,7 +191,8 @@ impl Decoder for SandboxDecoder {
             }
             w.logger(source.input.as_bytes())
                 .hostname(source.hostname.as_bytes())
-                .payload(payload.as_bytes());
+                .payload(payload.as_bytes())
+                .raw(source.fields);
             &self.original
         };
         let view = MessageView::new(bytes).map_err(|e| DecodeError(e.to_string()))?;
@@ -291,6 +292,7 @@ mod tests {
         hostname: "web1",
         message_bytes: false,
         msg_type: None,
+        fields: &[],
     };
 
     #[test]
