@@ -80,8 +80,9 @@ fn counted_run(b: &Bench, n: u64) -> Result<Counted, String> {
     )?;
     let sink_port = sink_at.rsplit(':').next().unwrap_or("0").to_owned();
     let port = b.free_port();
-    let run =
-        HekateRun::new("route-tcp", &b.cores.sut, port, &dir).var("BENCH_SINK_PORT", sink_port);
+    let run = HekateRun::new("route-tcp", &b.cores.sut, port, &dir)
+        .var("BENCH_SINK_PORT", sink_port)
+        .var("BENCH_BUFFERING", "false");
     run.check(b)?;
     let inner = run.run_launch(b, &format!("{name}-hekate"));
     let launch = under_callgrind(&inner, &out);

@@ -34,7 +34,14 @@ fn cores(b: &Bench) -> String {
 }
 
 /// flood → hekate (route-tcp) → sink.
-fn to_sink(b: &Bench, name: &str, spec: &FloodSpec, base: Option<&Baseline>, label: &str) -> Row {
+fn to_sink(
+    b: &Bench,
+    name: &str,
+    spec: &FloodSpec,
+    base: Option<&Baseline>,
+    label: &str,
+    buffered: bool,
+) -> Row {
     let timeout = Duration::from_secs(b.pick(60, 120));
     let attempt = || -> Result<(Measured, Vec<String>), String> {
         let (mut sink, sink_at) = start_sink(
@@ -51,7 +58,8 @@ fn to_sink(b: &Bench, name: &str, spec: &FloodSpec, base: Option<&Baseline>, lab
         let sink_port = sink_at.rsplit(':').next().unwrap_or("0").to_owned();
         let port = b.free_port();
         let run = HekateRun::new("route-tcp", &b.cores.sut, port, &b.scratch(name))
-            .var("BENCH_SINK_PORT", sink_port);
+            .var("BENCH_SINK_PORT", sink_port)
+            .var("BENCH_BUFFERING", buffered.to_string());
         run.check(b)?;
         let mut hk = run.start(b, &format!("{name}-hekate"), port)?;
         let flooded = run_flood(
@@ -288,6 +296,7 @@ fn run(b: &mut Bench) -> Section {
         "hekate, TcpOutput → sink, at 100k msg/s",
         "hekate, FileOutput → file (sink follows it)",
         "hekate, FileOutput → /dev/null, flat out",
+        "hekate, TcpOutput with use_buffering (disk queue) → sink, flat out",
     ];
     if let Some(why) = b.hekate.unavailable() {
         let why = why.to_owned();
@@ -297,8 +306,14 @@ fn run(b: &mut Bench) -> Section {
     }
     let rate = 100_000.0;
     let secs = b.pick(2, 5);
-    s.rows
-        .push(to_sink(b, "route-tcp", &flat, base.as_ref(), labels[0]));
+    s.rows.push(to_sink(
+        b,
+        "route-tcp",
+        &flat,
+        base.as_ref(),
+        labels[0],
+        false,
+    ));
     let paced = FloodSpec::heka(CONNECTIONS, rate as u64 * secs, "300").at_rate(rate);
     s.rows.push(to_sink(
         b,
@@ -306,11 +321,20 @@ fn run(b: &mut Bench) -> Section {
         &paced,
         base.as_ref(),
         labels[1],
+        false,
     ));
     s.rows
         .push(to_file(b, "route-file", &flat, base.as_ref(), labels[2]));
     s.rows
         .push(to_null(b, "route-null", &flat, base.as_ref(), labels[3]));
+    s.rows.push(to_sink(
+        b,
+        "route-tcp-buffered",
+        &flat,
+        base.as_ref(),
+        labels[4],
+        true,
+    ));
     s.notes.push(format!(
         "hekate runs with `worker_cores = [{}]`; on a 2-core host the sink shares core {} with \
          the generator. End-to-end figures: messages delivered exactly once ÷ (last receive − \
