@@ -327,3 +327,33 @@ fn a_garbage_journal_is_ignored_and_initial_tail_starts_at_the_end() {
         (500..550).collect::<Vec<_>>()
     );
 }
+
+/// With polling and rescans an hour apart, a new stream's file and every write to it still come
+/// out within moments: inotify tells the input.
+#[test]
+fn new_files_and_writes_are_noticed_without_polling() {
+    let dir = temp_dir("logstreamer-inotify");
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let cfg = config(&dir, "")
+        .replace(r#"rescan_interval = "200ms""#, r#"rescan_interval = "1h""#)
+        .replace(
+            r#"check_data_interval = "20ms""#,
+            r#"check_data_interval = "1h""#,
+        );
+    let out = dir.join("out.hekad");
+    let mut hekate = Hekate::start(&dir, &cfg, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut w = Writer::new(&dir.join("logs"));
+    for round in 1..=3 {
+        w.lines(10);
+        let total = w.next;
+        assert!(
+            wait_for(Duration::from_secs(5), || seen(&out).0.len() as u64
+                == total),
+            "round {round}: {:?}\n{}",
+            seen(&out).0.len(),
+            hekate.stderr()
+        );
+    }
+    assert!(hekate.terminate().success());
+}

@@ -66,6 +66,8 @@ pub struct Scan {
     /// Files or streams left out, one sentence each (a value missing from a translation map,
     /// several files in a stream without a `priority`).
     pub problems: Vec<String>,
+    /// Every directory walked, `log_directory` first (what a watcher watches).
+    pub dirs: Vec<PathBuf>,
 }
 
 const MONTHS: [(&str, i64); 23] = [
@@ -200,11 +202,15 @@ impl Matcher {
     /// Walks `log_directory` and groups and orders what matches.
     pub fn scan(&self) -> Scan {
         let mut files = Vec::new();
-        walk(&self.root, &self.regex, &mut files, 0);
+        let mut dirs = Vec::new();
+        walk(&self.root, &self.regex, &mut files, &mut dirs, 0);
         let cutoff = (!self.pattern.oldest.is_zero())
             .then(|| SystemTime::now().checked_sub(self.pattern.oldest))
             .flatten();
-        let mut scan = Scan::default();
+        let mut scan = Scan {
+            dirs,
+            ..Scan::default()
+        };
         for (path, modified) in files {
             if let (Some(cut), Some(m)) = (cutoff, modified)
                 && m <= cut
@@ -323,10 +329,17 @@ fn order(a: &Logfile, b: &Logfile, priority: &[String]) -> std::cmp::Ordering {
 /// Directories deeper than this are not walked (a symlink loop ends here).
 const MAX_DEPTH: usize = 32;
 
-fn walk(dir: &Path, regex: &Regex, out: &mut Vec<(PathBuf, Option<SystemTime>)>, depth: usize) {
+fn walk(
+    dir: &Path,
+    regex: &Regex,
+    out: &mut Vec<(PathBuf, Option<SystemTime>)>,
+    dirs: &mut Vec<PathBuf>,
+    depth: usize,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    dirs.push(dir.to_path_buf());
     for entry in entries.flatten() {
         let path = entry.path();
         // Follow symlinks to files (a log replaced by a link still counts), not to directories.
@@ -336,7 +349,7 @@ fn walk(dir: &Path, regex: &Regex, out: &mut Vec<(PathBuf, Option<SystemTime>)>,
         let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
         if meta.is_dir() {
             if !is_link && depth < MAX_DEPTH {
-                walk(&path, regex, out, depth + 1);
+                walk(&path, regex, out, dirs, depth + 1);
             }
         } else if meta.is_file() && regex.is_match(&path.to_string_lossy()) {
             out.push((path, meta.modified().ok()));

@@ -24,8 +24,13 @@
 //!
 //! A partial last line waits for its newline; when the stream moves to the next file it is
 //! delivered if the splitter's `deliver_incomplete_final` says so, else counted as skipped.
-//! Files are rescanned every `rescan_interval`, and the current file is checked for new data
-//! every `check_data_interval`.
+//!
+//! **Noticing changes.** inotify watches every directory under `log_directory` ([`watch`]): a
+//! write wakes the stream reading the file at once, a file created, renamed or deleted makes the
+//! input rescan at once. Polling stays as the fallback: the directory is rescanned every
+//! `rescan_interval` and a stream at the end of its file looks again every
+//! `check_data_interval` (at least every second with inotify). Without inotify (its limits
+//! reached) the input says so and polls, as Heka does.
 //!
 //! **Placement.** The input runs on every worker shard; each stream is read by one shard (its
 //! name hashed), its splitter and decoder inline on that shard. A stream reads in blocks of
@@ -50,9 +55,10 @@
 
 pub mod discover;
 pub mod journal;
+mod watch;
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::os::fd::{FromRawFd, IntoRawFd};
@@ -65,6 +71,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 use glommio::io::BufferedFile;
 use hekate_config::{ConfigError, PluginSection, parse_duration};
+use hekate_engine::mesh::Doorbell;
 use hekate_engine::plugin::log::warn_limited;
 use hekate_engine::plugin::{
     Acknowledgements, BuildContext, Built, FieldCollector, InputContext, InputPlacement,
@@ -150,7 +157,7 @@ struct Options {
 }
 
 /// A configured LogstreamerInput (also what `hekate logstreamer` describes).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Logstreamer {
     name: String,
     matcher: Matcher,
@@ -309,10 +316,37 @@ fn home_of(stream: &str, shards: usize) -> usize {
 struct Instance {
     ctx: InputContext,
     input: Arc<Logstreamer>,
-    /// Stream name → its files, oldest first, as the last scan found them.
-    streams: RefCell<BTreeMap<String, Rc<RefCell<Vec<PathBuf>>>>>,
+    /// This shard's streams by name.
+    streams: RefCell<BTreeMap<String, Rc<StreamShared>>>,
+    /// Which stream each listed file belongs to (to wake it when the file is written).
+    by_path: RefCell<HashMap<PathBuf, Rc<StreamShared>>>,
+    /// File events, when inotify is available.
+    watcher: Option<watch::Watcher>,
     counts: RefCell<Counts>,
 }
+
+/// A stream's files and the way to wake its reader.
+#[derive(Debug, Default)]
+struct StreamShared {
+    /// Its files, oldest first, as the last scan found them.
+    files: RefCell<Vec<PathBuf>>,
+    /// Bumped to wake the reader (a file of the stream was written).
+    wakes: Cell<u64>,
+    bell: Doorbell,
+}
+
+impl StreamShared {
+    fn wake(&self) {
+        self.wakes.set(self.wakes.get() + 1);
+        self.bell.ring();
+    }
+}
+
+/// How often a stream waiting for acknowledgements looks at them (to write its journal).
+const ACK_POLL: Duration = Duration::from_millis(100);
+/// How long a stream at the end of its file waits for more when inotify tells it of writes
+/// (a fallback poll, for file systems that do not report every write).
+const WATCHED_POLL: Duration = Duration::from_secs(1);
 
 /// The input's own report fields on this shard (the report sums the shards).
 #[derive(Debug, Default)]
@@ -361,38 +395,74 @@ impl InputPlugin for Logstreamer {
                 e,
             )
         })?;
-        let input = Arc::new(Logstreamer {
-            name: self.name.clone(),
-            matcher: self.matcher.clone(),
-            journal_dir: self.journal_dir.clone(),
-            rescan: self.rescan,
-            check: self.check,
-            initial_tail: self.initial_tail,
-            hostname: self.hostname.clone(),
-            spec: self.spec.clone(),
-        });
+        let watcher = match watch::Watcher::start(&self.name) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                warn_limited!(
+                    "Input '{}': no inotify ({e}); files are polled every check_data_interval and rescanned every rescan_interval",
+                    ctx.name
+                );
+                None
+            }
+        };
         let inst = Rc::new(Instance {
             ctx,
-            input,
-            streams: RefCell::new(BTreeMap::new()),
+            input: Arc::new(self.clone()),
+            streams: RefCell::default(),
+            by_path: RefCell::default(),
+            watcher,
             counts: RefCell::default(),
         });
         Ok(Box::pin(async move {
             let tasks = TaskGroup::new();
+            inst.rescan(&tasks);
+            let mut next_scan = Instant::now() + inst.input.rescan;
             loop {
-                inst.rescan(&tasks);
-                let stop = future::or(
+                let left = next_scan.saturating_duration_since(Instant::now());
+                let woke = future::or(
                     async {
                         inst.ctx.stopped().await;
-                        true
+                        Wake::Stop
                     },
-                    async {
-                        glommio::timer::sleep(inst.input.rescan).await;
-                        false
-                    },
-                );
-                if stop.await {
-                    break;
+                    future::or(
+                        async {
+                            glommio::timer::sleep(left).await;
+                            Wake::Rescan
+                        },
+                        async {
+                            match &inst.watcher {
+                                Some(w) => w.bell().wait(|| w.has_pending()).await,
+                                None => future::pending::<()>().await,
+                            }
+                            Wake::Events
+                        },
+                    ),
+                )
+                .await;
+                match woke {
+                    Wake::Stop => break,
+                    Wake::Rescan => {
+                        inst.rescan(&tasks);
+                        next_scan = Instant::now() + inst.input.rescan;
+                    }
+                    Wake::Events => {
+                        let w = inst.watcher.as_ref().expect("events come from the watcher");
+                        let events = w.drain();
+                        if events.rescan {
+                            inst.rescan(&tasks);
+                        }
+                        if events.rescan || events.everything {
+                            for s in inst.streams.borrow().values() {
+                                s.wake();
+                            }
+                        }
+                        let by_path = inst.by_path.borrow();
+                        for path in &events.modified {
+                            if let Some(s) = by_path.get(path) {
+                                s.wake();
+                            }
+                        }
+                    }
                 }
             }
             tasks.wait_idle().await;
@@ -401,44 +471,89 @@ impl InputPlugin for Logstreamer {
     }
 }
 
+/// What woke an instance's main task.
+enum Wake {
+    Stop,
+    Rescan,
+    Events,
+}
+
 impl Instance {
-    /// Scans, updates the file lists of this shard's streams and starts new ones.
+    /// Scans, updates the file lists of this shard's streams, starts new ones and watches
+    /// every directory.
     fn rescan(self: &Rc<Self>, tasks: &TaskGroup) {
         let scan = self.input.matcher.scan();
         for problem in &scan.problems {
             warn_limited!("Input '{}': {problem}", self.ctx.name);
         }
+        if let Some(w) = &self.watcher
+            && let Err(e) = w.watch(scan.dirs.iter().map(PathBuf::as_path))
+        {
+            warn_limited!(
+                "Input '{}': cannot watch a directory ({e}); its files are polled",
+                self.ctx.name
+            );
+        }
         let mut streams = self.streams.borrow_mut();
+        let mut by_path = self.by_path.borrow_mut();
+        by_path.clear();
         for (name, files) in scan.streams {
             if home_of(&name, self.ctx.shards) != self.ctx.shard {
                 continue;
             }
             let paths: Vec<PathBuf> = files.into_iter().map(|f| f.path).collect();
-            match streams.get(&name) {
-                Some(list) => *list.borrow_mut() = paths,
-                None => {
-                    let list = Rc::new(RefCell::new(paths));
-                    streams.insert(name.clone(), Rc::clone(&list));
-                    let me = Rc::clone(self);
-                    tasks.spawn(async move { me.run_stream(name, list).await });
+            let shared = match streams.get(&name) {
+                Some(shared) => {
+                    *shared.files.borrow_mut() = paths;
+                    Rc::clone(shared)
                 }
+                None => {
+                    let shared = Rc::new(StreamShared {
+                        files: RefCell::new(paths),
+                        ..StreamShared::default()
+                    });
+                    streams.insert(name.clone(), Rc::clone(&shared));
+                    let me = Rc::clone(self);
+                    let stream = Rc::clone(&shared);
+                    tasks.spawn(async move { me.run_stream(name, stream).await });
+                    shared
+                }
+            };
+            for p in shared.files.borrow().iter() {
+                by_path.insert(p.clone(), Rc::clone(&shared));
             }
         }
-        drop(streams);
+        drop((streams, by_path));
         self.publish();
     }
 
     /// Reads one stream until the input stops, then writes its journal.
-    async fn run_stream(self: Rc<Self>, name: String, files: Rc<RefCell<Vec<PathBuf>>>) {
-        let mut s = StreamReader::new(&self, name, files);
+    async fn run_stream(self: Rc<Self>, name: String, stream: Rc<StreamShared>) {
+        let mut s = StreamReader::new(&self, name, Rc::clone(&stream));
         s.start();
+        let poll = if self.watcher.is_some() {
+            self.input.check.max(WATCHED_POLL)
+        } else {
+            self.input.check
+        };
         while !self.ctx.is_stopped() {
+            let wakes = stream.wakes.get();
             match s.step().await {
                 Step::Read => glommio::yield_if_needed().await,
                 Step::Idle => {
                     s.save_acknowledged(false);
-                    let check = self.input.check;
-                    future::or(self.ctx.stopped(), glommio::timer::sleep(check)).await;
+                    // Acknowledgements still coming in: look again soon for the journal.
+                    let wait = if s.acks.outstanding() > 0 {
+                        self.input.check.min(ACK_POLL)
+                    } else {
+                        poll
+                    };
+                    let written = stream.bell.wait(|| stream.wakes.get() != wakes);
+                    future::or(
+                        self.ctx.stopped(),
+                        future::or(written, glommio::timer::sleep(wait)),
+                    )
+                    .await;
                 }
             }
         }
@@ -507,7 +622,7 @@ enum Step {
 struct StreamReader {
     inst: Rc<Instance>,
     name: String,
-    files: Rc<RefCell<Vec<PathBuf>>>,
+    stream: Rc<StreamShared>,
     records: RecordStream,
     acks: Acknowledgements<Cursor>,
     /// The newest acknowledged position not yet in the journal.
@@ -524,7 +639,7 @@ fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
 }
 
 impl StreamReader {
-    fn new(inst: &Rc<Instance>, name: String, files: Rc<RefCell<Vec<PathBuf>>>) -> Self {
+    fn new(inst: &Rc<Instance>, name: String, stream: Rc<StreamShared>) -> Self {
         let mut records = inst
             .ctx
             .stream(&inst.input.spec, Some(&inst.input.hostname));
@@ -533,7 +648,7 @@ impl StreamReader {
         StreamReader {
             inst: Rc::clone(inst),
             name,
-            files,
+            stream,
             records,
             acks: Acknowledgements::new(),
             acked: None,
@@ -555,7 +670,7 @@ impl StreamReader {
 
     /// Opens where the journal says, or where a stream without one starts.
     fn start(&mut self) {
-        let files = self.files.borrow().clone();
+        let files = self.stream.files.borrow().clone();
         let journal = match Journal::load(&self.journal_path) {
             Ok(j) => j,
             Err(e) => {
@@ -641,7 +756,7 @@ impl StreamReader {
     /// (from the oldest when the current one is no longer listed) not read to its end yet.
     fn next_file(&self) -> Option<PathBuf> {
         let current = self.open.as_ref().map(|o| o.id);
-        let files = self.files.borrow();
+        let files = self.stream.files.borrow();
         let ids: Vec<Option<(u64, u64)>> = files
             .iter()
             .map(|p| std::fs::metadata(p).ok().map(|m| file_id(&m)))
@@ -669,7 +784,7 @@ impl StreamReader {
     fn refresh_files(&self) {
         let scan = self.inst.input.matcher.scan();
         if let Some(files) = scan.streams.get(&self.name) {
-            *self.files.borrow_mut() = files.iter().map(|f| f.path.clone()).collect();
+            *self.stream.files.borrow_mut() = files.iter().map(|f| f.path.clone()).collect();
         }
     }
 
@@ -769,6 +884,7 @@ impl StreamReader {
             last_hash: journal::hash_of_tail(&open.tail),
         };
         let files: Vec<PathBuf> = self
+            .stream
             .files
             .borrow()
             .iter()
