@@ -29,7 +29,7 @@
 //! write wakes the stream reading the file at once, a file created, renamed or deleted makes the
 //! input rescan at once. Polling stays as the fallback: the directory is rescanned every
 //! `rescan_interval` and a stream at the end of its file looks again every
-//! `check_data_interval` (at least every second with inotify). Without inotify (its limits
+//! `check_data_interval` (every 5 seconds at most often with inotify). Without inotify (its limits
 //! reached) the input says so and polls, as Heka does.
 //!
 //! **Placement.** The input runs on every worker shard; each stream is read by one shard (its
@@ -346,7 +346,7 @@ impl StreamShared {
 const ACK_POLL: Duration = Duration::from_millis(100);
 /// How long a stream at the end of its file waits for more when inotify tells it of writes
 /// (a fallback poll, for file systems that do not report every write).
-const WATCHED_POLL: Duration = Duration::from_secs(1);
+const WATCHED_POLL: Duration = Duration::from_secs(5);
 
 /// The input's own report fields on this shard (the report sums the shards).
 #[derive(Debug, Default)]
@@ -752,9 +752,10 @@ impl StreamReader {
         }
     }
 
-    /// The file to read after the current one: the first file after it in the stream's order
-    /// (from the oldest when the current one is no longer listed) not read to its end yet.
-    fn next_file(&self) -> Option<PathBuf> {
+    /// The files that may be read after the current one, in order: those after it in the
+    /// stream's order (from the oldest when the current one is no longer listed) not read to
+    /// their end yet.
+    fn next_files(&self) -> Vec<PathBuf> {
         let current = self.open.as_ref().map(|o| o.id);
         let files = self.stream.files.borrow();
         let ids: Vec<Option<(u64, u64)>> = files
@@ -767,16 +768,15 @@ impl StreamReader {
         files[from..]
             .iter()
             .zip(&ids[from..])
-            .find(|(_, id)| id.is_some_and(|id| Some(id) != current && !self.done.contains(&id)))
+            .filter(|(_, id)| id.is_some_and(|id| Some(id) != current && !self.done.contains(&id)))
             .map(|(p, _)| p.clone())
+            .collect()
     }
 
-    /// Opens the next file (see [`StreamReader::next_file`]).
+    /// Opens the first of [`StreamReader::next_files`] that can be opened (one that cannot is
+    /// said and passed over, and tried again next time).
     fn open_next(&mut self) -> bool {
-        match self.next_file() {
-            Some(path) => self.open_at(&path, 0),
-            None => false,
-        }
+        self.next_files().iter().any(|path| self.open_at(path, 0))
     }
 
     /// Scans for this stream's files now (a rotation is under way: the last periodic scan may
@@ -837,7 +837,7 @@ impl StreamReader {
             return Step::Read;
         }
         let id = open.id;
-        if self.next_file().is_none() {
+        if self.next_files().is_empty() {
             self.poll_acks();
             return Step::Idle;
         }
@@ -860,10 +860,12 @@ impl StreamReader {
             seek: open.offset,
         };
         self.acks.push(&self.inst.ctx, cursor);
-        if self.done.len() >= DONE_FILES {
-            self.done.pop_front();
+        if !self.done.contains(&id) {
+            if self.done.len() >= DONE_FILES {
+                self.done.pop_front();
+            }
+            self.done.push_back(id);
         }
-        self.done.push_back(id);
         self.open_next();
         Step::Read
     }
