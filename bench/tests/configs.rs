@@ -16,6 +16,7 @@ const VARS: &[(&str, &str)] = &[
     ("BENCH_INPUT_PORT", "5565"),
     ("BENCH_SINK_PORT", "5566"),
     ("BENCH_BUFFERING", "true"),
+    ("BENCH_LOG_DIR", "/tmp/hekate-bench-config-test/logs"),
     (
         "BENCH_OUTPUT_FILE",
         "/tmp/hekate-bench-config-test/out.hekad",

@@ -28,6 +28,7 @@ mod sandbox;
 mod scale;
 mod statsd;
 mod syslog;
+mod tail;
 
 use std::fs;
 use std::net::TcpListener;
@@ -81,13 +82,14 @@ pub const WORKLOADS: &[Workload] = &[
     syslog::WORKLOAD,
     statsd::WORKLOAD,
     sandbox::WORKLOAD,
+    tail::WORKLOAD,
     micro::WORKLOAD,
 ];
 
 /// The order of the blocks in RESULTS.md (workloads still to come included, so that their
 /// blocks land in the right place).
 pub const BLOCK_ORDER: &[&str] = &[
-    "machine", "baseline", "route", "scale", "cost", "syslog", "statsd", "json", "sandbox",
+    "machine", "baseline", "route", "scale", "cost", "syslog", "statsd", "json", "sandbox", "tail",
     "latency", "micro",
 ];
 

@@ -1,0 +1,284 @@
+//! `tail`: log files read by LogstreamerInput on one worker core (`bench/configs/tail.toml`):
+//! lines of ~200 bytes → TokenSplitter, no decoder → FileOutput writing the payloads back, so
+//! the output file is the input byte for byte once everything is through (checked by size and
+//! by comparing the bytes).
+//!
+//! - one file of N lines, beside `cat FILE > /dev/null` on the same (cached) file: the ceiling;
+//! - ten files of N/10 lines each, read at once (ten streams): the total rate vs one file's;
+//! - 1,000 idle files watched for 10 s: hekate's CPU time, as a share of one core.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::hekate::{self, HekateRun};
+use super::report::{Row, Section};
+use super::{Bench, Workload, si};
+
+/// The workload.
+pub const WORKLOAD: Workload = Workload {
+    id: "tail",
+    about: "log files → LogstreamerInput → FileOutput on 1 core; 10 files at once; 1,000 idle",
+    in_quick: false,
+    run,
+};
+
+/// One line of the load, ~200 bytes with its newline.
+fn line(n: u64) -> String {
+    let head = format!(
+        "2026-12-07T05:00:00.{:06}Z web-{:02} app[{}]: GET /api/v1/items/{n} status=200 bytes={} ",
+        n % 1_000_000,
+        n % 17,
+        1000 + n % 50,
+        n % 9000
+    );
+    let pad = 199usize.saturating_sub(head.len());
+    format!("{head}{}\n", "x".repeat(pad))
+}
+
+/// Writes `files` files of `lines` lines each under `dir`; the total size.
+fn write_files(dir: &Path, files: u64, lines: u64) -> Result<u64, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut total = 0;
+    for f in 0..files {
+        let path = dir.join(format!("lines-{f}.log"));
+        let file = std::fs::File::create(&path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        for n in 0..lines {
+            let l = line(f * lines + n);
+            total += l.len() as u64;
+            w.write_all(l.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        w.flush()
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(total)
+}
+
+/// `cat` over the files (after one warm-up pass): bytes per second.
+fn cat_rate(b: &Bench, dir: &Path) -> Result<(f64, String), String> {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let cmd = format!(
+        "taskset -c {} cat {} > /dev/null",
+        b.cores.sut,
+        files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let run = || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .status()
+            .map_err(|e| format!("cat: {e}"))
+    };
+    run()?;
+    let started = Instant::now();
+    run()?;
+    let secs = started.elapsed().as_secs_f64();
+    let bytes: u64 = files
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    Ok((bytes as f64 / secs, cmd))
+}
+
+struct Tailed {
+    bytes_per_sec: f64,
+    commands: Vec<String>,
+}
+
+/// hekate reading every file of `dir` until the output holds `total` bytes.
+fn tail_rate(b: &Bench, name: &str, dir: &Path, total: u64) -> Result<Tailed, String> {
+    let scratch = b.scratch(name);
+    let out = scratch.join("out.log");
+    let port = b.free_port();
+    let run = HekateRun::new("tail", &b.cores.sut, port, &scratch.join("base"))
+        .var("BENCH_LOG_DIR", dir.display().to_string())
+        .var("BENCH_OUTPUT_FILE", out.display().to_string());
+    run.check(b)?;
+    let started = Instant::now();
+    let mut hk = run.start(b, &format!("{name}-hekate"), port)?;
+    let timeout = Duration::from_secs(b.pick(60, 300));
+    let done = loop {
+        let size = std::fs::metadata(&out).map_or(0, |m| m.len());
+        if size >= total {
+            break Ok(started.elapsed());
+        }
+        if started.elapsed() > timeout {
+            break Err(format!(
+                "only {size} of {total} bytes out after {} s",
+                timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let stopped = hekate::stop(&mut hk, Duration::from_secs(15));
+    let elapsed = done.map_err(|e| hekate::explain(e, &hk))?;
+    stopped?;
+    let size = std::fs::metadata(&out).map_or(0, |m| m.len());
+    if size != total {
+        return Err(format!("the output has {size} bytes, the input {total}"));
+    }
+    Ok(Tailed {
+        bytes_per_sec: total as f64 / elapsed.as_secs_f64(),
+        commands: vec![hk.command.clone()],
+    })
+}
+
+/// hekate watching `files` idle files for `secs`: its CPU time over that time.
+fn idle_cpu(b: &Bench, files: u64, secs: u64) -> Result<(f64, Vec<String>), String> {
+    let scratch = b.scratch("tail-idle");
+    let dir = scratch.join("logs");
+    write_files(&dir, files, 1)?;
+    let out = scratch.join("out.log");
+    let port = b.free_port();
+    let run = HekateRun::new("tail", &b.cores.sut, port, &scratch.join("base"))
+        .var("BENCH_LOG_DIR", dir.display().to_string())
+        .var("BENCH_OUTPUT_FILE", out.display().to_string());
+    let mut hk = run.start(b, "tail-idle-hekate", port)?;
+    // Let it read the one line of each file, then measure.
+    std::thread::sleep(Duration::from_secs(3));
+    let ticks = |pid: u32| -> Result<u64, String> {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let u: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let s: u64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(u + s)
+    };
+    let pid = hk.pid();
+    let t0 = ticks(pid)?;
+    std::thread::sleep(Duration::from_secs(secs));
+    let t1 = ticks(pid)?;
+    let command = hk.command.clone();
+    hekate::stop(&mut hk, Duration::from_secs(15))?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok(((t1 - t0) as f64 / hz / secs as f64, vec![command]))
+}
+
+fn run(b: &mut Bench) -> Section {
+    let mut s = Section::new(
+        "tail",
+        "tail: log files → LogstreamerInput on one core",
+        "hekate with one worker core reads files of ~200-byte lines through LogstreamerInput \
+         (TokenSplitter, no decoder: each line becomes a message with Type `logfile`) into a \
+         FileOutput that writes the payloads back (`bench/configs/tail.toml`); the run ends when \
+         the output holds as many bytes as the input (and they are compared by size). The time \
+         includes hekate's start. The ceiling is `cat` over the same files, cached, pinned to \
+         the same core. Target (issue): ≥ 1 GB/s per core with no decoder; ten files at once \
+         within 10% of one file; 1,000 idle files under 1% of a core.",
+        &["GB/s", "lines/s", "vs cat", "detail"],
+    );
+    if let Some(why) = b.hekate.unavailable() {
+        s.rows.push(Row::not_run("hekate", why.to_owned()));
+        return s;
+    }
+    let lines: u64 = b.pick(500_000, 5_000_000);
+    let one = b.scratch("tail-one").join("logs");
+    let ten = b.scratch("tail-ten").join("logs");
+    let prepared = write_files(&one, 1, lines)
+        .and_then(|t1| write_files(&ten, 10, lines / 10).map(|t10| (t1, t10)));
+    let (total_one, total_ten) = match prepared {
+        Ok(t) => t,
+        Err(e) => {
+            s.rows.push(Row::failed("preparing the files", e));
+            return s;
+        }
+    };
+    let line_len = total_one as f64 / lines as f64;
+    let cat = cat_rate(b, &one);
+    let cat_bps = cat.as_ref().map(|(r, _)| *r).ok();
+    match &cat {
+        Ok((rate, cmd)) => {
+            let mut r = Row::ok(
+                "cat FILE > /dev/null (ceiling, same run)",
+                vec![
+                    format!("{:.2}", rate / 1e9),
+                    si(rate / line_len),
+                    "1.00×".into(),
+                    format!("{} MB", total_one / 1_000_000),
+                ],
+            )
+            .cores(b.cores.sut.clone())
+            .commands(vec![cmd.clone()]);
+            r.reference = true;
+            s.rows.push(r);
+        }
+        Err(e) => s.rows.push(Row::failed("cat (ceiling)", e.clone())),
+    }
+    let vs = |rate: f64| cat_bps.map_or("—".into(), |c| format!("{:.2}×", rate / c));
+    let one_rate = match tail_rate(b, "tail-one", &one, total_one) {
+        Ok(t) => {
+            s.rows.push(
+                Row::ok(
+                    "hekate, 1 file, no decoder",
+                    vec![
+                        format!("{:.2}", t.bytes_per_sec / 1e9),
+                        si(t.bytes_per_sec / line_len),
+                        vs(t.bytes_per_sec),
+                        format!("{} lines", lines),
+                    ],
+                )
+                .cores(b.cores.sut.clone())
+                .commands(t.commands),
+            );
+            Some(t.bytes_per_sec)
+        }
+        Err(e) => {
+            s.rows.push(Row::failed("hekate, 1 file, no decoder", e));
+            None
+        }
+    };
+    match tail_rate(b, "tail-ten", &ten, total_ten) {
+        Ok(t) => s.rows.push(
+            Row::ok(
+                "hekate, 10 files at once, no decoder",
+                vec![
+                    format!("{:.2}", t.bytes_per_sec / 1e9),
+                    si(t.bytes_per_sec / line_len),
+                    vs(t.bytes_per_sec),
+                    one_rate.map_or("—".into(), |o| {
+                        format!("{:.2}× one file's rate", t.bytes_per_sec / o)
+                    }),
+                ],
+            )
+            .cores(b.cores.sut.clone())
+            .commands(t.commands),
+        ),
+        Err(e) => s.rows.push(Row::failed("hekate, 10 files at once", e)),
+    }
+    let idle_secs = b.pick(5, 10);
+    match idle_cpu(b, 1000, idle_secs) {
+        Ok((share, commands)) => s.rows.push(
+            Row::ok(
+                "hekate, 1,000 idle files watched",
+                vec![
+                    "—".into(),
+                    "—".into(),
+                    "—".into(),
+                    format!("{:.2}% of a core over {idle_secs} s", share * 100.0),
+                ],
+            )
+            .cores(b.cores.sut.clone())
+            .commands(commands),
+        ),
+        Err(e) => s.rows.push(Row::failed("hekate, 1,000 idle files", e)),
+    }
+    s.notes.push(format!(
+        "hekate runs with `worker_cores = [{}]`; lines are {line_len:.0} bytes on average. \
+         GB/s is 10⁹ bytes of log per second.",
+        b.cores.sut
+    ));
+    s
+}
