@@ -95,6 +95,10 @@ pub struct RecordStream {
     end: usize,
     max_buf: usize,
     keep_truncated: bool,
+    /// A record was cut at the largest buffer: the rest of it, up to its delimiter, is not a
+    /// record of its own and is dropped (payload splitters only; a framing splitter finds the
+    /// next real record itself).
+    rest_of_cut: bool,
     splitter: Box<dyn Splitter>,
     sink: RecordSink,
 }
@@ -131,6 +135,7 @@ impl RecordStream {
             end: 0,
             max_buf: max,
             keep_truncated: spec.splitter.keep_truncated(),
+            rest_of_cut: false,
             splitter,
             sink: RecordSink {
                 message_bytes: spec.splitter.use_message_bytes(),
@@ -192,6 +197,7 @@ impl RecordStream {
     pub fn discard(&mut self) {
         self.start = 0;
         self.end = 0;
+        self.rest_of_cut = false;
         self.splitter.reset();
     }
 
@@ -214,11 +220,12 @@ impl RecordStream {
         if self.start == 0 && self.end == self.buf.len() && self.buf.len() >= self.max_buf {
             // One record is larger than the largest buffer: cut it here.
             let (start, end) = (self.start, self.end);
-            if self.keep_truncated {
+            if self.keep_truncated && !self.rest_of_cut {
                 self.sink.record(&self.buf[start..end], None);
             } else {
                 self.sink.skipped((end - start) as u64, Skip::TooLong);
             }
+            self.rest_of_cut = !self.sink.message_bytes;
             self.start = end;
         }
         router.flush(true).await;
@@ -234,6 +241,7 @@ impl RecordStream {
         self.split(true);
         self.start = 0;
         self.end = 0;
+        self.rest_of_cut = false;
         router.flush(true).await;
     }
 
@@ -253,6 +261,7 @@ impl RecordStream {
         self.split(true);
         self.start = 0;
         self.end = 0;
+        self.rest_of_cut = false;
         self.splitter.reset();
         router.flush(true).await;
     }
@@ -274,6 +283,10 @@ impl RecordStream {
                     .skipped(step.skipped, if eof { Skip::AtEnd } else { Skip::Garbage });
             }
             match step.outcome {
+                SplitOutcome::Record { bytes, .. } if self.rest_of_cut => {
+                    self.rest_of_cut = false;
+                    self.sink.skipped(bytes.len() as u64, Skip::RestOfCut);
+                }
                 SplitOutcome::Record { bytes, signer } => self.sink.record(bytes, signer),
                 SplitOutcome::Rejected => add(&self.sink.counters().rejected, 1),
                 SplitOutcome::NeedData => {
@@ -299,6 +312,7 @@ enum Skip {
     Garbage,
     AtEnd,
     TooLong,
+    RestOfCut,
 }
 
 /// Where records go once split: decoded (or viewed) and routed, with counters.
@@ -338,6 +352,9 @@ impl RecordSink {
             ),
             Skip::AtEnd => warn_limited!(
                 "Input '{input}': dropped {bytes} bytes at the end of a stream (an incomplete record or garbage)"
+            ),
+            Skip::RestOfCut => warn_limited!(
+                "Input '{input}': dropped the last {bytes} bytes of a record longer than the largest buffer"
             ),
             Skip::TooLong => warn_limited!(
                 "Input '{input}': dropped a record longer than the largest buffer ({bytes} bytes so far)"
