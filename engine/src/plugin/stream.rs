@@ -94,6 +94,8 @@ pub struct RecordStream {
     start: usize,
     end: usize,
     max_buf: usize,
+    /// The buffer's size when (re)allocated.
+    initial: usize,
     keep_truncated: bool,
     /// A record was cut at the largest buffer: the rest of it, up to its delimiter, is not a
     /// record of its own and is dropped (payload splitters only; a framing splitter finds the
@@ -134,6 +136,7 @@ impl RecordStream {
             start: 0,
             end: 0,
             max_buf: max,
+            initial,
             keep_truncated: spec.splitter.keep_truncated(),
             rest_of_cut: false,
             splitter,
@@ -160,6 +163,9 @@ impl RecordStream {
     /// The free end of the read buffer. Unconsumed bytes are moved to the front first, and the
     /// buffer grows (up to the largest record) when a partial record fills it.
     pub fn read_buf(&mut self) -> &mut [u8] {
+        if self.buf.is_empty() {
+            self.buf.resize(self.initial, 0);
+        }
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -199,6 +205,38 @@ impl RecordStream {
         self.end = 0;
         self.rest_of_cut = false;
         self.splitter.reset();
+    }
+
+    /// Allocates a released buffer (see [`RecordStream::release`]) with room for about `bytes`
+    /// — at least 4 KiB, at most the initial size — rather than the whole initial size: an input
+    /// with thousands of streams that each hold a little data stays small. Nothing when the
+    /// buffer is allocated.
+    pub fn prepare(&mut self, bytes: usize) {
+        if self.buf.is_empty() {
+            let size = bytes.clamp(4096, self.initial.max(4096));
+            self.buf.resize(size, 0);
+        }
+    }
+
+    /// Doubles a buffer smaller than the initial size (the last read filled it: more is
+    /// coming).
+    pub fn grow(&mut self) {
+        if !self.buf.is_empty() && self.buf.len() < self.initial {
+            let size = (self.buf.len() * 2).min(self.initial);
+            self.buf.resize(size, 0);
+        }
+    }
+
+    /// Frees the read buffer if it holds nothing unconsumed (an idle stream of an input with
+    /// many: the next [`RecordStream::read_buf`] allocates it again). Returns whether it did.
+    pub fn release(&mut self) -> bool {
+        if self.start != self.end || self.buf.is_empty() {
+            return false;
+        }
+        self.start = 0;
+        self.end = 0;
+        self.buf = Vec::new();
+        true
     }
 
     /// Ensures the free end of the buffer holds at least `n` bytes (a whole datagram).

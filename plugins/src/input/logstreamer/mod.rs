@@ -61,7 +61,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -542,6 +542,8 @@ impl Instance {
                 Step::Read => glommio::yield_if_needed().await,
                 Step::Idle => {
                     s.save_acknowledged(false);
+                    // An idle stream keeps no read buffer (an input may have thousands).
+                    s.records.release();
                     // Acknowledgements still coming in: look again soon for the journal.
                     let wait = if s.acks.outstanding() > 0 {
                         self.input.check.min(ACK_POLL)
@@ -574,12 +576,27 @@ impl Instance {
     }
 }
 
+/// A file being read: one descriptor, read through io_uring, and seen as a `std::fs::File`
+/// for `fstat` and the journal's hash (a stream keeps one descriptor, so that an input with
+/// thousands of streams stays within the descriptor limit).
+#[derive(Debug)]
+struct Reading {
+    file: BufferedFile,
+}
+
+impl Reading {
+    /// Runs `f` on the descriptor as a `File` without taking it over.
+    fn with_std<R>(&self, f: impl FnOnce(&File) -> R) -> R {
+        // SAFETY: the descriptor stays open while `self` lives; ManuallyDrop never closes it.
+        let std = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(self.file.as_raw_fd()) });
+        f(&std)
+    }
+}
+
 /// The file a stream reads.
 struct Open {
     path: PathBuf,
-    /// For hashing the journal and checking size (a `dup` of the reader's descriptor).
-    std: Rc<File>,
-    file: BufferedFile,
+    file: Rc<Reading>,
     id: (u64, u64),
     /// Offset of the next byte to read.
     offset: u64,
@@ -588,6 +605,8 @@ struct Open {
     tail: Vec<u8>,
     /// Since when the file has been at its end with a newer file waiting.
     ended: Option<Instant>,
+    /// The file's size when last looked at.
+    size: u64,
 }
 
 impl Open {
@@ -608,7 +627,7 @@ impl Open {
 #[derive(Debug, Clone)]
 struct Cursor {
     path: PathBuf,
-    file: Rc<File>,
+    file: Rc<Reading>,
     seek: u64,
 }
 
@@ -714,20 +733,18 @@ impl StreamReader {
             if !meta.is_file() {
                 return Err(std::io::Error::other("not a regular file"));
             }
-            let dup = f.try_clone()?;
-            Ok((f, dup, meta))
+            Ok((f, meta))
         });
         match opened {
-            Ok((f, dup, meta)) => {
-                // SAFETY: `dup` is a descriptor of our own, handed over to glommio, which
-                // closes it.
-                let file = unsafe { BufferedFile::from_raw_fd(dup.into_raw_fd()) };
+            Ok((f, meta)) => {
                 let offset = offset.min(meta.len());
                 let mut tail = vec![0u8; offset.min(journal::HASHED as u64) as usize];
                 let start = offset - tail.len() as u64;
                 if std::os::unix::fs::FileExt::read_exact_at(&f, &mut tail, start).is_err() {
                     tail.clear();
                 }
+                // SAFETY: the descriptor is ours, handed over to glommio, which closes it.
+                let file = unsafe { BufferedFile::from_raw_fd(f.into_raw_fd()) };
                 hekate_engine::plugin::log::tracing::debug!(
                     "Input '{}': stream '{}': reading {} from byte {offset}",
                     self.inst.ctx.name,
@@ -736,12 +753,12 @@ impl StreamReader {
                 );
                 self.open = Some(Open {
                     path: path.to_path_buf(),
-                    std: Rc::new(f),
-                    file,
+                    file: Rc::new(Reading { file }),
                     id: file_id(&meta),
                     offset,
                     tail,
                     ended: None,
+                    size: meta.len(),
                 });
                 true
             }
@@ -797,10 +814,15 @@ impl StreamReader {
                 Step::Idle
             };
         };
+        self.records
+            .prepare(open.size.saturating_sub(open.offset) as usize);
         let want = self.records.read_buf().len().min(READ_BLOCK);
-        match open.file.read_at(open.offset, want).await {
+        match open.file.file.read_at(open.offset, want).await {
             Ok(data) if !data.is_empty() => {
                 let n = data.len();
+                if n == want {
+                    self.records.grow();
+                }
                 self.records.read_buf()[..n].copy_from_slice(&data);
                 self.open.as_mut().expect("open").remember(&data);
                 drop(data);
@@ -809,7 +831,7 @@ impl StreamReader {
                 open.offset += n as u64;
                 let cursor = Cursor {
                     path: open.path.clone(),
-                    file: Rc::clone(&open.std),
+                    file: Rc::clone(&open.file),
                     seek: open.offset - self.records.unconsumed() as u64,
                 };
                 self.acks.push(&self.inst.ctx, cursor);
@@ -827,11 +849,15 @@ impl StreamReader {
     /// At the end of the current file: truncated, rotated, or waiting for more.
     async fn at_end(&mut self) -> Step {
         let open = self.open.as_mut().expect("called with a file open");
-        let size = open.std.metadata().map_or(open.offset, |m| m.len());
+        let size = open
+            .file
+            .with_std(|f| f.metadata())
+            .map_or(open.offset, |m| m.len());
         if size < open.offset {
             self.inst.count(|c| c.truncations += 1);
             return self.truncated();
         }
+        open.size = size;
         if size > open.offset {
             open.ended = None;
             return Step::Read;
@@ -856,7 +882,7 @@ impl StreamReader {
         let open = self.open.as_ref().expect("open");
         let cursor = Cursor {
             path: open.path.clone(),
-            file: Rc::clone(&open.std),
+            file: Rc::clone(&open.file),
             seek: open.offset,
         };
         self.acks.push(&self.inst.ctx, cursor);
@@ -934,7 +960,7 @@ impl StreamReader {
         if !force && self.saved.as_ref() == Some(&(c.path.clone(), c.seek)) {
             return;
         }
-        let hash = match hash_at(&c.file, c.seek) {
+        let hash = match c.file.with_std(|f| hash_at(f, c.seek)) {
             Ok(Some(h)) => h,
             Ok(None) => {
                 // The file shrank under us: nothing sensible to hash; the next position will do.
