@@ -422,3 +422,37 @@ fn a_binary_file_without_delimiters_is_skipped_with_bounded_memory() {
         "{said}"
     );
 }
+
+/// 10,000 files in one directory, each a stream of its own: every line comes out, within the
+/// descriptor limit (one descriptor per stream) and with memory bounded.
+#[test]
+fn ten_thousand_files_in_one_directory() {
+    let dir = temp_dir("logstreamer-10k");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let files = 10_000u64;
+    for n in 0..files {
+        std::fs::write(logs.join(format!("f{n}.log")), format!("line {n} x\n")).unwrap();
+    }
+    let cfg = config(&dir, "")
+        .replace(
+            r#"file_match = 'app\.log\.?(?P<Seq>\d*)'"#,
+            r#"file_match = 'f(?P<N>\d+)\.log'"#,
+        )
+        .replace(r#"priority = ["^Seq"]"#, r#"differentiator = ["f", "N"]"#);
+    let out = dir.join("out.hekad");
+    let mut hekate = Hekate::start(&dir, &cfg, &[]);
+    let mut peak = 0;
+    let counts = {
+        let mut counts = BTreeMap::new();
+        wait_for(Duration::from_secs(120), || {
+            peak = peak.max(hekate.rss_kib());
+            counts = seen(&out).0;
+            counts.len() as u64 == files
+        });
+        counts
+    };
+    assert!(hekate.terminate().success(), "{}", hekate.stderr());
+    assert_eq!(missing(&counts, files), Vec::<u64>::new());
+    assert!(peak < 1024 * 1024, "resident memory reached {peak} KiB");
+}
