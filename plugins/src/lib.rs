@@ -28,6 +28,8 @@ pub mod input {
 pub mod splitter {
     pub mod heka_framing;
     pub mod null;
+    pub mod pattern_grouping;
+    pub mod regex;
     pub mod token;
 }
 
@@ -69,6 +71,8 @@ pub fn registry() -> Registry {
         splitter::heka_framing::TYPE,
         splitter::token::TYPE,
         splitter::null::TYPE,
+        splitter::regex::TYPE,
+        splitter::pattern_grouping::TYPE,
         // Decoders
         decoder::protobuf::TYPE,
         decoder::sandbox::TYPE,
