@@ -456,3 +456,42 @@ fn ten_thousand_files_in_one_directory() {
     assert_eq!(missing(&counts, files), Vec::<u64>::new());
     assert!(peak < 1024 * 1024, "resident memory reached {peak} KiB");
 }
+
+/// A stack trace in a tailed log is one message with a PatternGroupingSplitter.
+#[test]
+fn a_stack_trace_is_one_message_with_a_pattern_grouping_splitter() {
+    let dir = temp_dir("logstreamer-grouping");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(
+        logs.join("app.log"),
+        "line 0 started\n\
+java.lang.IllegalStateException: boom\n\
+\tat com.example.App.run(App.java:42)\n\
+\tat com.example.App.main(App.java:7)\n\
+line 1 recovered\n",
+    )
+    .unwrap();
+    let cfg = format!(
+        "{}\n[traces]\ntype = \"PatternGroupingSplitter\"\ndelimiter = '\\n'\ngrouping = '(\\A\\s*.+Exception: .)|(\\A\\s+at \\S+\\(\\S+\\))'\n",
+        config(&dir, r#"splitter = "traces""#)
+    );
+    let out = dir.join("out.hekad");
+    let mut hekate = Hekate::start(&dir, &cfg, &[]);
+    let mut msgs = Vec::new();
+    wait_for(Duration::from_secs(10), || {
+        msgs = if out.exists() {
+            read_stream(&out)
+        } else {
+            Vec::new()
+        };
+        msgs.len() >= 3
+    });
+    assert!(hekate.terminate().success(), "{}", hekate.stderr());
+    let payloads: Vec<&str> = msgs.iter().map(|m| m.payload.as_deref().unwrap()).collect();
+    assert_eq!(payloads.len(), 3, "{payloads:?}");
+    assert_eq!(payloads[0], "line 0 started\n");
+    assert!(payloads[1].starts_with("java.lang.IllegalStateException: boom\n\tat"));
+    assert!(payloads[1].ends_with("(App.java:7)\n"));
+    assert_eq!(payloads[2], "line 1 recovered\n");
+}
