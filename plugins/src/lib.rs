@@ -26,6 +26,7 @@ pub mod input {
 pub mod splitter {
     pub mod heka_framing;
     pub mod null;
+    pub mod syslog_framing;
     pub mod token;
 }
 
@@ -33,6 +34,7 @@ pub mod splitter {
 pub mod decoder {
     pub mod protobuf;
     pub mod sandbox;
+    pub mod syslog;
 }
 
 /// Filters.
@@ -64,10 +66,12 @@ pub fn registry() -> Registry {
         // Splitters
         splitter::heka_framing::TYPE,
         splitter::token::TYPE,
+        splitter::syslog_framing::TYPE,
         splitter::null::TYPE,
         // Decoders
         decoder::protobuf::TYPE,
         decoder::sandbox::TYPE,
+        decoder::syslog::TYPE,
         // Filters
         filter::counter::TYPE,
         filter::sandbox::TYPE,
