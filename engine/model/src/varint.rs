@@ -30,9 +30,17 @@ pub const fn encoded_len(v: u64) -> usize {
 }
 
 /// Appends the encoding of `v` to `out`.
-#[inline]
+#[inline(always)]
 pub fn put(out: &mut Vec<u8>, v: u64) {
-    encode_varint(v, out);
+    // Lengths and small numbers take one or two bytes: written here without a call (prost's
+    // `encode_varint` is not inlined and pushes byte by byte). The message writer's hot path.
+    if v < 0x80 {
+        out.push(v as u8);
+    } else if v < 0x4000 {
+        out.extend_from_slice(&[v as u8 | 0x80, (v >> 7) as u8]);
+    } else {
+        encode_varint(v, out);
+    }
 }
 
 /// Writes the encoding of `v` at the start of `out` and returns how many bytes it took.

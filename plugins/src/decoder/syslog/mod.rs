@@ -382,6 +382,9 @@ impl Decoder for SyslogDecoder {
         let parsed = parse(record, &mut self.clock)
             .map_err(|e| DecodeError(format!("not a syslog line: {e}")))?;
         out.push_with(|buf| {
+            // Room for the message (headers, and field names beside SD values), so that the
+            // writes below never grow the buffer one step at a time.
+            buf.reserve(2 * record.len() + 128);
             self.write(&parsed, source, buf);
             Ok::<(), DecodeError>(())
         })?;
