@@ -2,8 +2,9 @@
 //! RFC 6587 on the same connection and deciding frame by frame, as rsyslog does: a frame that
 //! starts with a digit run and a space is octet-counted (`LEN SP MSG`, what `logger
 //! --octet-count` and rsyslog's `omfwd` with `TCP_Framing="octet-counted"` send), any other is a
-//! line ended by `\n` (the line end, `\n` or `\r\n`, is not part of the record). Heka has no such
-//! splitter; this is hekate's.
+//! line ended by `\n` (the line end, `\n` or `\r\n`, is not part of the record; nor are the line
+//! ends an octet-counted frame ends with, from senders that count their newline). Heka has no
+//! such splitter; this is hekate's.
 //!
 //! ```toml
 //! [syslog]
@@ -176,6 +177,16 @@ fn octet_count(b: &[u8]) -> Count {
     }
 }
 
+/// An octet-counted frame without the line ends it ends with (a sender that counted its
+/// newline, or several).
+fn without_line_ends(r: &[u8]) -> &[u8] {
+    let keep = r
+        .iter()
+        .rposition(|&c| c != b'\n' && c != b'\r')
+        .map_or(0, |i| i + 1);
+    &r[..keep]
+}
+
 /// A record without its line end (`\n`, `\r\n`).
 fn without_line_end(r: &[u8]) -> &[u8] {
     let r = r.strip_suffix(b"\n").unwrap_or(r);
@@ -260,7 +271,7 @@ impl Splitter for SyslogFraming {
                                         consumed: pos + end,
                                         skipped,
                                         outcome: SplitOutcome::Record {
-                                            bytes: without_line_end(&b[prefix..end]),
+                                            bytes: without_line_ends(&b[prefix..end]),
                                             signer: None,
                                         },
                                     };
@@ -511,7 +522,7 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 1..40).prop_map(|m| {
                 let mut f = format!("{} ", m.len()).into_bytes();
                 f.extend_from_slice(&m);
-                (f, Some(without_line_end(&m).to_vec()))
+                (f, Some(without_line_ends(&m).to_vec()))
             }),
             // A line: no \n inside, not starting with a digit or a line end.
             ("<[0-9]{1,3}>[^\n]{0,40}", prop::bool::ANY).prop_map(|(l, crlf)| {
