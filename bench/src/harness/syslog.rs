@@ -406,7 +406,8 @@ fn run(b: &mut Bench) -> Section {
             Err(e) => peer_rows.push(Row::not_run(name, e)),
         }
     }
-    let native = "hekate, SyslogDecoder (TcpInput → SyslogFramingSplitter → SyslogDecoder → FileOutput)";
+    let native =
+        "hekate, SyslogDecoder (TcpInput → SyslogFramingSplitter → SyslogDecoder → FileOutput)";
     let lua = "hekate, Heka's rsyslog.lua (TcpInput → TokenSplitter → SandboxDecoder → FileOutput)";
     let hekate_rows = [
         (native, hekate_server(b, &dir, "syslog", native, &[])),

@@ -51,8 +51,12 @@ impl<'a> MessageWriter<'a> {
     }
 
     fn bytes(&mut self, tag: u8, v: &[u8]) -> &mut Self {
-        self.out.push((tag << 3) | 2);
-        varint::put(self.out, v.len() as u64);
+        if v.len() < 0x80 {
+            self.out.extend_from_slice(&[(tag << 3) | 2, v.len() as u8]);
+        } else {
+            self.out.push((tag << 3) | 2);
+            varint::put(self.out, v.len() as u64);
+        }
         self.out.extend_from_slice(v);
         self
     }
@@ -146,6 +150,17 @@ impl<'a> MessageWriter<'a> {
     /// A STRING field with one value, name and value given as bytes. Both must be UTF-8 (the
     /// caller checked them), as protobuf strings are.
     pub fn field_string_bytes(&mut self, name: &[u8], v: &[u8]) -> &mut Self {
+        let body = 2 + name.len() + 2 + v.len();
+        if body < 0x80 {
+            // The common case, every length one byte: four appends, no length computed twice.
+            self.out.reserve(2 + body);
+            self.out
+                .extend_from_slice(&[(10 << 3) | 2, body as u8, 0x0a, name.len() as u8]);
+            self.out.extend_from_slice(name);
+            self.out.extend_from_slice(&[0x22, v.len() as u8]);
+            self.out.extend_from_slice(v);
+            return self;
+        }
         let len = 1 + varint::encoded_len(v.len() as u64) + v.len();
         self.field(name, 0, b"", len, |b| {
             b.push(0x22);

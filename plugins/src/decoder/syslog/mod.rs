@@ -262,7 +262,7 @@ struct SyslogDecoder {
 /// `bytes` as UTF-8: itself when valid, else a copy in `scratch` with U+FFFD for each bad
 /// sequence (and `bad` counts it).
 fn utf8<'a>(bytes: &'a [u8], scratch: &'a mut Vec<u8>, bad: &mut u64) -> &'a [u8] {
-    if std::str::from_utf8(bytes).is_ok() {
+    if simdutf8::basic::from_utf8(bytes).is_ok() {
         return bytes;
     }
     *bad += 1;

@@ -119,11 +119,17 @@ fn rfc5424_version(rest: &[u8]) -> Option<(&[u8], &[u8])> {
 /// A header field: PRINTUSASCII up to the next SP; NILVALUE is `None`. Returns the rest after
 /// the SP.
 fn header_field(s: &[u8], what: ParseError) -> Result<(Option<&[u8]>, &[u8]), ParseError> {
-    let sp = memchr::memchr(b' ', s).ok_or(what)?;
-    let field = &s[..sp];
-    if field.is_empty() || !field.iter().all(|&b| (33..=126).contains(&b)) {
-        return Err(what);
+    // One pass that finds the SP and checks the bytes before it (fields are short: a loop
+    // beats a memchr call and a second pass).
+    let mut sp = 0;
+    loop {
+        match s.get(sp) {
+            Some(b' ') if sp > 0 => break,
+            Some(33..=126) => sp += 1,
+            _ => return Err(what),
+        }
     }
+    let field = &s[..sp];
     let value = if field == b"-" { None } else { Some(field) };
     Ok((value, &s[sp + 1..]))
 }
@@ -242,23 +248,19 @@ pub(super) fn structured_data_len(s: &[u8]) -> Result<usize, ParseError> {
 
 /// The length of an escaped PARAM-VALUE up to (not including) its closing quote.
 fn param_value_len(s: &[u8]) -> Result<usize, ParseError> {
+    const TRUNCATED: ParseError = "truncated or malformed structured data";
+    // Values are short: a plain loop.
     let mut i = 0;
     loop {
-        let Some(at) = memchr::memchr3(b'"', b'\\', b']', &s[i..]) else {
-            return Err("truncated or malformed structured data");
-        };
-        i += at;
-        match s[i] {
-            b'"' => return Ok(i),
-            b']' => return Err("unescaped ] in a structured data value"),
-            _ => {
-                // A backslash escapes the next byte (RFC 5424 keeps a backslash before any
-                // other byte as it is; either way the next byte is not special).
-                if i + 1 >= s.len() {
-                    return Err("truncated or malformed structured data");
-                }
-                i += 2;
-            }
+        match s.get(i) {
+            None => return Err(TRUNCATED),
+            Some(b'"') => return Ok(i),
+            Some(b']') => return Err("unescaped ] in a structured data value"),
+            // A backslash escapes the next byte (RFC 5424 keeps a backslash before any other
+            // byte as it is; either way the next byte is not special).
+            Some(b'\\') if i + 1 < s.len() => i += 2,
+            Some(b'\\') => return Err(TRUNCATED),
+            Some(_) => i += 1,
         }
     }
 }
@@ -362,26 +364,36 @@ fn digits_n(s: &[u8], at: usize, n: usize) -> Option<u32> {
 
 /// `.fraction` at `at`: (nanoseconds, length taken); digits past the ninth are read and dropped.
 fn fraction(s: &[u8], at: usize) -> (u32, usize) {
+    const SCALE: [u32; 10] = [
+        1_000_000_000,
+        100_000_000,
+        10_000_000,
+        1_000_000,
+        100_000,
+        10_000,
+        1_000,
+        100,
+        10,
+        1,
+    ];
     if s.get(at) != Some(&b'.') {
         return (0, 0);
     }
-    let digits = s[at + 1..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
+    let mut ns = 0u32;
+    let mut digits = 0;
+    while let Some(&b) = s.get(at + 1 + digits) {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        if digits < 9 {
+            ns = ns * 10 + u32::from(b - b'0');
+        }
+        digits += 1;
+    }
     if digits == 0 {
         return (0, 0);
     }
-    let mut ns = 0u32;
-    for i in 0..9 {
-        let d = if i < digits {
-            u32::from(s[at + 1 + i] - b'0')
-        } else {
-            0
-        };
-        ns = ns * 10 + d;
-    }
-    (ns, 1 + digits)
+    (ns * SCALE[digits.min(9)], 1 + digits)
 }
 
 /// `hh:mm:ss` at `at`.
@@ -399,13 +411,23 @@ fn clock_time(s: &[u8], at: usize) -> Option<(u8, u8, u8)> {
 /// the date-time, its offset in seconds (`None`: written without one) and the length taken.
 /// The year has exactly four digits.
 fn parse_iso(s: &[u8]) -> Option<(Civil, Option<i32>, usize)> {
-    let year = digits_n(s, 0, 4)?;
-    let month = digits_n(s, 5, 2)?;
-    let day = digits_n(s, 8, 2)?;
-    if s[4] != b'-' || s[7] != b'-' || !matches!(s.get(10), Some(b'T' | b't')) {
+    // The fixed part, `YYYY-MM-DDThh:mm:ss`, checked at once.
+    let b: &[u8; 19] = s.get(..19)?.try_into().ok()?;
+    let d = |i: usize| b[i].wrapping_sub(b'0');
+    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    if DIGITS.iter().any(|&i| d(i) > 9)
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] | 0x20) != b't'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
-    let (hour, minute, second) = clock_time(s, 11)?;
+    let two = |i: usize| d(i) * 10 + d(i + 1);
+    let year = u32::from(two(0)) * 100 + u32::from(two(2));
+    let (month, day) = (two(5), two(8));
+    let (hour, minute, second) = (two(11), two(14), two(17));
     let (nanos, frac) = fraction(s, 19);
     let mut n = 19 + frac;
     let offset = match s.get(n) {
@@ -431,8 +453,8 @@ fn parse_iso(s: &[u8]) -> Option<(Civil, Option<i32>, usize)> {
     };
     let civil = Civil {
         year: year as i32,
-        month: month as u8,
-        day: day as u8,
+        month,
+        day,
         hour,
         minute,
         second,
@@ -563,16 +585,49 @@ fn is_printable(w: &[u8]) -> bool {
     !w.is_empty() && w.iter().all(|&b| (33..=126).contains(&b))
 }
 
-/// A tag: `prog:`, `prog[pid]:` or `prog[pid]`, printable ASCII, with a program name. Returns
-/// (program name, pid).
-fn tag_of(w: &[u8]) -> Option<(&[u8], Option<i32>)> {
-    if !is_printable(w) {
-        return None;
+/// The next word of a line and what it is shaped like, found in one pass.
+struct Word<'a> {
+    text: &'a [u8],
+    /// After the word and the space that ends it.
+    rest: &'a [u8],
+    /// Non-empty printable ASCII.
+    printable: bool,
+    /// Shaped like a tag: (program name, pid).
+    tag: Option<(&'a [u8], Option<i32>)>,
+}
+
+fn next_word(s: &[u8]) -> Word<'_> {
+    let mut i = 0;
+    let mut printable = true;
+    let mut prog_len = None;
+    while let Some(&b) = s.get(i) {
+        match b {
+            b' ' => break,
+            b'[' | b':' if prog_len.is_none() => prog_len = Some(i),
+            33..=126 => {}
+            _ => printable = false,
+        }
+        i += 1;
     }
-    let prog_len = w
-        .iter()
-        .position(|&b| b == b'[' || b == b':')
-        .unwrap_or(w.len());
+    let text = &s[..i];
+    let rest = s.get(i + 1..).unwrap_or(&s[i..]);
+    let printable = printable && i > 0;
+    let tag = if printable {
+        tag_shape(text, prog_len.unwrap_or(i))
+    } else {
+        None
+    };
+    Word {
+        text,
+        rest,
+        printable,
+        tag,
+    }
+}
+
+/// A tag: `prog:`, `prog[pid]:` or `prog[pid]` with a program name (`w[..prog_len]`, up to the
+/// first `[` or `:`). Returns (program name, pid).
+fn tag_shape(w: &[u8], prog_len: usize) -> Option<(&[u8], Option<i32>)> {
     if prog_len == 0 {
         return None;
     }
@@ -641,16 +696,19 @@ fn parse_3164<'a>(
         None => None,
     };
     // The hostname: only after a timestamp, and only when the word is not already the tag.
-    let (first, after_first) = word(s);
-    if timestamp.is_some() && hostname.is_none() && tag_of(first).is_none() && is_printable(first) {
-        hostname = Some(first);
-        s = after_first;
-    }
-    let (candidate, after_tag) = word(s);
-    let (tag, programname, pid) = match tag_of(candidate) {
+    let first = next_word(s);
+    let candidate =
+        if timestamp.is_some() && hostname.is_none() && first.tag.is_none() && first.printable {
+            hostname = Some(first.text);
+            s = first.rest;
+            next_word(s)
+        } else {
+            first
+        };
+    let (tag, programname, pid) = match candidate.tag {
         Some((prog, pid)) => {
-            s = after_tag;
-            (Some(candidate), Some(prog), pid)
+            s = candidate.rest;
+            (Some(candidate.text), Some(prog), pid)
         }
         None => (None, None, None),
     };
