@@ -1,10 +1,11 @@
-//! SyslogFramingSplitter: cuts a stream of syslog messages into records, taking both framings of
-//! RFC 6587 on the same connection and deciding frame by frame, as rsyslog does: a frame that
-//! starts with a digit run and a space is octet-counted (`LEN SP MSG`, what `logger
-//! --octet-count` and rsyslog's `omfwd` with `TCP_Framing="octet-counted"` send), any other is a
-//! line ended by `\n` (the line end, `\n` or `\r\n`, is not part of the record; nor are the line
-//! ends an octet-counted frame ends with, from senders that count their newline). Heka has no
-//! such splitter; this is hekate's.
+//! SyslogFramingSplitter: cuts a stream of syslog messages into records, octet-counted frames
+//! (RFC 6587) and lines alike, told apart frame by frame as rsyslog does.
+//!
+//! A frame that starts with a digit run and a space is octet-counted (`LEN SP MSG`, what `logger
+//! --octet-count` and rsyslog's `omfwd` with `TCP_Framing="octet-counted"` send); any other is a
+//! line ended by `\n`. The line end (`\n` or `\r\n`) is not part of the record, nor are the line
+//! ends an octet-counted frame ends with (senders that count their newline). Heka has no such
+//! splitter; this is hekate's.
 //!
 //! ```toml
 //! [syslog]
