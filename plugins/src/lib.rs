@@ -30,6 +30,7 @@ pub mod splitter {
     pub mod null;
     pub mod pattern_grouping;
     pub mod regex;
+    pub mod syslog_framing;
     pub mod token;
 }
 
@@ -37,6 +38,7 @@ pub mod splitter {
 pub mod decoder {
     pub mod protobuf;
     pub mod sandbox;
+    pub mod syslog;
 }
 
 /// Filters.
@@ -70,12 +72,14 @@ pub fn registry() -> Registry {
         // Splitters
         splitter::heka_framing::TYPE,
         splitter::token::TYPE,
+        splitter::syslog_framing::TYPE,
         splitter::null::TYPE,
         splitter::regex::TYPE,
         splitter::pattern_grouping::TYPE,
         // Decoders
         decoder::protobuf::TYPE,
         decoder::sandbox::TYPE,
+        decoder::syslog::TYPE,
         // Filters
         filter::counter::TYPE,
         filter::sandbox::TYPE,

@@ -4,8 +4,9 @@
 //! Each system listens on a port and writes the message text of every line it receives to a file
 //! (`bench/configs/syslog.toml`, `bench/peers/syslog-ng.conf`, `bench/peers/rsyslog.conf`);
 //! `hekate-flood --format syslog5424` sends, `hekate-sink --file … --follow` reads the file and
-//! checks every stamp. The hekate row waits for hekate's syslog path: adding it is one more
-//! [`LineServer`] in [`run`].
+//! checks every stamp. hekate runs twice: with SyslogDecoder, and with Heka's own `rsyslog.lua`
+//! (`bench/configs/syslog-lua.toml`) when a Heka share directory holding it is at hand
+//! (`$HEKA_SHARE_DIR`, default `/usr/share/heka`): what switching to the native decoder gains.
 
 use std::fs::File;
 use std::io::Read;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::drive::{FloodSpec, Measured, finish_sink, run_flood, start_sink};
+use super::hekate::HekateRun;
 use super::peers::{self, render, version, wait_tcp};
 use super::proc::Launch;
 use super::report::{Row, Section};
@@ -128,6 +130,49 @@ fn row(
                 (r.commands(commands).cores(cores).data(m.data()), Some(rate))
             }
         },
+    }
+}
+
+/// hekate on `bench/configs/<config>.toml`, `hekate check`ed first.
+fn hekate_server(
+    b: &Bench,
+    dir: &Path,
+    config: &str,
+    label: &str,
+    vars: &[(&str, String)],
+) -> Result<LineServer, String> {
+    if let Some(why) = b.hekate.unavailable() {
+        return Err(why.to_owned());
+    }
+    let port = b.free_port();
+    let output = dir.join(format!("{config}.out"));
+    let base = dir.join(config);
+    let _ = std::fs::create_dir_all(&base);
+    let mut run = HekateRun::new(config, &b.cores.sut, port, &base)
+        .var("BENCH_OUTPUT_FILE", output.display().to_string());
+    for (k, v) in vars {
+        run = run.var(k, v.clone());
+    }
+    run.check(b)?;
+    Ok(LineServer {
+        label: label.to_owned(),
+        name: config.to_owned(),
+        launch: run.run_launch(b, &format!("{config}-hekate")),
+        port,
+        output,
+    })
+}
+
+/// The Heka share directory holding `lua_decoders/rsyslog.lua` and Heka's Lua modules.
+fn heka_share_dir() -> Result<String, String> {
+    let dir = std::env::var("HEKA_SHARE_DIR").unwrap_or_else(|_| "/usr/share/heka".into());
+    if Path::new(&dir).join("lua_decoders/rsyslog.lua").is_file() {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "Heka's rsyslog.lua is not installed ({dir}/lua_decoders/rsyslog.lua; set \
+             HEKA_SHARE_DIR to a Heka share directory with its lua_decoders and lua_modules)"
+        ))
     }
 }
 
@@ -327,7 +372,7 @@ fn run(b: &mut Bench) -> Section {
          TCP connections → each system parses them and writes the message text, one line each, \
          to a file → `hekate-sink` follows the file and checks every message. Same load, same \
          cores, same run; the peers push back instead of dropping (flow control). Target: ≥ 3× \
-         syslog-ng.",
+         syslog-ng and ≥ 1.5× rsyslog.",
         &[
             "msg/s",
             "MB/s",
@@ -340,10 +385,9 @@ fn run(b: &mut Bench) -> Section {
     let dir = b.scratch("syslog");
     let n = b.pick(300_000, 1_500_000);
     let spec = FloodSpec::text("syslog5424", 2, n, "250");
-    s.rows.push(Row::not_run(
-        "hekate (TcpInput → syslog decoder → FileOutput)",
-        "hekate's syslog decoding path is not delivered yet (bench/configs/syslog.toml is ready for it)",
-    ));
+    // The peers first: their rates are what hekate's rows are compared with.
+    let mut peer_rows = Vec::new();
+    let mut rates: Vec<(&str, f64)> = Vec::new();
     let mut reference = None;
     let servers: [(&str, MakeServer); 2] = [("syslog-ng", syslog_ng), ("rsyslog", rsyslog)];
     for (name, make) in servers {
@@ -352,13 +396,57 @@ fn run(b: &mut Bench) -> Section {
                 let label = server.label.clone();
                 let (mut r, rate) = row(b, &label, measure(b, server, &spec), reference);
                 reference = reference.or(rate);
+                if let Some(rate) = rate {
+                    rates.push((name, rate));
+                }
                 // Peers are drawn grey, hekate blue.
                 r.reference = true;
-                s.rows.push(r);
+                peer_rows.push(r);
             }
-            Err(e) => s.rows.push(Row::not_run(name, e)),
+            Err(e) => peer_rows.push(Row::not_run(name, e)),
         }
     }
+    let native =
+        "hekate, SyslogDecoder (TcpInput → SyslogFramingSplitter → SyslogDecoder → FileOutput)";
+    let lua = "hekate, Heka's rsyslog.lua (TcpInput → TokenSplitter → SandboxDecoder → FileOutput)";
+    let hekate_rows = [
+        (native, hekate_server(b, &dir, "syslog", native, &[])),
+        (
+            lua,
+            heka_share_dir().and_then(|share| {
+                hekate_server(
+                    b,
+                    &dir,
+                    "syslog-lua",
+                    lua,
+                    &[("BENCH_HEKA_SHARE_DIR", share)],
+                )
+            }),
+        ),
+    ];
+    for (label, server) in hekate_rows {
+        match server {
+            Ok(server) => {
+                let (r, rate) = row(b, label, measure(b, server, &spec), reference);
+                if let (Some(rate), true) = (rate, label == native) {
+                    let ratios: Vec<String> = rates
+                        .iter()
+                        .map(|(peer, r)| format!("{:.2}× {peer}", rate / r))
+                        .collect();
+                    if !ratios.is_empty() {
+                        s.notes.push(format!(
+                            "hekate with SyslogDecoder: {} (target ≥ 3× syslog-ng, ≥ 1.5× \
+                             rsyslog).",
+                            ratios.join(", ")
+                        ));
+                    }
+                }
+                s.rows.push(r);
+            }
+            Err(e) => s.rows.push(Row::not_run(label, e)),
+        }
+    }
+    s.rows.extend(peer_rows);
     if !b.quick() {
         s.rows.push(loggen_row(b, &dir, n / 2));
     }

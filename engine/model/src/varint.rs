@@ -30,9 +30,27 @@ pub const fn encoded_len(v: u64) -> usize {
 }
 
 /// Appends the encoding of `v` to `out`.
-#[inline]
+#[inline(always)]
 pub fn put(out: &mut Vec<u8>, v: u64) {
-    encode_varint(v, out);
+    // Written here rather than by prost's `encode_varint`, which is not inlined and pushes byte by
+    // byte: the message writer's hot path. The tests hold it to prost's encoding.
+    if v < 0x80 {
+        out.push(v as u8);
+    } else if v < 0x4000 {
+        out.extend_from_slice(&[v as u8 | 0x80, (v >> 7) as u8]);
+    } else {
+        // Timestamps: nine bytes, assembled on the stack and appended at once.
+        let mut buf = [0u8; MAX_LEN];
+        let mut v = v;
+        let mut i = 0;
+        while v >= 0x80 {
+            buf[i] = v as u8 | 0x80;
+            v >>= 7;
+            i += 1;
+        }
+        buf[i] = v as u8;
+        out.extend_from_slice(&buf[..=i]);
+    }
 }
 
 /// Writes the encoding of `v` at the start of `out` and returns how many bytes it took.

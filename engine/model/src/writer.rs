@@ -51,8 +51,12 @@ impl<'a> MessageWriter<'a> {
     }
 
     fn bytes(&mut self, tag: u8, v: &[u8]) -> &mut Self {
-        self.out.push((tag << 3) | 2);
-        varint::put(self.out, v.len() as u64);
+        if v.len() < 0x80 {
+            self.out.extend_from_slice(&[(tag << 3) | 2, v.len() as u8]);
+        } else {
+            self.out.push((tag << 3) | 2);
+            varint::put(self.out, v.len() as u64);
+        }
         self.out.extend_from_slice(v);
         self
     }
@@ -107,65 +111,98 @@ impl<'a> MessageWriter<'a> {
         self
     }
 
-    /// A one-value field of the given wire layout (tag 10).
-    fn field(&mut self, name: &[u8], value_type: u8, value: impl Fn(&mut Vec<u8>)) -> &mut Self {
-        self.field_with(name, value_type, b"", value)
-    }
-
-    fn field_with(
+    /// A one-value field (tag 10), written in place: `value_len` is the length of what `value`
+    /// appends (the value's own tag and bytes), so the field's length prefix is known before its
+    /// body is written and nothing is built aside.
+    fn field(
         &mut self,
         name: &[u8],
         value_type: u8,
         representation: &[u8],
-        value: impl Fn(&mut Vec<u8>),
+        value_len: usize,
+        value: impl FnOnce(&mut Vec<u8>),
     ) -> &mut Self {
-        let mut body = Vec::new();
-        body.push(0x0a);
-        varint::put(&mut body, name.len() as u64);
-        body.extend_from_slice(name);
+        let mut body_len = 1 + varint::encoded_len(name.len() as u64) + name.len() + value_len;
         if value_type != 0 {
-            body.push(0x10);
-            body.push(value_type);
+            body_len += 2;
         }
         if !representation.is_empty() {
-            body.push(0x1a);
-            varint::put(&mut body, representation.len() as u64);
-            body.extend_from_slice(representation);
+            body_len += 1 + varint::encoded_len(representation.len() as u64) + representation.len();
         }
-        value(&mut body);
-        self.bytes(10, &body)
+        self.out.push((10 << 3) | 2);
+        varint::put(self.out, body_len as u64);
+        let body_start = self.out.len();
+        self.out.push(0x0a);
+        varint::put(self.out, name.len() as u64);
+        self.out.extend_from_slice(name);
+        if value_type != 0 {
+            self.out.push(0x10);
+            self.out.push(value_type);
+        }
+        if !representation.is_empty() {
+            self.out.push(0x1a);
+            varint::put(self.out, representation.len() as u64);
+            self.out.extend_from_slice(representation);
+        }
+        value(self.out);
+        debug_assert_eq!(self.out.len() - body_start, body_len);
+        self
     }
 
     /// A STRING field with one value.
     pub fn field_string(&mut self, name: &str, v: &str) -> &mut Self {
-        self.field(name.as_bytes(), 0, |b| {
+        self.field_string_bytes(name.as_bytes(), v.as_bytes())
+    }
+
+    /// A STRING field with one value, name and value given as bytes. Both must be UTF-8 (the
+    /// caller checked them), as protobuf strings are.
+    pub fn field_string_bytes(&mut self, name: &[u8], v: &[u8]) -> &mut Self {
+        let body = 2 + name.len() + 2 + v.len();
+        if body < 0x80 {
+            // The common case, every length one byte: four appends, no length computed twice.
+            self.out.reserve(2 + body);
+            self.out
+                .extend_from_slice(&[(10 << 3) | 2, body as u8, 0x0a, name.len() as u8]);
+            self.out.extend_from_slice(name);
+            self.out.extend_from_slice(&[0x22, v.len() as u8]);
+            self.out.extend_from_slice(v);
+            return self;
+        }
+        let len = 1 + varint::encoded_len(v.len() as u64) + v.len();
+        self.field(name, 0, b"", len, |b| {
             b.push(0x22);
             varint::put(b, v.len() as u64);
-            b.extend_from_slice(v.as_bytes());
+            b.extend_from_slice(v);
         })
     }
 
     /// An INTEGER field with one value.
     pub fn field_int(&mut self, name: &str, v: i64) -> &mut Self {
-        self.field(name.as_bytes(), 2, |b| {
-            b.push(0x32);
-            varint::put(b, varint::encoded_len(v as u64) as u64);
-            varint::put(b, v as u64);
-        })
+        self.field_int_as(name, v, "")
     }
 
     /// An INTEGER field with one value and a representation (a unit such as "B").
     pub fn field_int_as(&mut self, name: &str, v: i64, representation: &str) -> &mut Self {
-        self.field_with(name.as_bytes(), 2, representation.as_bytes(), |b| {
+        let n = varint::encoded_len(v as u64);
+        let len = 1 + varint::encoded_len(n as u64) + n;
+        self.field(name.as_bytes(), 2, representation.as_bytes(), len, |b| {
             b.push(0x32);
-            varint::put(b, varint::encoded_len(v as u64) as u64);
+            varint::put(b, n as u64);
             varint::put(b, v as u64);
+        })
+    }
+
+    /// A DOUBLE field with one value (what a Lua number becomes in lua_sandbox).
+    pub fn field_double(&mut self, name: &str, v: f64) -> &mut Self {
+        self.field(name.as_bytes(), 3, b"", 10, |b| {
+            b.extend_from_slice(&[0x3a, 8]);
+            b.extend_from_slice(&v.to_le_bytes());
         })
     }
 
     /// A BOOL field with one value.
     pub fn field_bool(&mut self, name: &str, v: bool) -> &mut Self {
-        self.field(name.as_bytes(), 4, |b| {
+        self.field(name.as_bytes(), 4, b"", 3, |b| {
             b.extend_from_slice(&[0x42, 1, u8::from(v)]);
         })
     }
@@ -192,7 +229,10 @@ mod tests {
             .field_string("s", "v")
             .field_int("i", -300)
             .field_int_as("bytes", 4096, "B")
-            .field_bool("b", true);
+            .field_bool("b", true)
+            .field_double("d", 16.0)
+            .field_string_bytes(b"sd.origin.ip", b"10.0.0.1")
+            .field_string("long", &"x".repeat(300));
         let msg = Message::decode_bytes(&buf).unwrap();
         assert_eq!(msg.payload.as_deref(), Some("hello"));
         assert_eq!(msg.pid, Some(-5));
@@ -204,6 +244,13 @@ mod tests {
         );
         assert_eq!(view.field_value(b"b", 0, 0), Some(FieldValue::Bool(true)));
         assert_eq!(view.field_value(b"s", 0, 0), Some(FieldValue::String(b"v")));
+        assert_eq!(view.field_value(b"d", 0, 0), Some(FieldValue::Double(16.0)));
+        assert_eq!(
+            view.field_value(b"sd.origin.ip", 0, 0),
+            Some(FieldValue::String(b"10.0.0.1"))
+        );
+        let long = msg.fields.iter().find(|f| f.name == "long").unwrap();
+        assert_eq!(long.value_string, ["x".repeat(300)]);
         let bytes = msg.fields.iter().find(|f| f.name == "bytes").unwrap();
         assert_eq!(bytes.representation.as_deref(), Some("B"));
         assert_eq!(bytes.value_integer, [4096]);

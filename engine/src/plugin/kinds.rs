@@ -194,6 +194,26 @@ impl DecodedMessages {
         self.ends.push(self.data.len());
     }
 
+    /// Appends one message that `write` encodes straight into the buffer (with a
+    /// [`MessageWriter`](hekate_model::writer::MessageWriter), say): no copy. When `write` fails,
+    /// whatever it wrote is removed and nothing is appended.
+    pub fn push_with<E>(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mark = self.data.len();
+        match write(&mut self.data) {
+            Ok(()) => {
+                self.ends.push(self.data.len());
+                Ok(())
+            }
+            Err(e) => {
+                self.data.truncate(mark);
+                Err(e)
+            }
+        }
+    }
+
     /// Appends one owned message, encoded.
     pub fn push(&mut self, msg: &Message) {
         use prost::Message as _;
