@@ -19,6 +19,10 @@ const VARS: &[(&str, &str)] = &[
         "BENCH_OUTPUT_FILE",
         "/tmp/hekate-bench-config-test/out.hekad",
     ),
+    (
+        "BENCH_REPORT_FILE",
+        "/tmp/hekate-bench-config-test/reports.hekad",
+    ),
 ];
 
 fn substituted(text: &str) -> String {
