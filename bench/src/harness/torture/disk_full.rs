@@ -13,8 +13,8 @@ use serde_json::json;
 use super::durable::scan_queue;
 use super::ledger::{against_sent, read_file, read_sink};
 use super::rig::{
-    QUEUE_OUTPUT, Rig, Sampler, await_queue_at_most, log_lines, output_reports, proc_status_kb,
-    sample_at, still_running, stop_flood, stop_hekate, stop_sink_when_quiet,
+    QUEUE_OUTPUT, Rig, Sampler, await_queue_at_most, file_growth, log_lines, output_reports,
+    proc_status_kb, sample_at, still_running, stop_flood, stop_hekate, stop_sink_when_quiet,
 };
 use super::seqset::SeqSet;
 use super::{Checks, Outcome, Plan, mb, secs};
@@ -210,12 +210,7 @@ fn disk_full(rig: &mut Rig<'_>, plan: &Plan, disk: &Tmpfs) -> Result<Outcome, St
     let (checkpoint_lines, first_checkpoint) = log_lines(&stderr, "cannot write checkpoint");
     let (closing_lines, first_closing) = log_lines(&stderr, "closing its queue");
     let rec_len = file.mean_record_len().max(1.0);
-    let file_rate = match (sample_at(&samples, full_ns), sample_at(&samples, t1)) {
-        (Some(a), Some(b)) if b.at_ns > a.at_ns => {
-            (b.file_bytes - a.file_bytes) as f64 / rec_len / ((b.at_ns - a.at_ns) as f64 / 1e9)
-        }
-        _ => 0.0,
-    };
+    let file_rate = file_growth(&samples, full_ns, t1) / rec_len;
     let ratio = file_rate / rig.rate;
     let rss_peak_kb = samples.iter().map(|s| s.rss_kb).max().unwrap_or(0);
 

@@ -267,7 +267,8 @@ fn cycles(rig: &mut Rig<'_>, plan: &Plan) -> Result<Outcome, String> {
          runs, the largest {}), {} reached the file but not the sink and {} the sink but not the \
          file (the other output had not taken them yet at a kill); longest gap in the sink's \
          timeline {} overall, {} not counting the time hekate was down; torn last records at a \
-         kill: file {} times, queue {} times; hekate's peak RSS (VmHWM, largest of its lives) {}.",
+         kill: file {} times, queue {} times; the flood's {} connections reconnected {} times; hekate's \
+         peak RSS (VmHWM, largest of its lives) {}.",
         kills.len(),
         secs(mean_down),
         thousands(lost.len()),
@@ -291,8 +292,25 @@ fn cycles(rig: &mut Rig<'_>, plan: &Plan) -> Result<Outcome, String> {
         secs(stall_up),
         torn_file,
         torn_queue,
+        sent.connections.len(),
+        sent.reconnects,
         mb(peak_rss_kb as f64 * 1024.0),
     );
+    let mut findings = Vec::new();
+    let expected_reconnects = sent.connections.len() as u64 * down.len() as u64;
+    if sent.reconnects > expected_reconnects {
+        findings.push(format!(
+            "the flood's connections reconnected {} times for {} restarts of hekate ({} expected): \
+             a connection made while hekate starts can be accepted and then reset, so what the \
+             sender wrote on it is lost (it counts here as in flight). Likely cause: the probe of \
+             engine/src/runtime/claim.rs binds and listens on the input's address for a moment \
+             before the shards bind; a client connecting every 0.5 ms to a starting hekate was \
+             reset this way in 10 of 20 starts",
+            sent.reconnects,
+            down.len(),
+            expected_reconnects
+        ));
+    }
     Ok(Outcome {
         label: LABEL.into(),
         verdict: checks.verdict(),
@@ -308,7 +326,7 @@ fn cycles(rig: &mut Rig<'_>, plan: &Plan) -> Result<Outcome, String> {
             mb(peak_rss_kb as f64 * 1024.0),
         ],
         figures,
-        findings: Vec::new(),
+        findings,
         commands: Vec::new(),
         data: json!({
             "seed": plan.seed,

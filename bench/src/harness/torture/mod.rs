@@ -161,7 +161,7 @@ impl Plan {
             outage_rate: o.outage_rate.unwrap_or(50_000.0),
             seed: o.seed.unwrap_or_else(|| crate::flood::now_ns() % 1_000_000),
             tmpfs_size: o.tmpfs_size.clone().unwrap_or_else(|| "16m".into()),
-            warmup: secs(10, 4, 2),
+            warmup: secs(10, 4, 3),
             full_hold: secs(15, 5, 3),
             recovery: secs(10, 4, 2),
             backlog: secs(6, 3, 2),

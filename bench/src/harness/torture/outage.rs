@@ -8,9 +8,9 @@ use serde_json::json;
 
 use super::ledger::{against_sent, read_file, read_sink};
 use super::rig::{
-    QUEUE_OUTPUT, Rig, SINK_READ_BUFFER, Sampler, await_queue_at_most, output_reports,
-    proc_status_kb, sample_at, still_running, stop_flood, stop_hekate, stop_sink_when_quiet,
-    tail_max_seqs, tcp_in_flight,
+    QUEUE_OUTPUT, Rig, SINK_READ_BUFFER, Sampler, await_queue_at_most, file_growth,
+    longest_file_stall, output_reports, proc_status_kb, sample_at, still_running, stop_flood,
+    stop_hekate, stop_sink_when_quiet, tail_max_seqs, tcp_in_flight,
 };
 use super::{Checks, Outcome, Plan, mb, secs};
 use crate::flood::now_ns;
@@ -112,32 +112,21 @@ fn outage(rig: &mut Rig<'_>, plan: &Plan, label: &str) -> Result<Outcome, String
         + (rig.rate * (t0 - measured_ns) as f64 / 1e9).ceil() as u64
         + 2;
 
-    // The file's rate before and during the outage, from the sampled file size.
-    let rate = |from: u64, to: u64| -> f64 {
-        match (sample_at(&samples, from), sample_at(&samples, to)) {
-            (Some(a), Some(b)) if b.at_ns > a.at_ns => {
-                (b.file_bytes.saturating_sub(a.file_bytes)) as f64
-                    / rec_len
-                    / ((b.at_ns - a.at_ns) as f64 / 1e9)
-            }
-            _ => 0.0,
-        }
-    };
-    let before = rate(warm_ns + 1_000_000_000, t0);
-    let during = rate(t0, t1);
-    // The slowest second of the file while the backlog drained (delivery shares hekate's core).
+    // The file's rate before and during the outage, from its sampled size.
+    let before = file_growth(&samples, warm_ns + 1_000_000_000, t0) / rec_len;
+    let during = file_growth(&samples, t0, t1) / rec_len;
+    // While the backlog drains, delivery shares hekate's core with the input and the file.
     let drained_ns = got.bound_reached_ns.unwrap_or(t1).max(t1 + 1_000_000_000);
-    let slowest_drain_second = samples
-        .iter()
-        .filter(|s| s.at_ns >= t1 && s.at_ns + 1_000_000_000 <= drained_ns + 500_000_000)
-        .map(|s| rate(s.at_ns, s.at_ns + 1_000_000_000))
-        .fold(f64::INFINITY, f64::min);
-    let slowest_drain_second = if slowest_drain_second.is_finite() {
-        slowest_drain_second
+    let file_stall_drain = longest_file_stall(&samples, t1, stop_ns);
+    let during_drain = file_growth(&samples, t1, drained_ns) / rec_len;
+    // The file cannot keep up more than the flood sends: a "before" above the flood's rate is
+    // the flood catching up after its start, not the file's pace.
+    let reference = before.min(rig.rate);
+    let ratio = if reference > 0.0 {
+        during / reference
     } else {
-        during
+        0.0
     };
-    let ratio = if before > 0.0 { during / before } else { 0.0 };
     let rss_before_kb = sample_at(&samples, t0).map_or(0, |s| s.rss_kb);
     let rss_peak_kb = samples.iter().map(|s| s.rss_kb).max().unwrap_or(0);
     let rss_after_kb = samples
@@ -180,7 +169,8 @@ fn outage(rig: &mut Rig<'_>, plan: &Plan, label: &str) -> Result<Outcome, String
     });
     checks.expect(ratio >= MIN_RATE_RATIO, || {
         format!(
-            "the file's rate during the outage was {:.1}% of its rate before (< {:.0}%)",
+            "the file's rate during the outage was {:.1}% of its rate before (capped at the \
+             flood's rate; < {:.0}%)",
             ratio * 100.0,
             MIN_RATE_RATIO * 100.0
         )
@@ -204,13 +194,35 @@ fn outage(rig: &mut Rig<'_>, plan: &Plan, label: &str) -> Result<Outcome, String
             thousands(in_flight)
         ));
     }
-    if before > 0.0 && slowest_drain_second < before / 2.0 {
+    if file_stall_drain >= 1.0 {
         findings.push(format!(
-            "while the backlog drained, the file took only {slowest_drain_second:.0} msg/s in \
-             its slowest second ({:.0}% of its {before:.0} msg/s before the outage): delivering \
-             the queue shares hekate's worker core with the input and the FileOutput, and the \
-             flood's TCP connections were pushed back meanwhile",
-            slowest_drain_second / before * 100.0
+            "while the backlog drained ({} for {}), the FileOutput's file did not grow at all for \
+             {} and took {:.0} msg/s on average ({:.0}% of its rate before the outage): \
+             the input and the FileOutput share hekate's worker core with the queue's delivery, \
+             which hands out record after record while the socket takes them (likely: \
+             engine/src/runtime/buffered.rs, `deliver`, `if read > 0 {{ continue; }}` loops \
+             without yielding to the executor), so the input stops reading and the senders are \
+             pushed back",
+            mb(queue_peak_bytes as f64),
+            drain_s.map_or("—".into(), secs),
+            secs(file_stall_drain),
+            during_drain,
+            if before > 0.0 {
+                during_drain / before * 100.0
+            } else {
+                0.0
+            },
+        ));
+    }
+    if rss_before_kb > 0 && rss_after_kb > 2 * rss_before_kb {
+        findings.push(format!(
+            "hekate's resident memory grew from {} before the outage to {} while the backlog \
+             drained (VmHWM {}) and was still {} after the load had stopped and the queue was \
+             empty",
+            mb(rss_before_kb as f64 * 1024.0),
+            mb(rss_peak_kb as f64 * 1024.0),
+            mb(hwm_kb as f64 * 1024.0),
+            mb(rss_after_kb as f64 * 1024.0),
         ));
     }
     let figures = format!(
@@ -218,7 +230,8 @@ fn outage(rig: &mut Rig<'_>, plan: &Plan, label: &str) -> Result<Outcome, String
          (messages in the file that never reached the sink; at most {} could be on their way to \
          the sink at the kill: {} bytes in TCP buffers, plus the sink's read buffer); missing \
          from the file {}; file rate {:.0} msg/s before, {:.0} during the outage ({:.1}%), \
-         {:.0} in its slowest second while the backlog drained; hekate RSS {} before the \
+         {:.0} while the backlog drained, during which it stood still for {} at most; hekate \
+         RSS {} before the \
          outage, peak {} sampled, VmHWM {}, {} after the load; queue peak {} ({} records); \
          first delivery {} after the sink returned, backlog (everything in the file at the \
          return) delivered in {}; duplicates at the sink {}; longest gap outside the outage {}; \
@@ -233,7 +246,8 @@ fn outage(rig: &mut Rig<'_>, plan: &Plan, label: &str) -> Result<Outcome, String
         before,
         during,
         ratio * 100.0,
-        slowest_drain_second,
+        during_drain,
+        secs(file_stall_drain),
         mb(rss_before_kb as f64 * 1024.0),
         mb(rss_peak_kb as f64 * 1024.0),
         mb(hwm_kb as f64 * 1024.0),
@@ -281,7 +295,8 @@ fn outage(rig: &mut Rig<'_>, plan: &Plan, label: &str) -> Result<Outcome, String
             "file_rate_before": before,
             "file_rate_during": during,
             "file_rate_ratio": ratio,
-            "file_rate_slowest_drain_second": slowest_drain_second,
+            "file_rate_while_draining": during_drain,
+            "file_longest_stall_while_draining_s": file_stall_drain,
             "rss_after_kb": rss_after_kb,
             "rss_before_kb": rss_before_kb,
             "rss_peak_sampled_kb": rss_peak_kb,

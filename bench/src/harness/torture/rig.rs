@@ -75,8 +75,8 @@ impl<'b> Rig<'b> {
             base_dir: base_dir.unwrap_or_else(|| dir.join("base")),
             out_file: dir.join("out.hekad"),
             report_file: dir.join("reports.hekad"),
-            input_port: b.free_port(),
-            sink_port: b.free_port(),
+            input_port: quiet_port(b),
+            sink_port: quiet_port(b),
             rate,
             commands: Vec::new(),
             hekate_starts: 0,
@@ -193,6 +193,26 @@ impl<'b> Rig<'b> {
         self.note(&flood.command);
         Ok(flood)
     }
+}
+
+/// A free loopback port below the kernel's ephemeral range. Ports are taken again by restarted
+/// processes, and a client reconnecting to a port of the ephemeral range while nobody listens
+/// on it can be given that very port as its own and connect to itself (TCP simultaneous open),
+/// which then holds the port: hekate's restart finds its address in use.
+fn quiet_port(b: &Bench) -> u16 {
+    let first_ephemeral = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (lo, hi) = (10_000u16, first_ephemeral.max(10_001));
+    let mut rng = Prng::new(now_ns() ^ u64::from(std::process::id()));
+    for _ in 0..200 {
+        let port = lo + (rng.next_u64() % u64::from(hi - lo)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    b.free_port()
 }
 
 /// Stops a flood (SIGTERM) and reads what it sent.
@@ -326,6 +346,40 @@ impl Drop for Sampler {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// The file's growth rate in bytes per second over `[from, to]`: the least-squares slope of its
+/// sampled size (robust to the output's flush interval, unlike two samples).
+pub fn file_growth(samples: &[Sample], from: u64, to: u64) -> f64 {
+    let pts: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|s| s.at_ns >= from && s.at_ns <= to)
+        .map(|s| ((s.at_ns - from) as f64 / 1e9, s.file_bytes as f64))
+        .collect();
+    if pts.len() < 2 {
+        return 0.0;
+    }
+    let n = pts.len() as f64;
+    let (mx, my) = (
+        pts.iter().map(|p| p.0).sum::<f64>() / n,
+        pts.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    if sxx > 0.0 { sxy / sxx } else { 0.0 }
+}
+
+/// The longest time the file did not grow within `[from, to]`, in seconds.
+pub fn longest_file_stall(samples: &[Sample], from: u64, to: u64) -> f64 {
+    let mut longest = 0u64;
+    let mut since: Option<Sample> = None;
+    for s in samples.iter().filter(|s| s.at_ns >= from && s.at_ns <= to) {
+        match since {
+            Some(a) if s.file_bytes == a.file_bytes => longest = longest.max(s.at_ns - a.at_ns),
+            _ => since = Some(*s),
+        }
+    }
+    longest as f64 / 1e9
 }
 
 /// The sample closest to `at_ns`.
@@ -524,6 +578,33 @@ mod tests {
         std::io::Write::write_all(&mut client, &[7u8; 1000]).unwrap();
         thread::sleep(Duration::from_millis(50));
         assert_eq!(tcp_in_flight(port), 1000);
+    }
+
+    #[test]
+    fn file_growth_is_a_slope_and_stalls_are_measured() {
+        let s = |t: u64, bytes: u64| Sample {
+            at_ns: t * 250_000_000,
+            file_bytes: bytes,
+            ..Sample::default()
+        };
+        // 1000 B/s written in 100 ms flushes, sampled every 250 ms; a stall from 2 s to 3 s.
+        let samples: Vec<Sample> = (0..16)
+            .map(|i| {
+                let t = i as f64 * 0.25;
+                let written = if t < 2.0 {
+                    t
+                } else if t < 3.0 {
+                    2.0
+                } else {
+                    t - 1.0
+                };
+                s(i, ((written * 10.0).floor() * 100.0) as u64)
+            })
+            .collect();
+        let rate = file_growth(&samples, 0, 1_750_000_000);
+        assert!((rate - 1000.0).abs() < 60.0, "{rate}");
+        let stall = longest_file_stall(&samples, 0, u64::MAX);
+        assert!((stall - 1.0).abs() < 0.01, "{stall}");
     }
 
     #[test]
