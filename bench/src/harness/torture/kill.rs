@@ -28,6 +28,8 @@ struct Kill {
     ran_s: f64,
     /// New whole records in the file since the last kill.
     file_records: u64,
+    /// Of those, records whose message was in the file before.
+    file_duplicates: u64,
     /// Whether the file ended in a torn record.
     file_torn: bool,
     /// Unacknowledged stamped records in the queue.
@@ -38,6 +40,9 @@ struct Kill {
     queue_corrupt_regions: u64,
     /// Seconds from the kill until the restarted hekate accepted connections.
     down_s: f64,
+    /// Of those, seconds the dead hekate's listener stayed in the kernel after it was reaped
+    /// (the restart waits for it to go).
+    linger_s: f64,
 }
 
 pub fn run(b: &Bench, plan: &Plan) -> Outcome {
@@ -66,7 +71,6 @@ fn cycles(rig: &mut Rig<'_>, plan: &Plan) -> Result<Outcome, String> {
     // (kill, ready again), ns: when hekate was down.
     let mut down: Vec<(u64, u64)> = Vec::new();
     let mut lifetimes = vec![ready_ns];
-    let mut file_dups_at_kills = 0u64;
     let mut restart_failure = None;
     let mut peak_rss_kb = 0u64;
     for k in 0..plan.cycles {
@@ -92,7 +96,7 @@ fn cycles(rig: &mut Rig<'_>, plan: &Plan) -> Result<Outcome, String> {
         let step = file
             .read_new(|c, s, _| {
                 if !seen_in_file.insert(c, s) {
-                    file_dups_at_kills += 1;
+                    kill.file_duplicates += 1;
                 }
             })
             .map_err(|e| format!("reading the file after kill {}: {e}", k + 1))?;
@@ -118,6 +122,7 @@ fn cycles(rig: &mut Rig<'_>, plan: &Plan) -> Result<Outcome, String> {
         }
         ready_ns = now_ns();
         kill.down_s = ready_ns.saturating_sub(at_ns) as f64 / 1e9;
+        kill.linger_s = rig.lingered.last().map_or(0.0, |d| d.as_secs_f64());
         down.push((at_ns, ready_ns));
         lifetimes.push(ready_ns);
         kills.push(kill);
@@ -187,6 +192,7 @@ fn cycles(rig: &mut Rig<'_>, plan: &Plan) -> Result<Outcome, String> {
     }
     let max_dups = dups_per_life.iter().copied().max().unwrap_or(0);
     let max_queue_at_kill = kills.iter().map(|k| k.queue_records).max().unwrap_or(0);
+    let max_file_dups = kills.iter().map(|k| k.file_duplicates).max().unwrap_or(0);
     let nowhere_runs = everywhere.nowhere.runs();
     let largest_run = nowhere_runs
         .iter()
@@ -257,18 +263,25 @@ fn cycles(rig: &mut Rig<'_>, plan: &Plan) -> Result<Outcome, String> {
         format!("{} unstamped records reached the sink", got.foreign)
     });
 
+    let lingering: Vec<f64> = kills
+        .iter()
+        .map(|k| k.linger_s)
+        .filter(|&s| s >= 0.001)
+        .collect();
+    let max_linger = lingering.iter().copied().fold(0.0, f64::max);
     let figures = format!(
         "{} kills after 0.5–3 s of load each (hekate down {} on average, kill to accepting \
          again); lost {} of {} messages seen durable at a kill ({} in the file, {} \
-         unacknowledged in the queue); duplicates at the sink {} in total, at most {} after one \
-         kill (the queue held at most {} unacknowledged records at a kill), all replayed from \
-         the queue: {}; duplicates in the file {}; flood sent {}, the file has {}, the sink got \
+         unacknowledged in the queue); duplicates at the sink {} in total, at most {} in one \
+         life of hekate (the queue held at most {} unacknowledged records at a kill), every one \
+         a record unacknowledged in the queue at a kill: {}; duplicates in the file {} (at most {} between two kills); flood sent {}, the file has {}, the sink got \
          {} distinct; {} were in hekate's memory only at a kill (in flight, unacknowledged; {} \
          runs, the largest {}), {} reached the file but not the sink and {} the sink but not the \
          file (the other output had not taken them yet at a kill); longest gap in the sink's \
          timeline {} overall, {} not counting the time hekate was down; torn last records at a \
-         kill: file {} times, queue {} times; the flood's {} connections reconnected {} times; hekate's \
-         peak RSS (VmHWM, largest of its lives) {}.",
+         kill: file {} times, queue {} times; the dead hekate's listener lingered after it was \
+         reaped in {} kills, up to {:.0} ms; the flood's {} connections reconnected {} times; \
+         hekate's peak RSS (VmHWM, largest of its lives) {}.",
         kills.len(),
         secs(mean_down),
         thousands(lost.len()),
@@ -280,6 +293,7 @@ fn cycles(rig: &mut Rig<'_>, plan: &Plan) -> Result<Outcome, String> {
         thousands(max_queue_at_kill),
         if unexplained.is_empty() { "yes" } else { "no" },
         thousands(final_file.duplicates),
+        thousands(max_file_dups),
         thousands(sent.sent),
         thousands(final_file.set.len()),
         thousands(got.set.len()),
@@ -292,20 +306,41 @@ fn cycles(rig: &mut Rig<'_>, plan: &Plan) -> Result<Outcome, String> {
         secs(stall_up),
         torn_file,
         torn_queue,
+        lingering.len(),
+        max_linger * 1000.0,
         sent.connections.len(),
         sent.reconnects,
         mb(peak_rss_kb as f64 * 1024.0),
     );
     let mut findings = Vec::new();
+    if !lingering.is_empty() {
+        findings.push(format!(
+            "after kill -9 the dead hekate's listening socket stayed in the kernel, still \
+             completing TCP handshakes, for up to {:.0} ms after the process was reaped ({} of \
+             {} kills; the kernel releases it when it tears down the process's io_uring, \
+             asynchronously). A hekate started in that window exits 1 with \"hekate: TcpInput \
+             'in': address 127.0.0.1:PORT is in use by another process\" (the probe of \
+             engine/src/runtime/claim.rs binds with SO_REUSEADDR, without SO_REUSEPORT, which \
+             the lingering SO_REUSEPORT listener refuses), and senders that connect meanwhile \
+             write into a dead backlog. The harness waits for the port before each restart; \
+             without the wait, kill 25 of an earlier full run hit it. Reproduce: `hekate run -c \
+             CONFIG & sleep 0.5; kill -9 $!; wait; hekate run -c CONFIG` (refused in 5 of 20 \
+             tries here)",
+            max_linger * 1000.0,
+            lingering.len(),
+            kills.len(),
+        ));
+    }
     let expected_reconnects = sent.connections.len() as u64 * down.len() as u64;
     if sent.reconnects > expected_reconnects {
         findings.push(format!(
-            "the flood's connections reconnected {} times for {} restarts of hekate ({} expected): \
-             a connection made while hekate starts can be accepted and then reset, so what the \
-             sender wrote on it is lost (it counts here as in flight). Likely cause: the probe of \
-             engine/src/runtime/claim.rs binds and listens on the input's address for a moment \
-             before the shards bind; a client connecting every 0.5 ms to a starting hekate was \
-             reset this way in 10 of 20 starts",
+            "the flood's connections reconnected {} times for {} restarts of hekate ({} \
+             expected): connections are accepted and then reset around a restart, and what the \
+             sender wrote on them is lost (it counts here as in flight). Two causes: the dead \
+             hekate's lingering listener (above), and the starting hekate's address probe \
+             (engine/src/runtime/claim.rs binds and listens on the input's address for a moment \
+             before the shards bind: a client connecting every 0.5 ms to a starting hekate was \
+             accepted by it and reset in 10 of 20 starts)",
             sent.reconnects,
             down.len(),
             expected_reconnects

@@ -60,6 +60,9 @@ pub struct Rig<'b> {
     pub rate: f64,
     /// The first command line of each process, for the page.
     pub commands: Vec<String>,
+    /// Before each start of hekate: how long a listener of a previous hekate was still in the
+    /// kernel on the input port (see [`Rig::start_hekate`]).
+    pub lingered: Vec<Duration>,
     hekate_starts: u32,
     sink_starts: u32,
 }
@@ -79,6 +82,7 @@ impl<'b> Rig<'b> {
             sink_port: quiet_port(b),
             rate,
             commands: Vec::new(),
+            lingered: Vec::new(),
             hekate_starts: 0,
             sink_starts: 0,
             dir,
@@ -124,7 +128,18 @@ impl<'b> Rig<'b> {
     }
 
     /// Starts hekate and waits until its input accepts connections.
+    ///
+    /// First waits (up to 5 s) until nothing listens on the input port any more: after a kill -9
+    /// the kernel releases the dead process's listener only when it tears down its io_uring,
+    /// some milliseconds after the process was reaped; meanwhile that listener still accepts
+    /// connections (which would pass for a started hekate) and a new hekate refuses to start
+    /// ("in use by another process"). The wait is recorded in [`lingered`](Rig::lingered).
     pub fn start_hekate(&mut self) -> Result<Running, String> {
+        let since = Instant::now();
+        while listening(self.input_port) && since.elapsed() < Duration::from_secs(5) {
+            thread::sleep(Duration::from_millis(1));
+        }
+        self.lingered.push(since.elapsed());
         self.hekate_starts += 1;
         let name = format!("{}-hekate-{}", self.name, self.hekate_starts);
         let hk = self
@@ -390,6 +405,24 @@ pub fn sample_at(samples: &[Sample], at_ns: u64) -> Option<Sample> {
         .min_by_key(|s| s.at_ns.abs_diff(at_ns))
 }
 
+/// Whether a TCP socket listens on `port` (of any process, or of none: a dead process's socket
+/// the kernel has not released yet), from `/proc/net/tcp`.
+pub fn listening(port: u16) -> bool {
+    let Ok(text) = fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    text.lines().skip(1).any(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        cols.len() > 3
+            && cols[3] == "0A"
+            && cols[1]
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok())
+                == Some(port)
+    })
+}
+
 /// Bytes in flight towards the sink on `port`: unread in the sink's established connections,
 /// plus unsent in their peers' (hekate's), from `/proc/net/tcp`.
 pub fn tcp_in_flight(port: u16) -> u64 {
@@ -578,6 +611,9 @@ mod tests {
         std::io::Write::write_all(&mut client, &[7u8; 1000]).unwrap();
         thread::sleep(Duration::from_millis(50));
         assert_eq!(tcp_in_flight(port), 1000);
+        assert!(listening(port));
+        drop(listener);
+        assert!(!listening(port));
     }
 
     #[test]
