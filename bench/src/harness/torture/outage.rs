@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::ledger::{against_sent, read_file, read_sink};
 use super::rig::{
-    QUEUE_OUTPUT, Rig, SINK_READ_BUFFER, Sampler, await_queue_at_most, file_growth,
+    CONNECTIONS, QUEUE_OUTPUT, Rig, SINK_READ_BUFFER, Sampler, await_queue_at_most, file_growth,
     longest_file_stall, output_reports, proc_status_kb, sample_at, still_running, stop_flood,
     stop_hekate, stop_sink_when_quiet, tail_max_seqs, tcp_in_flight,
 };
@@ -160,6 +160,18 @@ fn outage(rig: &mut Rig<'_>, plan: &Plan, label: &str) -> Result<Outcome, String
             lost.sample(4)
         )
     });
+    // What was on its way is one stretch of the stream: one run of numbers per connection.
+    let lost_runs = lost.runs().len();
+    checks.expect(lost_runs <= CONNECTIONS as usize, || {
+        format!(
+            "the {} messages lost at the sink are not one stretch of the stream ({} runs of \
+             numbers for {} connections): {}",
+            thousands(lost.len()),
+            lost_runs,
+            CONNECTIONS,
+            lost.sample(6)
+        )
+    });
     checks.expect(file_missing.nowhere.is_empty(), || {
         format!(
             "{} sent messages are missing from the file: {}",
@@ -226,8 +238,9 @@ fn outage(rig: &mut Rig<'_>, plan: &Plan, label: &str) -> Result<Outcome, String
         ));
     }
     let figures = format!(
-        "flood {} msg/s; the sink was killed after {} and started again {} later; lost {} \
-         (messages in the file that never reached the sink; at most {} could be on their way to \
+        "flood {} msg/s; the sink was killed after {} and started again {} later; lost {} in {} \
+         run(s) of consecutive numbers (messages in the file that never reached the sink; at \
+         most {} could be on their way to \
          the sink at the kill: {} bytes in TCP buffers, plus the sink's read buffer); missing \
          from the file {}; file rate {:.0} msg/s before, {:.0} during the outage ({:.1}%), \
          {:.0} while the backlog drained, during which it stood still for {} at most; hekate \
@@ -240,6 +253,7 @@ fn outage(rig: &mut Rig<'_>, plan: &Plan, label: &str) -> Result<Outcome, String
         secs(plan.warmup.as_secs_f64()),
         secs(t1.saturating_sub(t0) as f64 / 1e9),
         thousands(lost.len()),
+        lost_runs,
         thousands(in_flight_records),
         thousands(in_flight),
         thousands(file_missing.nowhere.len()),
