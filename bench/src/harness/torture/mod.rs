@@ -54,7 +54,7 @@ use super::{Bench, Workload, thousands};
 /// The workload.
 pub const WORKLOAD: Workload = Workload {
     id: "torture",
-    about: "kill -9 cycles, upstream down, disk full, corrupt queue segment, under load (run by name)",
+    about: "kill -9 cycles, upstream down, disk full, corrupt queue segment, under load",
     in_quick: false,
     run,
 };
