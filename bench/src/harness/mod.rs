@@ -320,7 +320,12 @@ pub fn run(opts: Options) -> Result<bool, String> {
         },
         bench.opts.run_dir.display()
     );
-    update_results_md(&bench.opts, "machine", &bench.machine.render(&date))?;
+    // A run of by-name-only workloads (torture) rewrites its own blocks only: each carries the
+    // machine and commit it ran on, and it draws no latency.
+    let only_by_name = selected.iter().all(|w| BY_NAME_ONLY.contains(&w.id));
+    if !only_by_name {
+        update_results_md(&bench.opts, "machine", &bench.machine.render(&date))?;
+    }
     let mut all_ok = true;
     for w in selected {
         eprintln!("hekate-bench: {} …", w.id);
@@ -375,8 +380,10 @@ pub fn run(opts: Options) -> Result<bool, String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         update_results_md(&bench.opts, w.id, &section.render())?;
     }
-    let latency = plot::latency_block(&bench);
-    update_results_md(&bench.opts, "latency", &latency)?;
+    if !only_by_name {
+        let latency = plot::latency_block(&bench);
+        update_results_md(&bench.opts, "latency", &latency)?;
+    }
     eprintln!(
         "hekate-bench: done in {:.0} s; see {}",
         bench.started.elapsed().as_secs_f64(),
