@@ -4,10 +4,17 @@
 //! TCP connections write up to `batch_bytes` (256 KiB by default) per syscall; UDP sends one
 //! record per datagram, up to 64 datagrams per `sendmmsg`. The send time stamped into a run of
 //! records is read once, just before the write.
+//!
+//! With `reconnect`, a TCP connection that fails (the receiver was killed) is opened again and
+//! sending goes on with the next sequence number, at the set rate from the moment it reconnects
+//! (no catching up). The records of the failed write count as sent: some may have reached the
+//! receiver, the rest were lost in flight. [`request_stop`] (the binary calls it on SIGTERM and
+//! SIGINT) ends a flood early, which then reports what it sent as usual.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,6 +22,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::load::{LoadError, LoadSpec, MAX_SEQ, Ring};
+
+/// Set by [`request_stop`].
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Asks every running flood to stop after its current write (async-signal-safe: one atomic
+/// store).
+pub fn request_stop() {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
 
 /// Nanoseconds since the epoch (CLOCK_REALTIME, the clock the sink reads too).
 pub fn now_ns() -> u64 {
@@ -72,6 +92,8 @@ pub struct FloodConfig {
     /// Give up on a TCP connection when a write makes no progress for this long (the receiver
     /// stopped reading); `None` waits forever.
     pub stall_timeout: Option<Duration>,
+    /// Reconnect a TCP connection that failed, and go on sending (patience: `connect_timeout`).
+    pub reconnect: bool,
 }
 
 impl FloodConfig {
@@ -89,6 +111,7 @@ impl FloodConfig {
             batch_bytes: 256 * 1024,
             connect_timeout: Duration::from_secs(10),
             stall_timeout: Some(Duration::from_secs(30)),
+            reconnect: false,
         }
     }
 }
@@ -104,6 +127,9 @@ pub struct ConnSent {
     pub message_bytes: u64,
     /// Bytes written (framing included).
     pub wire_bytes: u64,
+    /// Times the connection was opened again after failing (`reconnect`).
+    #[serde(default)]
+    pub reconnects: u64,
 }
 
 /// What a flood did: the JSON `hekate-flood` prints.
@@ -133,6 +159,9 @@ pub struct FloodReport {
     pub msg_per_s: f64,
     /// Gigabits per second of message data written.
     pub gbit_per_s: f64,
+    /// Reconnections, all connections together (`reconnect`).
+    #[serde(default)]
+    pub reconnects: u64,
     /// Per connection.
     pub connections: Vec<ConnSent>,
     /// Errors that stopped a connection early.
@@ -227,6 +256,7 @@ pub fn run(cfg: &FloodConfig) -> Result<FloodReport, FloodError> {
         report.sent += r.sent.sent;
         report.message_bytes += r.sent.message_bytes;
         report.wire_bytes += r.sent.wire_bytes;
+        report.reconnects += r.sent.reconnects;
         report.connections.push(r.sent);
         report.errors.extend(r.error);
     }
@@ -267,7 +297,7 @@ fn connect(cfg: &FloodConfig) -> io::Result<Conn> {
         };
         match attempt {
             Ok(c) => return Ok(c),
-            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(e) if Instant::now() >= deadline || stop_requested() => return Err(e),
             Err(_) => thread::sleep(Duration::from_millis(20)),
         }
     }
@@ -305,11 +335,14 @@ fn run_connection(
     // Under a rate, write at most ~1 ms worth of messages at once.
     let burst = rate.map_or(u64::MAX, |r| ((r / 1000.0) as u64).max(1));
     let start = Instant::now();
+    // The rate schedule: `paced_from` messages had been sent at `pace_start` (moved on a
+    // reconnect, so that the time spent reconnecting is not made up in a burst).
+    let (mut pace_start, mut paced_from) = (start, 0u64);
     let mut idx = 0;
     let mut seq = 0u64;
     loop {
         let mut allowed = quota.map_or(u64::MAX, |q| q - seq);
-        if allowed == 0 {
+        if allowed == 0 || stop_requested() {
             break;
         }
         if let Some(d) = cfg.duration {
@@ -318,9 +351,10 @@ fn run_connection(
             }
         }
         if let Some(r) = rate {
-            let due = (start.elapsed().as_secs_f64() * r) as u64 + 1;
+            let paced = pace_start.elapsed().as_secs_f64();
+            let due = paced_from + (paced * r) as u64 + 1;
             if due <= seq {
-                let wait = (seq as f64 / r) - start.elapsed().as_secs_f64();
+                let wait = ((seq - paced_from) as f64 / r) - paced;
                 if wait > 0.000_05 {
                     thread::sleep(Duration::from_secs_f64(wait.min(0.01)));
                 } else {
@@ -338,14 +372,17 @@ fn run_connection(
             Conn::Tcp(stream) => {
                 let (n, range) = ring.prepare(idx, cfg.batch_bytes, allowed, seq, sent_ns);
                 let wire = range.len();
-                stream.write_all(&ring.bytes()[range]).map(|()| (n, wire))
+                stream
+                    .write_all(&ring.bytes()[range])
+                    .map(|()| (n, wire))
+                    .map_err(|e| (e, n))
             }
             Conn::Udp(socket) => {
                 let n = allowed.min(64).min((ring.len() - idx) as u64) as usize;
                 for k in 0..n {
                     ring.stamp(idx + k, seq + k as u64, sent_ns);
                 }
-                send_datagrams(socket, &ring, idx, n, cfg.connect_timeout)
+                send_datagrams(socket, &ring, idx, n, cfg.connect_timeout).map_err(|e| (e, 0))
             }
         };
         match outcome {
@@ -355,12 +392,13 @@ fn run_connection(
                 seq += n as u64;
                 idx = (idx + n) % ring.len();
             }
-            Err(e)
+            Err((e, _))
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
+                // A stall is not a failed connection: the receiver is alive and not reading.
                 result.error = Some(format!(
                     "connection {}: no progress for {:.1} s after {seq} messages (the receiver stopped reading)",
                     ring.conn(),
@@ -368,7 +406,30 @@ fn run_connection(
                 ));
                 break;
             }
-            Err(e) => {
+            Err((e, n)) if cfg.reconnect && matches!(conn, Conn::Tcp(_)) => {
+                // The records of the failed write are spent: some may have arrived.
+                result.sent.message_bytes += ring.message_bytes_of(idx, n);
+                seq += n as u64;
+                idx = (idx + n) % ring.len();
+                match connect(cfg) {
+                    Ok(c) => {
+                        conn = c;
+                        result.sent.reconnects += 1;
+                        (pace_start, paced_from) = (Instant::now(), seq);
+                    }
+                    Err(e2) => {
+                        if !stop_requested() {
+                            result.error = Some(format!(
+                                "connection {}: send failed after {seq} messages ({e}), and \
+                                 reconnecting failed: {e2}",
+                                ring.conn()
+                            ));
+                        }
+                        break;
+                    }
+                }
+            }
+            Err((e, _)) => {
                 result.error = Some(format!(
                     "connection {}: send failed after {seq} messages: {e}",
                     ring.conn()

@@ -13,7 +13,7 @@
 //!   numbers and send times in place.
 //! - [`flood`]: the sending side — N connections, flat out or at a rate, a count or a duration.
 //! - [`sink`] with [`parse`] and [`check`]: the receiving side — framing, stamps, loss,
-//!   duplicates, reordering, latency.
+//!   duplicates, reordering, latency; [`arrivals`]: its log of which message arrived when.
 //! - [`harness`]: `hekate-bench`, which runs the workloads of `BENCHMARKS.md` (one module per
 //!   workload), takes the loopback baseline in the same run, and writes `bench/RESULTS.md`,
 //!   `bench/results/*.json` and the plots.
@@ -21,6 +21,7 @@
 //! A run that lost or duplicated a message is a failed run: the harness reports the failure,
 //! never a throughput.
 
+pub mod arrivals;
 pub mod check;
 pub mod flood;
 pub mod harness;

@@ -10,6 +10,11 @@
 //! the lock is taken per read (up to 256 KiB), not per message. The receive time of every message
 //! in a read is the time the read returned.
 //!
+//! With `arrivals`, every stamped message is also logged with its receive time
+//! ([`crate::arrivals`]), for harnesses that must know which messages arrived (across sink
+//! restarts, too). A TCP sink takes any number of connections, one after the other or at once:
+//! a pipeline that reconnects (after its own restart, say) is read on the new connection.
+//!
 //! The sink stops when `count` stamped messages arrived (for graphite: when the matched values
 //! sum to `count`), when nothing new arrived for `idle` after the first message, when a file read
 //! without following ends, or at `timeout`.
@@ -27,6 +32,7 @@ use hekate_model::framing::{DEFAULT_MAX_MESSAGE_SIZE, HekaSplitter, SplitOutcome
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::arrivals::ArrivalLog;
 use crate::check::{CheckSummary, LatencyRecorder, LatencySummary, SeqChecker};
 use crate::flood::now_ns;
 use crate::parse::{LineFraming, LineStep, Stamp, TextStamps, carbon_line, heka_stamp};
@@ -92,6 +98,8 @@ pub struct SinkConfig {
     pub idle: Duration,
     /// Stop after this long in any case.
     pub timeout: Duration,
+    /// Log every stamped message here ([`crate::arrivals`]).
+    pub arrivals: Option<PathBuf>,
 }
 
 impl SinkConfig {
@@ -103,6 +111,7 @@ impl SinkConfig {
             count: None,
             idle: Duration::from_secs(2),
             timeout: Duration::from_secs(60),
+            arrivals: None,
         }
     }
 }
@@ -194,6 +203,7 @@ struct State {
     last_progress: Option<Instant>,
     eof: bool,
     error: Option<String>,
+    arrivals: Option<ArrivalLog>,
 }
 
 impl State {
@@ -205,6 +215,17 @@ impl State {
             self.checker.observe(stamp.conn, stamp.seq);
             self.latency.record(now.saturating_sub(stamp.sent_ns));
             self.message_bytes += u64::from(len);
+        }
+        if let Some(log) = &mut self.arrivals {
+            let logged = log.record(
+                now,
+                stamps.iter().map(|(s, _)| (s.conn, s.seq)),
+                batch.foreign,
+            );
+            if let Err(e) = logged {
+                self.error.get_or_insert(format!("arrival log: {e}"));
+                self.arrivals = None;
+            }
         }
         self.received += stamps.len() as u64;
         self.records += batch.records;
@@ -421,8 +442,17 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
 /// Reader threads that are still blocked (an open TCP connection) are left behind; the binary
 /// exits after printing the report.
 pub fn run(cfg: &SinkConfig, on_ready: impl FnOnce(&str)) -> io::Result<SinkReport> {
+    let arrivals = match &cfg.arrivals {
+        Some(path) => Some(ArrivalLog::create(path).map_err(|e| {
+            io::Error::new(e.kind(), format!("arrival log {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
     let shared = Arc::new(Shared {
-        state: Mutex::new(State::default()),
+        state: Mutex::new(State {
+            arrivals,
+            ..State::default()
+        }),
     });
     let start = Instant::now();
     let source = match &cfg.source {

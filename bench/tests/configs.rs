@@ -22,6 +22,10 @@ const VARS: &[(&str, &str)] = &[
         "/tmp/hekate-bench-config-test/out.hekad",
     ),
     ("BENCH_HEKA_SHARE_DIR", "/usr/share/heka"),
+    (
+        "BENCH_REPORT_FILE",
+        "/tmp/hekate-bench-config-test/reports.hekad",
+    ),
 ];
 
 /// Heka's plugin types and the types of hekate's own that the bench configs use.

@@ -7,13 +7,14 @@
 //! hekate-bench --quick         # smaller counts, the quick set (under 2 minutes)
 //! hekate-bench route cost      # just these; their blocks of RESULTS.md are rewritten
 //! hekate-bench --list
+//! hekate-bench torture --torture-cycles 20 --torture-outage 30s   # scripts/torture
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hekate_bench::harness::{self, Options, WORKLOADS};
+use hekate_bench::harness::{self, Options, TortureOptions, WORKLOADS};
 
 /// Run hekate's benchmark workloads and write bench/RESULTS.md.
 #[derive(Parser, Debug)]
@@ -46,6 +47,31 @@ struct Args {
     /// Report the hekate rows as not run, for this reason (scripts/bench: hekate did not build).
     #[arg(long, value_name = "REASON")]
     hekate_unavailable: Option<String>,
+    /// torture: kill -9 cycles (default 100; --quick 10).
+    #[arg(long, value_name = "N")]
+    torture_cycles: Option<u32>,
+    /// torture: how long the upstream stays down (default 60s; --quick 10s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    torture_outage: Option<std::time::Duration>,
+    /// torture: flood rate of the kill, disk-full and corrupt scenarios, msg/s (default 20000).
+    #[arg(long, value_name = "MSG_PER_S")]
+    torture_rate: Option<f64>,
+    /// torture: flood rate of the outage scenario, msg/s (default 50000).
+    #[arg(long, value_name = "MSG_PER_S")]
+    torture_outage_rate: Option<f64>,
+    /// torture: seed of the kill timings (default: from the clock; the results say which).
+    #[arg(long, value_name = "SEED")]
+    torture_seed: Option<u64>,
+    /// torture: size of the tmpfs the disk-full scenario mounts (default 16m).
+    #[arg(long, value_name = "SIZE")]
+    torture_tmpfs_size: Option<String>,
+    /// torture: scenarios to run, comma-separated: kill, outage, disk-full, corrupt (default all).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    torture_scenarios: Vec<String>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    harness::parse_duration(s)
 }
 
 fn main() -> ExitCode {
@@ -56,12 +82,14 @@ fn main() -> ExitCode {
     args.target_dir = args.target_dir.or_else(|| env_path("CARGO_TARGET_DIR"));
     if args.list {
         for w in WORKLOADS {
-            println!(
-                "{:<10} {}{}",
-                w.id,
-                w.about,
-                if w.in_quick { "" } else { " (not in --quick)" }
-            );
+            let note = if harness::BY_NAME_ONLY.contains(&w.id) {
+                " (only when named)"
+            } else if w.in_quick {
+                ""
+            } else {
+                " (not in --quick)"
+            };
+            println!("{:<10} {}{note}", w.id, w.about);
         }
         return ExitCode::SUCCESS;
     }
@@ -111,6 +139,16 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| std::env::temp_dir().join(format!("hekate-bench-{stamp}"))),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         hekate_unavailable: args.hekate_unavailable,
+        torture: TortureOptions {
+            cycles: args.torture_cycles,
+            outage: args.torture_outage,
+            rate: args.torture_rate,
+            outage_rate: args.torture_outage_rate,
+            seed: args.torture_seed,
+            tmpfs_size: args.torture_tmpfs_size,
+            scenarios: args.torture_scenarios,
+            short: false,
+        },
     };
     match harness::run(opts) {
         Ok(true) => ExitCode::SUCCESS,

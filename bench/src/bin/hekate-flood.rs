@@ -4,7 +4,10 @@
 //! ```text
 //! hekate-flood --address 127.0.0.1:5565 --connections 2 --count 1000000 --size 300
 //! hekate-flood --format syslog5424 --framing octet --address 127.0.0.1:5514 --duration 5s --rate 100000
+//! hekate-flood --address 127.0.0.1:5565 --rate 20000 --duration 60m --reconnect   # until SIGTERM
 //! ```
+//!
+//! SIGTERM or SIGINT stops sending; the report of what was sent is printed as usual.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
@@ -69,6 +72,10 @@ struct Args {
     /// Seed of the message contents.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// When a TCP connection fails (the receiver was killed), connect again (patience:
+    /// --connect-timeout) and go on with the next sequence number.
+    #[arg(long)]
+    reconnect: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -118,6 +125,7 @@ fn run(args: Args) -> Result<(), String> {
         batch_bytes: args.batch_bytes,
         connect_timeout: args.connect_timeout,
         stall_timeout: Some(args.stall_timeout),
+        reconnect: args.reconnect,
     };
     let report = flood::run(&cfg).map_err(|e| e.to_string())?;
     println!(
@@ -131,7 +139,18 @@ fn run(args: Args) -> Result<(), String> {
     }
 }
 
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    flood::request_stop();
+}
+
 fn main() -> ExitCode {
+    // SIGTERM / SIGINT: stop sending and print the report of what was sent.
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        let handler = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::signal(libc::SIGTERM, handler);
+        libc::signal(libc::SIGINT, handler);
+    }
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -5,6 +5,7 @@
 //! ```text
 //! hekate-sink --listen tcp://127.0.0.1:5566 --count 1000000
 //! hekate-sink --file /tmp/out.log --follow --format lines --idle 3s
+//! hekate-sink --listen tcp://127.0.0.1:5566 --arrivals /tmp/arrivals.bin --idle 60m --timeout 60m
 //! ```
 //!
 //! Once the source is open it prints `hekate-sink: listening on <source>` to stderr (with the
@@ -48,6 +49,10 @@ struct Args {
     /// Stop after this long in any case.
     #[arg(long, value_parser = parse_duration, default_value = "120s")]
     timeout: Duration,
+    /// Log every stamped message (connection, sequence number, receive time) to this file, in
+    /// the binary layout of `hekate_bench::arrivals`.
+    #[arg(long)]
+    arrivals: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -99,6 +104,7 @@ fn run(args: Args) -> Result<(), String> {
         count: args.count,
         idle: args.idle,
         timeout: args.timeout,
+        arrivals: args.arrivals,
     };
     let report = sink::run(&cfg, |at| eprintln!("hekate-sink: listening on {at}"))
         .map_err(|e| format!("cannot open {}: {e}", cfg.source))?;

@@ -9,6 +9,10 @@
 //! that lost or duplicated messages never shows a throughput), or not run with the reason (e.g.
 //! `hekate run` not built yet).
 //!
+//! `torture` ([`torture`], run by `scripts/torture`) is the exception that runs only when named
+//! ([`BY_NAME_ONLY`]): it checks durable delivery (kill -9, upstream outage, full disk, corrupt
+//! queue) rather than speed, takes about ten minutes, and mounts a tmpfs.
+//!
 //! Figures are reported as ratios measured in the same run (to the iperf3 loopback baseline, to a
 //! peer, 2 cores to 1) or as instruction counts, because the host is shared and noisy.
 
@@ -29,6 +33,7 @@ mod scale;
 mod statsd;
 mod syslog;
 mod tail;
+pub mod torture;
 
 use std::fs;
 use std::net::TcpListener;
@@ -40,6 +45,7 @@ use proc::Launch;
 use report::{Section, Status, merge_block};
 
 pub use baseline::Baseline;
+pub use torture::TortureOptions;
 
 /// Parses `5s`, `500ms`, `2m`, `1.5s` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -84,13 +90,17 @@ pub const WORKLOADS: &[Workload] = &[
     sandbox::WORKLOAD,
     tail::WORKLOAD,
     micro::WORKLOAD,
+    torture::WORKLOAD,
 ];
+
+/// Workloads that run only when named (`scripts/torture`): long, and one needs root.
+pub const BY_NAME_ONLY: &[&str] = &["torture"];
 
 /// The order of the blocks in RESULTS.md (workloads still to come included, so that their
 /// blocks land in the right place).
 pub const BLOCK_ORDER: &[&str] = &[
     "machine", "baseline", "route", "scale", "cost", "syslog", "statsd", "json", "sandbox", "tail",
-    "latency", "micro",
+    "latency", "micro", "torture",
 ];
 
 /// Where everything is and how to run.
@@ -116,6 +126,8 @@ pub struct Options {
     pub command: String,
     /// When set, hekate is not measured, for this reason.
     pub hekate_unavailable: Option<String>,
+    /// Settings of the `torture` workload.
+    pub torture: TortureOptions,
 }
 
 impl Options {
@@ -277,7 +289,7 @@ pub fn select(opts: &Options) -> Result<Vec<&'static Workload>, String> {
     if opts.workloads.is_empty() {
         return Ok(WORKLOADS
             .iter()
-            .filter(|w| !opts.quick || w.in_quick)
+            .filter(|w| (!opts.quick || w.in_quick) && !BY_NAME_ONLY.contains(&w.id))
             .collect());
     }
     opts.workloads
@@ -310,7 +322,12 @@ pub fn run(opts: Options) -> Result<bool, String> {
         },
         bench.opts.run_dir.display()
     );
-    update_results_md(&bench.opts, "machine", &bench.machine.render(&date))?;
+    // A run of by-name-only workloads (torture) rewrites its own blocks only: each carries the
+    // machine and commit it ran on, and it draws no latency.
+    let only_by_name = selected.iter().all(|w| BY_NAME_ONLY.contains(&w.id));
+    if !only_by_name {
+        update_results_md(&bench.opts, "machine", &bench.machine.render(&date))?;
+    }
     let mut all_ok = true;
     for w in selected {
         eprintln!("hekate-bench: {} …", w.id);
@@ -320,11 +337,19 @@ pub fn run(opts: Options) -> Result<bool, String> {
             date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
             commit: bench.machine.commit.clone(),
             machine: bench.machine.summary(),
-            command: format!(
-                "scripts/bench {}{}",
-                w.id,
-                if bench.quick() { " --quick" } else { "" }
-            ),
+            command: if w.id == "torture" {
+                format!(
+                    "scripts/torture{}{}",
+                    if bench.quick() { " --quick" } else { "" },
+                    bench.opts.torture.flags()
+                )
+            } else {
+                format!(
+                    "scripts/bench {}{}",
+                    w.id,
+                    if bench.quick() { " --quick" } else { "" }
+                )
+            },
             quick: bench.quick(),
             seconds: t0.elapsed().as_secs_f64(),
         };
@@ -357,8 +382,10 @@ pub fn run(opts: Options) -> Result<bool, String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         update_results_md(&bench.opts, w.id, &section.render())?;
     }
-    let latency = plot::latency_block(&bench);
-    update_results_md(&bench.opts, "latency", &latency)?;
+    if !only_by_name {
+        let latency = plot::latency_block(&bench);
+        update_results_md(&bench.opts, "latency", &latency)?;
+    }
     eprintln!(
         "hekate-bench: done in {:.0} s; see {}",
         bench.started.elapsed().as_secs_f64(),
@@ -371,7 +398,9 @@ const RESULTS_HEADER: &str = "# hekate benchmark results\n\n\
 Produced by `scripts/bench` (the full run, under 15 minutes; `--quick` under 2) from a fresh \
 checkout: it installs what it needs (iperf3, gnuplot, valgrind and the peers through \
 `scripts/peers`), builds in release and runs `hekate-bench`. `scripts/bench route` reruns one \
-workload and rewrites only its block. What each workload is: `BENCHMARKS.md`; how the harness \
+workload and rewrites only its block. The `torture` block (durable delivery under kill -9, \
+an upstream outage, a full disk and a corrupt queue) comes from `scripts/torture` (~10 minutes, \
+root for its tmpfs; `--quick` under 2). What each workload is: `BENCHMARKS.md`; how the harness \
 works: `bench/src/harness/mod.rs`.\n\n\
 The blocks between `<!-- bench:… -->` markers are generated; anything outside them (for example \
 micro-bench notes under their own `##` heading at the end) is kept as it is.\n";
