@@ -4,10 +4,13 @@
 //! connections and datagrams over the cores. The same option lets another process that sets it —
 //! a second hekate on the same configuration — bind the same address without an error, and the
 //! kernel then splits the traffic between the two processes. So before any shard binds, every
-//! listen address is probed once with a plain socket (TCP: SO_REUSEADDR, so that connections of
-//! an earlier run still in TIME_WAIT do not count, but no SO_REUSEPORT, then `listen`; UDP: no
-//! reuse option), which the kernel refuses while anyone else holds the address; the probe is
-//! closed again before the shards bind. Two inputs of one configuration on the same address are
+//! listen address is probed with a plain socket (TCP: SO_REUSEADDR, so that connections of an
+//! earlier run still in TIME_WAIT do not count, but no SO_REUSEPORT; UDP: no reuse option), which
+//! the kernel refuses to bind while anyone else listens on the address; the probe never listens
+//! (a client connecting during the start would be accepted by it, then reset) and is closed
+//! again before the shards bind. A refused probe is tried again for up to a second: after
+//! `kill -9` the kernel keeps the dead process's listener for a few milliseconds while it tears
+//! down its io_uring, and a restart right away must not be refused for it. Two inputs of one configuration on the same address are
 //! refused too: they would split the traffic the same way.
 //!
 //! A process that binds between the probe and the shards is not seen; a `pid_file` closes that
@@ -42,7 +45,7 @@ pub(crate) fn claim_listen_addresses(pipeline: &Pipeline) -> Result<(), StartErr
                     "{who}: address {at} is also the address of input '{first}'"
                 )));
             }
-            match probe(address) {
+            match probe_patiently(address) {
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
                     return Err(StartError::AddressInUse(format!(
                         "{who}: address {at} is in use by another process"
@@ -55,6 +58,22 @@ pub(crate) fn claim_listen_addresses(pipeline: &Pipeline) -> Result<(), StartErr
     Ok(())
 }
 
+/// How long a refused probe is tried again (a listener of a process just killed lingers).
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// [`probe`], tried again while it is refused, for up to [`PATIENCE`].
+fn probe_patiently(address: ListenAddress) -> io::Result<()> {
+    let until = std::time::Instant::now() + PATIENCE;
+    loop {
+        match probe(address) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Binds `address` with a socket that shares it with nobody, and closes it.
 fn probe(address: ListenAddress) -> io::Result<()> {
     let at = address.socket_addr();
@@ -63,8 +82,7 @@ fn probe(address: ListenAddress) -> io::Result<()> {
         ListenAddress::Tcp(_) => {
             let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
             socket.set_reuse_address(true)?;
-            socket.bind(&at.into())?;
-            socket.listen(1)
+            socket.bind(&at.into())
         }
         ListenAddress::Udp(_) => {
             let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
@@ -104,6 +122,26 @@ mod tests {
             .unwrap();
         probe(ListenAddress::Udp(at)).unwrap();
         UdpSocket::bind(at).unwrap();
+    }
+
+    /// A listener that goes away within the patience (the dead process's, torn down after
+    /// `kill -9`) does not refuse the start; one that stays does, after the patience.
+    #[test]
+    fn a_listener_that_goes_away_soon_is_waited_for() {
+        let plain = TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = plain.local_addr().unwrap();
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(plain);
+        });
+        probe_patiently(ListenAddress::Tcp(at)).unwrap();
+        closer.join().unwrap();
+
+        let stays = TcpListener::bind("127.0.0.1:0").unwrap();
+        let started = std::time::Instant::now();
+        let e = probe_patiently(ListenAddress::Tcp(stays.local_addr().unwrap())).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        assert!(started.elapsed() >= PATIENCE);
     }
 
     #[test]
