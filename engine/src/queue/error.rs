@@ -143,6 +143,17 @@ pub enum QueueError {
 }
 
 impl QueueError {
+    /// Whether the file system is full (ENOSPC or EDQUOT).
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            QueueError::Io { source, .. } => {
+                source.kind() == io::ErrorKind::StorageFull
+                    || matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         QueueError::Io {
             action,

@@ -275,6 +275,8 @@ pub struct DiskQueue {
     /// Cursors of records read but not yet acknowledged, oldest first.
     in_flight: VecDeque<Cursor>,
     pending_records: u64,
+    /// Records appended since the last successful flush.
+    unwritten_records: u64,
     stats: QueueStats,
     warnings: Vec<QueueError>,
     closed: bool,
@@ -360,6 +362,7 @@ impl DiskQueue {
             acks_since_checkpoint: 0,
             in_flight: VecDeque::new(),
             pending_records,
+            unwritten_records: 0,
             stats,
             warnings,
             closed: false,
@@ -404,23 +407,76 @@ impl DiskQueue {
             self.roll()?;
         }
         if self.writer.buffered() + len as usize > FLUSH_THRESHOLD {
-            self.writer.flush()?;
+            self.flush()?;
         }
         self.writer.push(message)?;
         self.stats.appended += 1;
         self.pending_records += 1;
+        self.unwritten_records += 1;
         Ok(Appended::Queued)
     }
 
     /// Writes buffered records to the kernel (one write(2)): after this they survive the
     /// process being killed. With [`FsyncPolicy::Always`] they are also fdatasynced.
+    ///
+    /// When the file system is full, it frees what acknowledged records hold first (segments
+    /// the checkpoint has passed, and the current segment once everything written to it is
+    /// acknowledged: its buffered records move to a new segment) and tries once more; the
+    /// records stay buffered (at most 64 KiB) if that is not enough.
     pub fn flush(&mut self) -> Result<(), QueueError> {
-        self.writer.flush()
+        let flushed = match self.writer.flush() {
+            Err(e) if e.is_storage_full() && self.free_space() => self.writer.flush(),
+            other => other,
+        };
+        if flushed.is_ok() {
+            self.unwritten_records = 0;
+        }
+        flushed
+    }
+
+    /// Records appended but not yet handed to the kernel: what is lost if the queue is closed
+    /// while the file system is full.
+    pub fn unwritten_records(&self) -> u64 {
+        self.unwritten_records
+    }
+
+    /// Frees the space acknowledged records hold (the file system is full); whether anything
+    /// was freed.
+    fn free_space(&mut self) -> bool {
+        let before = self.sealed_bytes + self.writer.written();
+        let written_end = Cursor::new(self.writer.id(), self.writer.written());
+        if self.acked == written_end && self.writer.written() > 0 {
+            // Everything this segment holds on disk is acknowledged: seal it as it is and move
+            // what is buffered to a new one, so that it can go.
+            let records = self.writer.take_buffered();
+            let rolled = self.writer.sync_data().and_then(|()| {
+                SegmentWriter::create(
+                    &self.dir,
+                    self.writer.id() + 1,
+                    self.options.fsync,
+                    self.options.max_message_size,
+                )
+            });
+            match rolled {
+                Ok(mut next) => {
+                    next.put_buffered(records);
+                    let sealed = std::mem::replace(&mut self.writer, next);
+                    self.sealed.insert(sealed.id(), sealed.written());
+                    self.sealed_bytes += sealed.written();
+                }
+                Err(_) => self.writer.put_buffered(records),
+            }
+        }
+        if self.write_checkpoint().is_err() {
+            return false;
+        }
+        self.sealed_bytes + self.writer.written() < before
     }
 
     /// Flushes and fdatasyncs the current segment (unless the policy is
     /// [`FsyncPolicy::Never`]): after this the records survive a power loss.
     pub fn sync(&mut self) -> Result<(), QueueError> {
+        self.flush()?;
         self.writer.sync()
     }
 
@@ -634,8 +690,19 @@ impl DiskQueue {
             cp = Cursor::new(self.segment_after(cp.segment), 0);
         }
         let durable = self.options.fsync != FsyncPolicy::Never;
-        checkpoint::write(&self.dir, cp, durable)
-            .map_err(|(path, e)| QueueError::io("write checkpoint", path, e))?;
+        let written = checkpoint::write(&self.dir, cp, durable)
+            .map_err(|(path, e)| QueueError::io("write checkpoint", path, e));
+        match written {
+            Err(e) if e.is_storage_full() => {
+                // No room for the new checkpoint: delete the segments it passes first (a crash
+                // before it is written leaves the old one naming a missing segment, which
+                // reading takes as the next one that is there), then write it.
+                self.delete_before(cp.segment)?;
+                checkpoint::write(&self.dir, cp, durable)
+                    .map_err(|(path, e)| QueueError::io("write checkpoint", path, e))?;
+            }
+            other => other?,
+        }
         self.checkpoint = cp;
         self.acked = cp;
         self.acks_since_checkpoint = 0;
@@ -648,9 +715,14 @@ impl DiskQueue {
                 last: cp,
             };
         }
+        self.delete_before(cp.segment)
+    }
+
+    /// Deletes the sealed segments before `segment`.
+    fn delete_before(&mut self, segment: u64) -> Result<(), QueueError> {
         let done: Vec<(u64, u64)> = self
             .sealed
-            .range(..cp.segment)
+            .range(..segment)
             .map(|(&id, &len)| (id, len))
             .collect();
         for (id, len) in done {
@@ -667,7 +739,7 @@ impl DiskQueue {
     }
 
     fn shut(&mut self) -> Result<(), QueueError> {
-        self.writer.sync()?;
+        self.sync()?;
         if self.acked != self.checkpoint {
             self.write_checkpoint()?;
         }

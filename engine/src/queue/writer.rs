@@ -95,6 +95,22 @@ impl SegmentWriter {
         self.buf.len()
     }
 
+    /// Bytes written to the file.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Hands the buffered records over (to the next segment, when this one cannot grow).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Takes records another segment had buffered, ahead of anything buffered here.
+    pub fn put_buffered(&mut self, mut records: Vec<u8>) {
+        records.extend_from_slice(&self.buf);
+        self.buf = records;
+    }
+
     /// Encodes one record into the buffer; returns its length.
     pub fn push(&mut self, message: &[u8]) -> Result<u64, QueueError> {
         let before = self.buf.len();
@@ -136,7 +152,7 @@ impl SegmentWriter {
         Ok(())
     }
 
-    fn sync_data(&self) -> Result<(), QueueError> {
+    pub(crate) fn sync_data(&self) -> Result<(), QueueError> {
         self.file
             .sync_data()
             .map_err(|e| QueueError::io("sync segment", &self.path, e))

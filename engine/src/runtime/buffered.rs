@@ -92,10 +92,20 @@ pub(crate) async fn run_buffered_output(
     collect_output_fields(&*out, &shared);
     publish_report(&ctx, &shared);
     let queue = shared.queue.into_inner();
-    let kept = queue.pending_records();
+    let mut kept = queue.pending_records();
+    let unwritten = queue.unwritten_records();
     let dir = queue.dir().display().to_string();
     if let Err(e) = queue.close() {
         tracing::error!("Output '{}': closing its queue: {e}", ctx.name);
+        if unwritten > 0 {
+            // They never reached the disk (it is full): lost, not kept.
+            add(&ctx.counters().dropped, unwritten);
+            kept = kept.saturating_sub(unwritten);
+            tracing::error!(
+                "Output '{}': {unwritten} messages could not be written to {dir} and are lost",
+                ctx.name
+            );
+        }
     }
     if kept > 0 {
         tracing::warn!(
@@ -277,6 +287,9 @@ async fn deliver(out: &mut dyn Output, ctx: &RunnerCtx, shared: &Shared) {
             }
         }
         if read > 0 {
+            // A backlog drains in a tight loop: let the other tasks of this core (the inputs,
+            // the outputs beside this one) run between batches.
+            glommio::yield_if_needed().await;
             continue;
         }
         if ending {

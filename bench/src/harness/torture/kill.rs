@@ -336,11 +336,9 @@ fn cycles(rig: &mut Rig<'_>, plan: &Plan) -> Result<Outcome, String> {
         findings.push(format!(
             "the flood's connections reconnected {} times for {} restarts of hekate ({} \
              expected): connections are accepted and then reset around a restart, and what the \
-             sender wrote on them is lost (it counts here as in flight). Two causes: the dead \
-             hekate's lingering listener (above), and the starting hekate's address probe \
-             (engine/src/runtime/claim.rs binds and listens on the input's address for a moment \
-             before the shards bind: a client connecting every 0.5 ms to a starting hekate was \
-             accepted by it and reset in 10 of 20 starts)",
+             sender wrote on them is lost (it counts here as in flight): the dead hekate's \
+             listener lingers (above), and the kernel completes handshakes on it until it tears \
+             down the process's io_uring",
             sent.reconnects,
             down.len(),
             expected_reconnects
