@@ -57,21 +57,23 @@ fn write_files(dir: &Path, files: u64, lines: u64) -> Result<u64, String> {
     Ok(total)
 }
 
-/// `cat` over the files (after one warm-up pass): bytes per second.
-fn cat_rate(b: &Bench, dir: &Path) -> Result<(f64, String), String> {
+/// `cat` over the files (after one warm-up pass) into `to` (`/dev/null`, or a file on the
+/// output's file system): bytes per second.
+fn cat_rate(b: &Bench, dir: &Path, to: &Path) -> Result<(f64, String), String> {
     let files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| e.to_string())?
         .flatten()
         .map(|e| e.path())
         .collect();
     let cmd = format!(
-        "taskset -c {} cat {} > /dev/null",
+        "taskset -c {} cat {} > {}",
         b.cores.sut,
         files
             .iter()
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" "),
+        to.display()
     );
     let run = || {
         std::process::Command::new("sh")
@@ -81,9 +83,15 @@ fn cat_rate(b: &Bench, dir: &Path) -> Result<(f64, String), String> {
             .map_err(|e| format!("cat: {e}"))
     };
     run()?;
+    if to != Path::new("/dev/null") {
+        let _ = std::fs::remove_file(to);
+    }
     let started = Instant::now();
     run()?;
     let secs = started.elapsed().as_secs_f64();
+    if to != Path::new("/dev/null") {
+        let _ = std::fs::remove_file(to);
+    }
     let bytes: u64 = files
         .iter()
         .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
@@ -197,7 +205,7 @@ fn run(b: &mut Bench) -> Section {
         }
     };
     let line_len = total_one as f64 / lines as f64;
-    let cat = cat_rate(b, &one);
+    let cat = cat_rate(b, &one, Path::new("/dev/null"));
     let cat_bps = cat.as_ref().map(|(r, _)| *r).ok();
     match &cat {
         Ok((rate, cmd)) => {
@@ -216,6 +224,27 @@ fn run(b: &mut Bench) -> Section {
             s.rows.push(r);
         }
         Err(e) => s.rows.push(Row::failed("cat (ceiling)", e.clone())),
+    }
+    // hekate also writes every byte back (its FileOutput): the same copy by cat, into a file
+    // beside hekate's output, is the ceiling of the whole path on this machine's page cache.
+    let copy_to = b.scratch("tail-copy").join("copy.log");
+    match cat_rate(b, &one, &copy_to) {
+        Ok((rate, cmd)) => {
+            let mut r = Row::ok(
+                "cat FILE > OUT (read and write, the path's ceiling)",
+                vec![
+                    format!("{:.2}", rate / 1e9),
+                    si(rate / line_len),
+                    cat_bps.map_or("—".into(), |c| format!("{:.2}×", rate / c)),
+                    format!("{} MB", total_one / 1_000_000),
+                ],
+            )
+            .cores(b.cores.sut.clone())
+            .commands(vec![cmd]);
+            r.reference = true;
+            s.rows.push(r);
+        }
+        Err(e) => s.rows.push(Row::failed("cat FILE > OUT", e)),
     }
     let vs = |rate: f64| cat_bps.map_or("—".into(), |c| format!("{:.2}×", rate / c));
     let one_rate = match tail_rate(b, "tail-one", &one, total_one) {

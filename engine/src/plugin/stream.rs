@@ -479,7 +479,13 @@ impl RecordSink {
     /// Payload) and routes it.
     fn payload_message(&mut self, record: &[u8], decode_failure: Option<bool>) {
         self.scratch.clear();
-        let payload = String::from_utf8_lossy(record);
+        // A payload is text: the common valid case is checked by the SIMD validator, and only
+        // invalid UTF-8 is replaced.
+        let payload: std::borrow::Cow<'_, [u8]> = if simdutf8::basic::from_utf8(record).is_ok() {
+            std::borrow::Cow::Borrowed(record)
+        } else {
+            std::borrow::Cow::Owned(String::from_utf8_lossy(record).into_owned().into_bytes())
+        };
         let mut w = MessageWriter::new(&mut self.scratch);
         w.uuid(&random_uuid()).timestamp(now_ns());
         if let Some(t) = &self.msg_type {
@@ -487,7 +493,7 @@ impl RecordSink {
         }
         w.logger(self.logger.as_bytes())
             .hostname(self.hostname.as_bytes())
-            .payload(payload.as_bytes())
+            .payload(&payload)
             .raw(&self.fields);
         if let Some(flag) = decode_failure {
             w.field_bool("decode_failure", flag);

@@ -180,7 +180,7 @@ impl Decoder for SandboxDecoder {
             self.original.clear();
             // A payload is text: invalid UTF-8 is replaced (the common valid case is only
             // checked, by the faster validator).
-            let payload = match std::str::from_utf8(record) {
+            let payload = match simdutf8::basic::from_utf8(record) {
                 Ok(s) => Cow::Borrowed(s),
                 Err(_) => String::from_utf8_lossy(record),
             };
