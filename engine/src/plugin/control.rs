@@ -69,6 +69,9 @@ pub(crate) enum ShardEvent {
     },
     /// A plugin that may not exit has ended: the pipeline stops.
     Shutdown { reason: String },
+    /// Messages a plugin had accepted were lost while it closed (a buffered output whose
+    /// queue disk was full): `hekate run` says so and exits non-zero.
+    Lost { reason: String },
 }
 
 /// A queued request.

@@ -101,10 +101,12 @@ pub(crate) async fn run_buffered_output(
             // They never reached the disk (it is full): lost, not kept.
             add(&ctx.counters().dropped, unwritten);
             kept = kept.saturating_sub(unwritten);
-            tracing::error!(
-                "Output '{}': {unwritten} messages could not be written to {dir} and are lost",
-                ctx.name
-            );
+            let _ = ctx.events.send(ShardEvent::Lost {
+                reason: format!(
+                    "output '{}' could not write {unwritten} messages to its queue {dir} (no space left); they were lost",
+                    ctx.name
+                ),
+            });
         }
     }
     if kept > 0 {

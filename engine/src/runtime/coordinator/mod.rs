@@ -98,6 +98,8 @@ pub struct Coordinator {
     stop: Arc<AtomicBool>,
     /// Why hekate is stopping on its own, if it is (see [`RunOutcome::failure`]).
     failure: Option<String>,
+    /// What plugins reported lost while they closed ([`ShardEvent::Lost`]).
+    lost: Vec<String>,
     shutdown_timeout: Duration,
     /// A second SIGINT/SIGTERM during shutdown: stop waiting.
     forced: std::cell::Cell<bool>,
@@ -249,6 +251,7 @@ impl Coordinator {
                     self.failure.get_or_insert(reason);
                     self.stop.store(true, Ordering::Release);
                 }
+                ShardEvent::Lost { reason } => self.lost.push(reason),
             }
         }
     }
@@ -555,6 +558,7 @@ mod tests {
             lane_messages: 4,
             stop: Arc::new(AtomicBool::new(false)),
             failure: None,
+            lost: Vec::new(),
             shutdown_timeout: Duration::from_secs(5),
             forced: std::cell::Cell::new(false),
             abort_sandboxes: None,

@@ -99,6 +99,10 @@ impl Coordinator {
             }
         }
         self.collect();
+        // Losses the outputs reported while they closed (after the threads ended, every one
+        // has been sent).
+        self.serve_events();
+        outcome.undelivered.append(&mut self.lost);
         outcome
     }
 
@@ -194,7 +198,7 @@ mod tests {
     use super::super::tests::{consumer, coordinator, filter, output, some};
     use super::*;
     use crate::mesh::Batch;
-    use crate::plugin::Placement;
+    use crate::plugin::{Placement, ShardEvent};
     use hekate_model::message::{Message, MessageView};
 
     fn batch(messages: usize) -> Batch {
@@ -343,6 +347,33 @@ mod tests {
         assert!(
             outcome.undelivered[0]
                 .starts_with("output 'Tcp' (TestOutput) on core 1 could not deliver 7 messages"),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn losses_reported_while_outputs_close_end_in_the_outcome() {
+        let (coord, shards) = coordinator(1, vec![output("Tcp", Placement::Single)], 0);
+        let events = shards.events();
+        let control = shards.control();
+        control.outputs_live.store(1, Ordering::Release);
+        let shard = std::thread::spawn(move || {
+            while control.phase() < Phase::StopOutputs {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // The output reports its loss as it closes, then ends.
+            events
+                .send(ShardEvent::Lost {
+                    reason: "output 'Tcp' could not write 3 messages".into(),
+                })
+                .unwrap();
+            control.outputs_live.store(0, Ordering::Release);
+        });
+        let outcome = coord.shutdown();
+        shard.join().unwrap();
+        assert_eq!(
+            outcome.undelivered,
+            ["output 'Tcp' could not write 3 messages"],
             "{outcome:?}"
         );
     }

@@ -190,6 +190,7 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
         lane_messages: (ring_capacity * settings.batch_size) as u64,
         stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         failure: None,
+        lost: Vec::new(),
         shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         forced: std::cell::Cell::new(false),
         abort_sandboxes: None,
