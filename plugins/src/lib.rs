@@ -14,6 +14,7 @@
 mod common;
 mod sandbox;
 mod tls;
+mod unix;
 
 /// Inputs.
 pub mod input {

@@ -44,8 +44,22 @@
 //! # min_version = "TLS12"   (default; rustls speaks TLS 1.2 and 1.3 only)
 //! ```
 //!
-//! Options: `address` (required; `host:port`, or `:port` for every interface), `net` ("tcp",
-//! "tcp4" or "tcp6"; unix sockets are not supported yet), `keep_alive` (false),
+//! With `net = "unix"`, `address` is the path of a unix stream socket: the first worker shard
+//! binds it and hands the connections it accepts round robin to the other shards (a path cannot
+//! be shared with SO_REUSEPORT); a stale socket file is replaced, a live one refused, and the
+//! file is removed when hekate stops. `unix_socket_perm` sets the file's mode (say "0666" so that
+//! every local user may send).
+//!
+//! ```toml
+//! [LocalInput]
+//! type = "TcpInput"
+//! net = "unix"
+//! address = "/run/hekate/heka.sock"
+//! unix_socket_perm = "0660"
+//! ```
+//!
+//! Options: `address` (required; `host:port`, or `:port` for every interface; a path for
+//! "unix"), `net` ("tcp", "tcp4", "tcp6" or "unix"), `unix_socket_perm`, `keep_alive` (false),
 //! `keep_alive_period` (7200 s), `signer` subsections (`<name>_<version>` with `hmac_key`),
 //! `use_tls` (false) with Heka's `[tls]` options (`cert_file` and `key_file` required;
 //! `hekate plugins TcpInput` lists them all), plus the common input options.
@@ -53,7 +67,8 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -69,6 +84,9 @@ use serde::Deserialize;
 
 use crate::common::{SignerConfig, address_option, set_keepalive, signer_keys};
 use crate::tls::{HANDSHAKE_TIMEOUT, TlsOptions, with_tls_options, within};
+use crate::unix::{Handoff, Side, SocketFile, unix_path};
+use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
+use glommio::net::AcceptedUnixStream;
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
@@ -97,9 +115,13 @@ fn default_keep_alive_period() -> u32 {
 struct Options {
     /// Listen address.
     address: String,
-    /// Network: "tcp", "tcp4" or "tcp6".
+    /// Network: "tcp", "tcp4", "tcp6", or "unix" (`address` is then a socket path).
     #[serde(default = "default_net")]
     net: String,
+    /// `net = "unix"`: the socket file's mode, in octal ("0660"); default: as the umask leaves
+    /// it.
+    #[serde(default)]
+    unix_socket_perm: Option<String>,
     /// Speak TLS: every connection starts with a TLS handshake (needs `tls.cert_file` and
     /// `tls.key_file`).
     #[serde(default)]
@@ -118,10 +140,21 @@ struct Options {
     signer: BTreeMap<String, SignerConfig>,
 }
 
+/// Where the input listens.
+#[derive(Debug)]
+enum Listen {
+    Tcp(SocketAddr),
+    Unix {
+        path: PathBuf,
+        perm: Option<u32>,
+        handoff: Handoff,
+    },
+}
+
 #[derive(Debug)]
 struct TcpInput {
     name: String,
-    address: SocketAddr,
+    listen: Listen,
     keep_alive: Option<u32>,
     spec: StreamSpec,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -129,23 +162,40 @@ struct TcpInput {
 
 fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
     let opts: Options = section.options()?;
-    if !matches!(opts.net.as_str(), "tcp" | "tcp4" | "tcp6") {
-        return Err(section.error_at_value(
-            "net",
-            format!(
-                "`net` = \"{}\" is not supported by TcpInput (section [{}]); use \"tcp\", \"tcp4\" or \"tcp6\"",
-                opts.net,
-                section.name()
-            ),
-        ));
-    }
-    let address = address_option(section, "address", &opts.address)?;
+    let listen = match opts.net.as_str() {
+        "tcp" | "tcp4" | "tcp6" => {
+            if opts.unix_socket_perm.is_some() {
+                return Err(section.error_at_key(
+                    "unix_socket_perm",
+                    format!(
+                        "`unix_socket_perm` applies to `net = \"unix\"` only (section [{}])",
+                        section.name()
+                    ),
+                ));
+            }
+            Listen::Tcp(address_option(section, "address", &opts.address)?)
+        }
+        "unix" => Listen::Unix {
+            path: unix_path(section, &opts.address)?,
+            perm: crate::unix::parse_perm(section, opts.unix_socket_perm.as_deref())?,
+            handoff: Handoff::default(),
+        },
+        other => {
+            return Err(section.error_at_value(
+                "net",
+                format!(
+                    "`net` = \"{other}\" is not supported by TcpInput (section [{}]); use \"tcp\", \"tcp4\", \"tcp6\" or \"unix\"",
+                    section.name()
+                ),
+            ));
+        }
+    };
     let mut spec = ctx.stream_spec(section, "HekaFramingSplitter", Some("ProtobufDecoder"))?;
     spec.signers = signer_keys(section, &opts.signer)?;
     let tls = crate::tls::server_config(section, opts.use_tls, opts.tls.as_ref())?;
     Ok(Built::Input(Arc::new(TcpInput {
         name: section.name().to_string(),
-        address,
+        listen,
         keep_alive: opts.keep_alive.then_some(opts.keep_alive_period),
         spec,
         tls,
@@ -154,57 +204,209 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
 
 impl InputPlugin for TcpInput {
     fn listen_addresses(&self) -> Vec<ListenAddress> {
-        vec![ListenAddress::Tcp(self.address)]
+        match self.listen {
+            Listen::Tcp(address) => vec![ListenAddress::Tcp(address)],
+            // Unix paths are checked when the first shard binds them (crate::unix::prepare).
+            Listen::Unix { .. } => Vec::new(),
+        }
     }
 
     fn start(
         &self,
         ctx: InputContext,
     ) -> Result<LocalBoxFuture<'static, Result<(), PluginError>>, PluginError> {
-        let listener = glommio::net::TcpListener::bind(self.address).map_err(|e| {
-            PluginError::Other(format!("TcpInput cannot listen on {}: {e}", self.address))
-        })?;
-        let spec = self.spec.clone();
-        let keep_alive = self.keep_alive;
-        let name = self.name.clone();
-        let tls = self.tls.clone().map(|config| {
-            Rc::new(TlsShard {
+        let shared = Rc::new(Shared {
+            spec: self.spec.clone(),
+            keep_alive: self.keep_alive,
+            name: self.name.clone(),
+            tls: self.tls.clone().map(|config| TlsShard {
                 acceptor: futures_rustls::TlsAcceptor::from(config),
                 failed: Cell::new(0),
-            })
+            }),
         });
-        Ok(Box::pin(async move {
-            let connections = TaskGroup::new();
-            let spec = Rc::new(spec);
-            loop {
-                let accepted = future::or(async { Some(listener.accept().await) }, async {
-                    ctx.stopped().await;
-                    None
-                })
-                .await;
-                let stream = match accepted {
-                    None => break,
-                    Some(Ok(s)) => s,
-                    Some(Err(e)) => {
-                        hekate_engine::plugin::log::warn_limited!(
-                            "Input '{name}': accepting a connection failed: {e}"
-                        );
-                        glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                if let Some(period) = keep_alive
-                    && let Err(e) = set_keepalive(stream.as_raw_fd(), period)
-                {
-                    tracing::warn!("Input '{name}': cannot turn on keep-alive: {e}");
-                }
-                connections.spawn(serve(stream, ctx.clone(), Rc::clone(&spec), tls.clone()));
+        match &self.listen {
+            Listen::Tcp(address) => {
+                let listener = glommio::net::TcpListener::bind(address).map_err(|e| {
+                    PluginError::Other(format!("TcpInput cannot listen on {address}: {e}"))
+                })?;
+                Ok(Box::pin(accept_tcp(listener, ctx, shared)))
             }
-            drop(listener);
-            connections.wait_idle().await;
-            Ok(())
-        }))
+            Listen::Unix {
+                path,
+                perm,
+                handoff,
+            } => match handoff.side(ctx.shard, ctx.shards) {
+                Some(Side::Listen(senders)) => {
+                    let listener = bind_unix(path, *perm)?;
+                    let file = SocketFile(path.clone());
+                    Ok(Box::pin(async move {
+                        let result = accept_unix(listener, senders, ctx, shared).await;
+                        drop(file);
+                        result
+                    }))
+                }
+                Some(Side::Receive(receiver)) => Ok(Box::pin(receive_unix(receiver, ctx, shared))),
+                None => Err(PluginError::Other(format!(
+                    "TcpInput '{}': shard {} was started twice on {}",
+                    self.name,
+                    ctx.shard,
+                    path.display()
+                ))),
+            },
+        }
     }
+}
+
+/// What the connections of one shard share.
+struct Shared {
+    spec: StreamSpec,
+    keep_alive: Option<u32>,
+    name: String,
+    tls: Option<TlsShard>,
+}
+
+/// Accepts TCP connections until the inputs stop; each is served by a task of its own.
+async fn accept_tcp(
+    listener: glommio::net::TcpListener,
+    ctx: InputContext,
+    shared: Rc<Shared>,
+) -> Result<(), PluginError> {
+    let connections = TaskGroup::new();
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            ctx.stopped().await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            None => break,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                accept_failed(&shared.name, &e).await;
+                continue;
+            }
+        };
+        if let Some(period) = shared.keep_alive
+            && let Err(e) = set_keepalive(stream.as_raw_fd(), period)
+        {
+            tracing::warn!("Input '{}': cannot turn on keep-alive: {e}", shared.name);
+        }
+        let host = stream.peer_addr().ok().map(|a| a.ip().to_string());
+        let fd = Some(stream.as_raw_fd());
+        connections.spawn(serve(stream, fd, host, ctx.clone(), Rc::clone(&shared)));
+    }
+    drop(listener);
+    connections.wait_idle().await;
+    Ok(())
+}
+
+/// A failed accept (out of descriptors, say): logged with a limit, and a pause before the next.
+async fn accept_failed(name: &str, e: &dyn std::fmt::Display) {
+    hekate_engine::plugin::log::warn_limited!("Input '{name}': accepting a connection failed: {e}");
+    glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+}
+
+/// Binds the unix stream socket at `path` (a stale socket file is replaced) with its mode.
+fn bind_unix(path: &Path, perm: Option<u32>) -> Result<glommio::net::UnixListener, PluginError> {
+    let fail = |why: String| PluginError::Other(format!("TcpInput cannot listen on {why}"));
+    crate::unix::prepare(path, crate::unix::Kind::Stream).map_err(fail)?;
+    crate::unix::bind_with_mode(path, perm, |p| {
+        glommio::net::UnixListener::bind(p).map_err(std::io::Error::from)
+    })
+    .map_err(fail)
+}
+
+/// The listening shard of a unix socket: accepts every connection and hands them round robin
+/// to the shards (itself included); a shard whose hand-off channel is full is passed over.
+async fn accept_unix(
+    listener: glommio::net::UnixListener,
+    senders: Vec<SharedSender<AcceptedUnixStream>>,
+    ctx: InputContext,
+    shared: Rc<Shared>,
+) -> Result<(), PluginError> {
+    // Each channel is ready once its receiving shard has connected its end.
+    let connecting = future::or(
+        async {
+            let mut connected = Vec::with_capacity(senders.len());
+            for s in senders {
+                connected.push(s.connect().await);
+            }
+            Some(connected)
+        },
+        async {
+            ctx.stopped().await;
+            None
+        },
+    );
+    let Some(senders) = connecting.await else {
+        return Ok(());
+    };
+    let connections = TaskGroup::new();
+    let mut next = 0usize;
+    loop {
+        let accepted = future::or(async { Some(listener.shared_accept().await) }, async {
+            ctx.stopped().await;
+            None
+        })
+        .await;
+        let mut stream = match accepted {
+            None => break,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                accept_failed(&shared.name, &e).await;
+                continue;
+            }
+        };
+        // Turn 0 is this shard; turn t > 0 is shard t, through senders[t - 1].
+        let turn = next % (senders.len() + 1);
+        next = next.wrapping_add(1);
+        if turn > 0 {
+            use glommio::{GlommioError, ResourceType};
+            match senders[turn - 1].try_send(stream) {
+                Ok(()) => continue,
+                Err(
+                    GlommioError::WouldBlock(ResourceType::Channel(back))
+                    | GlommioError::Closed(ResourceType::Channel(back)),
+                ) => stream = back,
+                // try_send fails with the item only.
+                Err(_) => continue,
+            }
+        }
+        let stream = stream.bind_to_executor();
+        connections.spawn(serve(stream, None, None, ctx.clone(), Rc::clone(&shared)));
+    }
+    drop(senders);
+    drop(listener);
+    connections.wait_idle().await;
+    Ok(())
+}
+
+/// Another shard of a unix socket input: serves what the listening shard hands it.
+async fn receive_unix(
+    receiver: SharedReceiver<AcceptedUnixStream>,
+    ctx: InputContext,
+    shared: Rc<Shared>,
+) -> Result<(), PluginError> {
+    let connections = TaskGroup::new();
+    let receiver = future::or(async { Some(receiver.connect().await) }, async {
+        ctx.stopped().await;
+        None
+    })
+    .await;
+    if let Some(receiver) = receiver {
+        loop {
+            let handed = future::or(receiver.recv(), async {
+                ctx.stopped().await;
+                None
+            })
+            .await;
+            let Some(stream) = handed else { break };
+            let stream = stream.bind_to_executor();
+            connections.spawn(serve(stream, None, None, ctx.clone(), Rc::clone(&shared)));
+        }
+    }
+    connections.wait_idle().await;
+    Ok(())
 }
 
 /// The TLS side of the input on one shard.
@@ -233,24 +435,31 @@ impl TlsShard {
 }
 
 /// Serves one connection: the TLS handshake when the input speaks TLS, then its records until
-/// the peer closes it or the inputs stop.
-async fn serve(
-    mut stream: glommio::net::TcpStream,
+/// the peer closes it or the inputs stop. `host` is the peer's address (none for unix sockets).
+/// A TCP connection is registered by its descriptor, so that stopping shuts its reads down;
+/// glommio's unix streams do not show theirs (`fd` is `None`), so their reads race the stop.
+async fn serve<S>(
+    mut stream: S,
+    fd: Option<RawFd>,
+    host: Option<String>,
     ctx: InputContext,
-    spec: Rc<StreamSpec>,
-    tls: Option<Rc<TlsShard>>,
-) {
-    let peer = stream.peer_addr().ok();
+    shared: Rc<Shared>,
+) where
+    S: AsyncRead + futures_lite::AsyncWrite + Unpin,
+{
     // Registered before the handshake, so that stopping also ends a pending handshake; dropped
     // before the socket.
-    let _registered = ctx.register_connection(stream.as_raw_fd());
-    let Some(tls) = tls else {
-        read_records(&mut stream, &ctx, &spec, peer).await;
+    let _registered = fd.map(|fd| ctx.register_connection(fd));
+    let race_stop = fd.is_none();
+    let Some(tls) = &shared.tls else {
+        read_records(&mut stream, &ctx, &shared.spec, host, race_stop).await;
         return;
     };
-    let peer_text = peer.map_or_else(|| "?".to_string(), |p| p.to_string());
+    let peer_text = host.clone().unwrap_or_else(|| "a local client".to_string());
     match within(HANDSHAKE_TIMEOUT, tls.acceptor.accept(&mut stream)).await {
-        Some(Ok(tls_stream)) => read_records(tls_stream, &ctx, &spec, peer).await,
+        Some(Ok(tls_stream)) => {
+            read_records(tls_stream, &ctx, &shared.spec, host, race_stop).await;
+        }
         Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => tls.handshake_failed(
             &ctx,
             &peer_text,
@@ -271,12 +480,25 @@ async fn read_records<S: AsyncRead + Unpin>(
     mut stream: S,
     ctx: &InputContext,
     spec: &StreamSpec,
-    peer: Option<SocketAddr>,
+    host: Option<String>,
+    race_stop: bool,
 ) {
-    let host = peer.map(|a| a.ip().to_string());
     let mut records = ctx.stream(spec, host.as_deref());
     loop {
-        match stream.read(records.read_buf()).await {
+        let read = if race_stop {
+            let buf = records.read_buf();
+            let read = future::or(async { Some(stream.read(buf).await) }, async {
+                ctx.stopped().await;
+                None
+            });
+            match read.await {
+                Some(r) => r,
+                None => break,
+            }
+        } else {
+            stream.read(records.read_buf()).await
+        };
+        match read {
             Ok(0) => break,
             Ok(n) => {
                 records.feed(n).await;
@@ -317,9 +539,20 @@ mod tests {
 
     #[test]
     fn unsupported_options_are_refused() {
-        let e = build("[t]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:1\"\nnet = \"unix\"\n")
-            .unwrap_err();
+        let e =
+            build("[t]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:1\"\nnet = \"unixpacket\"\n")
+                .unwrap_err();
         assert!(e.contains("not supported"), "{e}");
+        let e = build(
+            "[t]\ntype = \"TcpInput\"\nnet = \"unix\"\naddress = \"/tmp/s\"\nunix_socket_perm = \"rw\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("octal"), "{e}");
+        let e = build(
+            "[t]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:1\"\nunix_socket_perm = \"0660\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("applies to `net = \"unix\"` only"), "{e}");
         let e = build("[t]\ntype = \"TcpInput\"\naddress = \"nowhere\"\n").unwrap_err();
         assert!(e.contains("address"), "{e}");
         let e = build("[t]\ntype = \"TcpInput\"\naddress = \":5565\"\nsplitter = \"Nope\"\n")

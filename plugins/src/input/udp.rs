@@ -15,22 +15,40 @@
 //! set_hostname = false
 //! ```
 //!
-//! Options: `address` (required), `net` ("udp", "udp4" or "udp6"; unixgram is not supported yet),
-//! `signer` subsections, `set_hostname` (false), plus the common input options. The default
+//! With `net = "unixgram"`, `address` is the path of a unix datagram socket, read by one worker
+//! shard (a path cannot be shared with SO_REUSEPORT): hekate can own `/dev/log` this way, with
+//! `unix_socket_perm = "0666"` so that every local process may log. A stale socket file is
+//! replaced, a live one refused, and the file is removed when hekate stops.
+//!
+//! ```toml
+//! [DevLog]
+//! type = "UdpInput"
+//! net = "unixgram"
+//! address = "/run/hekate/log.sock"
+//! unix_socket_perm = "0666"
+//! splitter = "NullSplitter"
+//! decoder = "SyslogDecoder"
+//!
+//! [SyslogDecoder]
+//! ```
+//!
+//! Options: `address` (required), `net` ("udp", "udp4", "udp6" or "unixgram"),
+//! `unix_socket_perm` (unixgram: the socket file's mode, octal), `signer` subsections, `set_hostname` (false), plus the common input options. The default
 //! splitter is NullSplitter (one record per datagram) and the default decoder none, as in Heka;
 //! set `splitter = "HekaFramingSplitter"` and `decoder = "ProtobufDecoder"` for Heka streams.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures_lite::future;
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
-    BuildContext, Built, InputPlugin, ListenAddress, LocalBoxFuture, PluginError, PluginType,
-    options_of,
+    BuildContext, Built, InputPlacement, InputPlugin, ListenAddress, LocalBoxFuture, PluginError,
+    PluginType, options_of,
 };
-use hekate_engine::plugin::{InputContext, StreamSpec};
+use hekate_engine::plugin::{InputContext, RecordStream, StreamSpec};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -58,9 +76,13 @@ fn default_net() -> String {
 struct Options {
     /// Listen address.
     address: String,
-    /// Network: "udp", "udp4" or "udp6".
+    /// Network: "udp", "udp4", "udp6", or "unixgram" (`address` is then a socket path).
     #[serde(default = "default_net")]
     net: String,
+    /// `net = "unixgram"`: the socket file's mode, in octal ("0666"); default: as the umask
+    /// leaves it.
+    #[serde(default)]
+    unix_socket_perm: Option<String>,
     /// Trusted signers.
     #[serde(default)]
     signer: BTreeMap<String, SignerConfig>,
@@ -69,78 +91,167 @@ struct Options {
     set_hostname: bool,
 }
 
+/// Where the input listens.
+#[derive(Debug)]
+enum Listen {
+    Udp(SocketAddr),
+    Unix { path: PathBuf, perm: Option<u32> },
+}
+
 #[derive(Debug)]
 struct UdpInput {
-    address: SocketAddr,
+    listen: Listen,
     set_hostname: bool,
     spec: StreamSpec,
 }
 
 fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
     let opts: Options = section.options()?;
-    if !matches!(opts.net.as_str(), "udp" | "udp4" | "udp6") {
-        return Err(section.error_at_value(
-            "net",
-            format!(
-                "`net` = \"{}\" is not supported by UdpInput (section [{}]); use \"udp\", \"udp4\" or \"udp6\"",
-                opts.net,
-                section.name()
-            ),
-        ));
-    }
-    let address = address_option(section, "address", &opts.address)?;
+    let listen = match opts.net.as_str() {
+        "udp" | "udp4" | "udp6" => {
+            if opts.unix_socket_perm.is_some() {
+                return Err(section.error_at_key(
+                    "unix_socket_perm",
+                    format!(
+                        "`unix_socket_perm` applies to `net = \"unixgram\"` only (section [{}])",
+                        section.name()
+                    ),
+                ));
+            }
+            Listen::Udp(address_option(section, "address", &opts.address)?)
+        }
+        "unixgram" => Listen::Unix {
+            path: crate::unix::unix_path(section, &opts.address)?,
+            perm: crate::unix::parse_perm(section, opts.unix_socket_perm.as_deref())?,
+        },
+        other => {
+            return Err(section.error_at_value(
+                "net",
+                format!(
+                    "`net` = \"{other}\" is not supported by UdpInput (section [{}]); use \"udp\", \"udp4\", \"udp6\" or \"unixgram\"",
+                    section.name()
+                ),
+            ));
+        }
+    };
     let mut spec = ctx.stream_spec(section, "NullSplitter", None)?;
     spec.signers = signer_keys(section, &opts.signer)?;
     Ok(Built::Input(Arc::new(UdpInput {
-        address,
+        listen,
         set_hostname: opts.set_hostname,
         spec,
     })))
 }
 
 impl InputPlugin for UdpInput {
+    fn placement(&self) -> InputPlacement {
+        match self.listen {
+            Listen::Udp(_) => InputPlacement::EveryShard,
+            Listen::Unix { .. } => InputPlacement::OneShard,
+        }
+    }
+
     fn listen_addresses(&self) -> Vec<ListenAddress> {
-        vec![ListenAddress::Udp(self.address)]
+        match self.listen {
+            Listen::Udp(address) => vec![ListenAddress::Udp(address)],
+            // Unix paths are checked when the input binds them (crate::unix::prepare).
+            Listen::Unix { .. } => Vec::new(),
+        }
     }
 
     fn start(
         &self,
         ctx: InputContext,
     ) -> Result<LocalBoxFuture<'static, Result<(), PluginError>>, PluginError> {
-        let socket = glommio::net::UdpSocket::bind(self.address).map_err(|e| {
-            PluginError::Other(format!("UdpInput cannot bind {}: {e}", self.address))
-        })?;
-        let mut records = ctx.stream(&self.spec, None);
+        let records = ctx.stream(&self.spec, None);
         let set_hostname = self.set_hostname;
-        Ok(Box::pin(async move {
-            loop {
-                records.reserve(MAX_DATAGRAM);
-                let received = future::or(
-                    async { Some(socket.recv_from(records.read_buf()).await) },
-                    async {
-                        ctx.stopped().await;
-                        None
+        match &self.listen {
+            Listen::Udp(address) => {
+                let socket = glommio::net::UdpSocket::bind(address).map_err(|e| {
+                    PluginError::Other(format!("UdpInput cannot bind {address}: {e}"))
+                })?;
+                Ok(Box::pin(receive(
+                    ctx,
+                    records,
+                    Socket::Udp {
+                        socket,
+                        set_hostname,
                     },
-                )
-                .await;
-                match received {
-                    None => break,
-                    Some(Ok((n, from))) => {
-                        let host = set_hostname.then(|| from.ip().to_string());
-                        records.feed_datagram(n, host.as_deref()).await;
-                    }
-                    Some(Err(e)) => {
-                        hekate_engine::plugin::log::warn_limited!(
-                            "Input '{}': receiving a datagram failed: {e}",
-                            ctx.name
-                        );
-                        glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
-                    }
-                }
+                )))
             }
-            Ok(())
-        }))
+            Listen::Unix { path, perm } => {
+                let fail = |why: String| PluginError::Other(format!("UdpInput cannot bind {why}"));
+                crate::unix::prepare(path, crate::unix::Kind::Datagram).map_err(fail)?;
+                let socket = crate::unix::bind_with_mode(path, *perm, |p| {
+                    glommio::net::UnixDatagram::bind(p).map_err(std::io::Error::from)
+                })
+                .map_err(fail)?;
+                let file = crate::unix::SocketFile(path.clone());
+                Ok(Box::pin(async move {
+                    let result = receive(ctx, records, Socket::Unix(socket)).await;
+                    drop(file);
+                    result
+                }))
+            }
+        }
     }
+}
+
+/// The socket datagrams arrive on.
+enum Socket {
+    Udp {
+        socket: glommio::net::UdpSocket,
+        set_hostname: bool,
+    },
+    Unix(glommio::net::UnixDatagram),
+}
+
+impl Socket {
+    /// The next datagram into `buf`: its length, and the sender's address as the hostname of
+    /// payload messages when `set_hostname` asks for it (local senders have none).
+    async fn recv(&self, buf: &mut [u8]) -> glommio::Result<(usize, Option<String>), ()> {
+        match self {
+            Socket::Udp {
+                socket,
+                set_hostname,
+            } => {
+                let (n, from) = socket.recv_from(buf).await?;
+                Ok((n, set_hostname.then(|| from.ip().to_string())))
+            }
+            Socket::Unix(socket) => Ok((socket.recv(buf).await?, None)),
+        }
+    }
+}
+
+/// Receives datagrams until the inputs stop; each is split on its own.
+async fn receive(
+    ctx: InputContext,
+    mut records: RecordStream,
+    socket: Socket,
+) -> Result<(), PluginError> {
+    loop {
+        records.reserve(MAX_DATAGRAM);
+        let received = future::or(
+            async { Some(socket.recv(records.read_buf()).await) },
+            async {
+                ctx.stopped().await;
+                None
+            },
+        )
+        .await;
+        match received {
+            None => break,
+            Some(Ok((n, host))) => records.feed_datagram(n, host.as_deref()).await,
+            Some(Err(e)) => {
+                hekate_engine::plugin::log::warn_limited!(
+                    "Input '{}': receiving a datagram failed: {e}",
+                    ctx.name
+                );
+                glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
