@@ -44,13 +44,17 @@
 //! | `append` returned | nothing yet: the record is in the queue's buffer (≤ 64 KiB) |
 //! | `flush` returned | **kill -9** (the bytes are in the kernel, written with one write(2)) |
 //! | `sync` returned (or a rollover, or `close`) | **power loss** (the segment is fdatasynced) |
-//! | `ack` → checkpoint written | both: written to a temporary file, fsynced, renamed over `checkpoint.txt`, the directory fsynced |
+//! | `ack` → checkpoint written | kill -9: written to a temporary file and renamed over `checkpoint.txt` (a crash leaves the old or the new one, whole) |
+//! | `close` (or `ack` with [`FsyncPolicy::Always`]) | **power loss** for the checkpoint too: the temporary file and the directory are fsynced |
 //!
 //! "Acknowledged by hekate" (the point at which an input may move its own checkpoint) means
 //! appended **and flushed**. With [`FsyncPolicy::Always`] every flush is also fdatasynced; with
 //! [`FsyncPolicy::Never`] nothing is (tests, tmpfs). After a power loss under the default policy,
 //! what was flushed but not synced may be missing or torn: `open` cuts the torn tail, and a
-//! checkpoint that now points past the end of its segment resumes at that end.
+//! checkpoint that now points past the end of its segment resumes at that end. The checkpoint
+//! written at an acknowledgement is not fsynced under the default policy (two fsyncs per
+//! acknowledgement held a buffered TcpOutput to a quarter of its speed): after a power loss it
+//! may be an older one, so records acknowledged since come again — duplicates, never a loss.
 //!
 //! # Cost and threading
 //!
@@ -94,6 +98,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use hekate_model::framing::{DEFAULT_MAX_MESSAGE_SIZE, checksummed_record_len, max_record_size};
 
@@ -156,6 +161,10 @@ pub struct QueueOptions {
     pub max_buffer_size: u64,
     /// The checkpoint is written every this many acknowledgements (and on close); 0 means 1.
     pub cursor_update_count: u32,
+    /// And at most once per this interval: acknowledgements in between move it in memory, and
+    /// [`DiskQueue::checkpoint_if_due`] writes what is left once the interval has passed. Zero
+    /// (the default) writes at every `cursor_update_count` acknowledgements.
+    pub checkpoint_interval: Duration,
     /// When segment data is fsynced.
     pub fsync: FsyncPolicy,
     /// Largest message accepted (the pipeline's `max_message_size`); 0 means 64 KiB.
@@ -168,6 +177,7 @@ impl Default for QueueOptions {
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             max_buffer_size: 0,
             cursor_update_count: 1,
+            checkpoint_interval: Duration::ZERO,
             fsync: FsyncPolicy::OnSync,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
@@ -272,6 +282,8 @@ pub struct DiskQueue {
     /// What `checkpoint.txt` holds.
     checkpoint: Cursor,
     acks_since_checkpoint: u32,
+    /// When the checkpoint was last written.
+    checkpoint_written: Instant,
     /// Cursors of records read but not yet acknowledged, oldest first.
     in_flight: VecDeque<Cursor>,
     pending_records: u64,
@@ -360,6 +372,7 @@ impl DiskQueue {
             acked: start,
             checkpoint: start,
             acks_since_checkpoint: 0,
+            checkpoint_written: Instant::now(),
             in_flight: VecDeque::new(),
             pending_records,
             unwritten_records: 0,
@@ -492,6 +505,25 @@ impl DiskQueue {
             if writing && self.writer.buffered() > 0 {
                 self.writer.flush()?;
             }
+            if writing {
+                // Records this process wrote while the reader followed come from memory.
+                let offset = self
+                    .reader
+                    .scanner
+                    .as_ref()
+                    .map_or(self.reader.offset, SegmentScanner::position);
+                if let Some((range, end)) = self.writer.take_tail_record(offset) {
+                    self.reader.scanner = None;
+                    self.reader.offset = end;
+                    let cursor = Cursor::new(segment, end);
+                    self.reader.last = cursor;
+                    self.in_flight.push_back(cursor);
+                    return Ok(Some(Record {
+                        message: self.writer.tail_message(range),
+                        cursor,
+                    }));
+                }
+            }
             if self.reader.scanner.is_none() {
                 self.reader.scanner = Some(self.open_scanner(segment, self.reader.offset)?);
             }
@@ -520,7 +552,11 @@ impl DiskQueue {
                         damage: c.damage,
                     });
                 }
-                Scanned::End if writing => return Ok(None),
+                Scanned::End if writing => {
+                    let at = scanner.position();
+                    self.writer.follow(at);
+                    return Ok(None);
+                }
                 Scanned::End => {
                     // A sealed segment is read to its end: on to the next one that exists.
                     self.reader.segment = self.segment_after(segment);
@@ -554,11 +590,24 @@ impl DiskQueue {
         self.stats.acked += acked;
         self.pending_records = self.pending_records.saturating_sub(acked);
         self.acked = cursor;
-        self.acks_since_checkpoint += 1;
-        if self.acks_since_checkpoint >= self.options.cursor_update_count {
-            self.write_checkpoint()?;
-        }
+        self.acks_since_checkpoint = self.acks_since_checkpoint.saturating_add(1);
+        self.checkpoint_if_due()?;
         Ok(())
+    }
+
+    /// Writes the checkpoint if `cursor_update_count` acknowledgements have moved it and
+    /// `checkpoint_interval` has passed since it was last written; whether it wrote it. Call it
+    /// now and then (buffered outputs do every second), so that the acknowledgements of a quiet
+    /// spell reach the disk.
+    pub fn checkpoint_if_due(&mut self) -> Result<bool, QueueError> {
+        if self.acked == self.checkpoint
+            || self.acks_since_checkpoint < self.options.cursor_update_count
+            || self.checkpoint_written.elapsed() < self.options.checkpoint_interval
+        {
+            return Ok(false);
+        }
+        self.write_checkpoint()?;
+        Ok(true)
     }
 
     /// Flushes and syncs the segment and writes the checkpoint if it moved. Dropping the queue
@@ -681,6 +730,11 @@ impl DiskQueue {
     /// Writes the acknowledged position as the checkpoint — moved to the start of the next
     /// segment when it is the end of a sealed one — and deletes the segments before it.
     fn write_checkpoint(&mut self) -> Result<(), QueueError> {
+        self.write_checkpoint_durably(self.options.fsync == FsyncPolicy::Always)
+    }
+
+    /// Writes the checkpoint; `durable`: fsynced with its directory (see the module docs).
+    fn write_checkpoint_durably(&mut self, durable: bool) -> Result<(), QueueError> {
         let mut cp = self.acked;
         while cp.segment != self.writer.id()
             && self
@@ -689,7 +743,6 @@ impl DiskQueue {
         {
             cp = Cursor::new(self.segment_after(cp.segment), 0);
         }
-        let durable = self.options.fsync != FsyncPolicy::Never;
         let written = checkpoint::write(&self.dir, cp, durable)
             .map_err(|(path, e)| QueueError::io("write checkpoint", path, e));
         match written {
@@ -706,6 +759,7 @@ impl DiskQueue {
         self.checkpoint = cp;
         self.acked = cp;
         self.acks_since_checkpoint = 0;
+        self.checkpoint_written = Instant::now();
         if self.reader.segment < cp.segment {
             // Only at open, when the checkpoint skipped empty segments the reader starts in.
             self.reader = Reader {
@@ -740,8 +794,8 @@ impl DiskQueue {
 
     fn shut(&mut self) -> Result<(), QueueError> {
         self.sync()?;
-        if self.acked != self.checkpoint {
-            self.write_checkpoint()?;
+        if self.acked != self.checkpoint || self.options.fsync == FsyncPolicy::OnSync {
+            self.write_checkpoint_durably(self.options.fsync != FsyncPolicy::Never)?;
         }
         Ok(())
     }

@@ -771,3 +771,99 @@ fn repair_rewrites_a_damaged_segment_and_the_checkpoint_follows_its_records() {
     assert_eq!(q.checkpoint(), moved);
     assert_eq!(messages_of(&read_all(&mut q)), messages[4..]);
 }
+
+/// One step of a queue's life, for the property below.
+#[derive(Debug, Clone)]
+enum Step {
+    Append(usize),
+    Flush,
+    Read(usize),
+    AckAll,
+    Reopen,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0usize..300).prop_map(Step::Append),
+        1 => Just(Step::Flush),
+        3 => (1usize..20).prop_map(Step::Read),
+        1 => Just(Step::AckAll),
+        1 => Just(Step::Reopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A reader that follows the writer takes what was just written from memory, one that falls
+    /// behind reads the file, across rollovers and reopens: either way every message comes in
+    /// order, once between acknowledgements, with the cursor of its record on the disk, and
+    /// after a reopen the unacknowledged ones come again.
+    #[test]
+    fn reading_from_memory_or_from_the_file_returns_the_same_records(
+        steps in prop::collection::vec(step(), 1..80),
+    ) {
+        let dir = temp_dir("tail-prop");
+        let options = QueueOptions { max_file_size: 3000, ..small() };
+        let mut q = DiskQueue::open(&dir, options.clone()).unwrap();
+        let mut appended: Vec<Vec<u8>> = Vec::new();
+        // Index in `appended` of the next message expected, and of the first unacknowledged.
+        let mut next = 0usize;
+        let mut acked = 0usize;
+        let mut last: Option<Cursor> = None;
+        let mut cursors: Vec<Cursor> = Vec::new();
+        for s in steps {
+            match s {
+                Step::Append(len) => {
+                    let m = message(appended.len(), len);
+                    prop_assert_eq!(q.append(&m).unwrap(), Appended::Queued);
+                    appended.push(m);
+                }
+                Step::Flush => q.flush().unwrap(),
+                Step::Read(n) => {
+                    for _ in 0..n {
+                        let Some(r) = q.next().unwrap() else { break };
+                        prop_assert!(next < appended.len(), "read more than was appended");
+                        prop_assert_eq!(r.message, &appended[next][..]);
+                        if let Some(c) = cursors.get(next) {
+                            prop_assert_eq!(r.cursor, *c, "a record read again has its cursor");
+                        } else {
+                            cursors.push(r.cursor);
+                        }
+                        last = Some(r.cursor);
+                        next += 1;
+                    }
+                }
+                Step::AckAll => {
+                    if let Some(c) = last {
+                        q.ack(c).unwrap();
+                        acked = next;
+                    }
+                }
+                Step::Reopen => {
+                    q.close().unwrap();
+                    q = DiskQueue::open(&dir, options.clone()).unwrap();
+                    next = acked;
+                    last = None;
+                }
+            }
+        }
+        // Whatever is left comes in order.
+        while let Some(r) = q.next().unwrap() {
+            prop_assert_eq!(r.message, &appended[next][..]);
+            if let Some(c) = cursors.get(next) {
+                prop_assert_eq!(r.cursor, *c);
+            } else {
+                cursors.push(r.cursor);
+            }
+            next += 1;
+        }
+        prop_assert_eq!(next, appended.len());
+        q.close().unwrap();
+        // The cursors handed out are the records' places on the disk, as a fresh reader of the
+        // files finds them (from the checkpoint on).
+        let on_disk: Vec<Cursor> = layout(&dir, &options).into_iter().map(|(c, _)| c).collect();
+        prop_assert!(cursors.ends_with(&on_disk), "{cursors:?} vs {on_disk:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -219,6 +219,7 @@ impl ShardEnv {
             max_file_size: b.max_file_size,
             max_buffer_size: b.max_buffer_size.unwrap_or(0),
             cursor_update_count: u32::try_from(b.cursor_update_count).unwrap_or(u32::MAX),
+            checkpoint_interval: super::buffered::CHECKPOINT_INTERVAL,
             max_message_size: self.settings.max_message_size,
             ..QueueOptions::default()
         };
