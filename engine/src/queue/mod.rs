@@ -43,7 +43,8 @@
 //! |---|---|
 //! | `append` returned | nothing yet: the record is in the queue's buffer (≤ 64 KiB) |
 //! | `flush` returned | **kill -9** (the bytes are in the kernel, written with one write(2)) |
-//! | `sync` returned (or a rollover, or `close`) | **power loss** (the segment is fdatasynced) |
+//! | `sync` or `close` returned | **power loss** (the segment is fdatasynced) |
+//! | a rollover | power loss, once the sealed segment's fdatasync (on a thread of its own, so the shard does not wait for it) has finished |
 //! | `ack` → checkpoint written | kill -9: written to a temporary file and renamed over `checkpoint.txt` (a crash leaves the old or the new one, whole) |
 //! | `close` (or `ack` with [`FsyncPolicy::Always`]) | **power loss** for the checkpoint too: the temporary file and the directory are fsynced |
 //!
@@ -282,6 +283,8 @@ pub struct DiskQueue {
     /// What `checkpoint.txt` holds.
     checkpoint: Cursor,
     acks_since_checkpoint: u32,
+    /// Freeing space on a full file system: segments are deleted at once.
+    freeing: bool,
     /// When the checkpoint was last written.
     checkpoint_written: Instant,
     /// Cursors of records read but not yet acknowledged, oldest first.
@@ -372,6 +375,7 @@ impl DiskQueue {
             acked: start,
             checkpoint: start,
             acks_since_checkpoint: 0,
+            freeing: false,
             checkpoint_written: Instant::now(),
             in_flight: VecDeque::new(),
             pending_records,
@@ -480,7 +484,10 @@ impl DiskQueue {
                 Err(_) => self.writer.put_buffered(records),
             }
         }
-        if self.write_checkpoint().is_err() {
+        self.freeing = true;
+        let written = self.write_checkpoint();
+        self.freeing = false;
+        if written.is_err() {
             return false;
         }
         self.sealed_bytes + self.writer.written() < before
@@ -698,9 +705,11 @@ impl DiskQueue {
         ))
     }
 
-    /// Seals the current segment (flushed and synced) and starts the next.
+    /// Seals the current segment and starts the next. The sealed segment is fdatasynced (unless
+    /// the policy is [`FsyncPolicy::Never`]) by a thread of its own, so that the shard does not
+    /// wait for up to `max_file_size` of dirty pages to reach the disk; a failure is logged.
     fn roll(&mut self) -> Result<(), QueueError> {
-        self.writer.sync()?;
+        self.writer.flush()?;
         let next = SegmentWriter::create(
             &self.dir,
             self.writer.id() + 1,
@@ -710,6 +719,18 @@ impl DiskQueue {
         let sealed = std::mem::replace(&mut self.writer, next);
         self.sealed.insert(sealed.id(), sealed.len());
         self.sealed_bytes += sealed.len();
+        if self.options.fsync != FsyncPolicy::Never {
+            let path = segment_path(&self.dir, sealed.id());
+            let file = sealed.into_file();
+            in_background(move || {
+                if let Err(e) = file.sync_data() {
+                    tracing::error!(
+                        "Disk queue: syncing the sealed segment {}: {e}",
+                        path.display()
+                    );
+                }
+            });
+        }
         Ok(())
     }
 
@@ -750,7 +771,7 @@ impl DiskQueue {
                 // No room for the new checkpoint: delete the segments it passes first (a crash
                 // before it is written leaves the old one naming a missing segment, which
                 // reading takes as the next one that is there), then write it.
-                self.delete_before(cp.segment)?;
+                self.delete_before(cp.segment, true)?;
                 checkpoint::write(&self.dir, cp, durable)
                     .map_err(|(path, e)| QueueError::io("write checkpoint", path, e))?;
             }
@@ -769,11 +790,15 @@ impl DiskQueue {
                 last: cp,
             };
         }
-        self.delete_before(cp.segment)
+        self.delete_before(cp.segment, self.freeing)
     }
 
     /// Deletes the sealed segments before `segment`.
-    fn delete_before(&mut self, segment: u64) -> Result<(), QueueError> {
+    /// `now`: the space must be free when this returns (the file system is full). Otherwise a
+    /// segment's name is removed here and its file released by a thread of its own: the
+    /// kernel frees a 512 MiB file's pages when its last descriptor closes, which would hold
+    /// the shard for tens of milliseconds.
+    fn delete_before(&mut self, segment: u64, now: bool) -> Result<(), QueueError> {
         let done: Vec<(u64, u64)> = self
             .sealed
             .range(..segment)
@@ -781,10 +806,14 @@ impl DiskQueue {
             .collect();
         for (id, len) in done {
             let path = segment_path(&self.dir, id);
+            let held = if now { None } else { File::open(&path).ok() };
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(QueueError::io("delete segment", path, e)),
+            }
+            if let Some(file) = held {
+                in_background(move || drop(file));
             }
             self.sealed.remove(&id);
             self.sealed_bytes -= len;
@@ -806,6 +835,26 @@ impl Drop for DiskQueue {
         if !self.closed {
             let _ = self.shut();
         }
+    }
+}
+
+/// Runs `job` (slow file work the queue's owner need not wait for) on a thread of its own; on
+/// this thread if none can be started.
+fn in_background(job: impl FnOnce() + Send + 'static) {
+    let job = std::sync::Mutex::new(Some(job));
+    let job = std::sync::Arc::new(job);
+    let theirs = std::sync::Arc::clone(&job);
+    let started = std::thread::Builder::new()
+        .name("hekate-queue-io".into())
+        .spawn(move || {
+            if let Some(job) = theirs.lock().ok().and_then(|mut j| j.take()) {
+                job();
+            }
+        });
+    if started.is_err()
+        && let Some(job) = job.lock().ok().and_then(|mut j| j.take())
+    {
+        job();
     }
 }
 

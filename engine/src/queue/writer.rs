@@ -171,6 +171,12 @@ impl SegmentWriter {
         self.written
     }
 
+    /// The segment's file, for a last fdatasync (everything buffered must have been flushed).
+    pub fn into_file(self) -> File {
+        debug_assert!(self.buf.bytes.is_empty());
+        self.file
+    }
+
     /// Hands the buffered records over (to the next segment, when this one cannot grow).
     pub fn take_buffered(&mut self) -> Buffered {
         std::mem::take(&mut self.buf)
