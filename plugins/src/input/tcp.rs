@@ -58,8 +58,15 @@
 //! unix_socket_perm = "0660"
 //! ```
 //!
+//! Limits: at most `max_connections` connections are open at once over every shard (default:
+//! nine tenths of `ulimit -n`); one beyond it is closed as soon as it is accepted and counted
+//! (`RefusedConnectionCount`). With `idle_timeout` (seconds; 0, the default, as in Heka: none) a
+//! connection that sends nothing for that long is closed and counted (`IdleClosedCount`). Each
+//! connection's read buffer is freed when it closes.
+//!
 //! Options: `address` (required; `host:port`, or `:port` for every interface; a path for
-//! "unix"), `net` ("tcp", "tcp4", "tcp6" or "unix"), `unix_socket_perm`, `keep_alive` (false),
+//! "unix"), `net` ("tcp", "tcp4", "tcp6" or "unix"), `unix_socket_perm`, `max_connections`,
+//! `idle_timeout` (0), `keep_alive` (false),
 //! `keep_alive_period` (7200 s), `signer` subsections (`<name>_<version>` with `hmac_key`),
 //! `use_tls` (false) with Heka's `[tls]` options (`cert_file` and `key_file` required;
 //! `hekate plugins TcpInput` lists them all), plus the common input options.
@@ -71,6 +78,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncReadExt, future};
 use hekate_config::{ConfigError, PluginSection};
@@ -138,6 +147,31 @@ struct Options {
     /// Trusted signers.
     #[serde(default)]
     signer: BTreeMap<String, SignerConfig>,
+    /// Most connections open at once, over every shard; a connection beyond it is closed as
+    /// soon as it is accepted and counted (`RefusedConnectionCount`). Default: nine tenths of
+    /// the process's open-file limit (`ulimit -n`).
+    #[serde(default)]
+    max_connections: Option<u32>,
+    /// Seconds a connection may send nothing before it is closed (counted in
+    /// `IdleClosedCount`); 0, the default (as in Heka), never closes an idle connection.
+    #[serde(default)]
+    idle_timeout: u64,
+}
+
+/// Nine tenths of the soft limit on open files (the rest is for files, queues and outputs).
+fn default_max_connections() -> usize {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0;
+    if !ok || r.rlim_cur == libc::RLIM_INFINITY {
+        return 1 << 20;
+    }
+    usize::try_from(r.rlim_cur / 10 * 9)
+        .unwrap_or(usize::MAX)
+        .max(1)
 }
 
 /// Where the input listens.
@@ -155,6 +189,10 @@ enum Listen {
 struct TcpInput {
     name: String,
     listen: Listen,
+    /// Connections open now, over every shard, and the most allowed.
+    open: Arc<AtomicUsize>,
+    max_connections: usize,
+    idle_timeout: Option<Duration>,
     keep_alive: Option<u32>,
     spec: StreamSpec,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -196,6 +234,21 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
     Ok(Built::Input(Arc::new(TcpInput {
         name: section.name().to_string(),
         listen,
+        open: Arc::new(AtomicUsize::new(0)),
+        max_connections: match opts.max_connections {
+            Some(0) => {
+                return Err(section.error_at_value(
+                    "max_connections",
+                    format!(
+                        "`max_connections` must be at least 1 (section [{}])",
+                        section.name()
+                    ),
+                ));
+            }
+            Some(n) => n as usize,
+            None => default_max_connections(),
+        },
+        idle_timeout: (opts.idle_timeout > 0).then(|| Duration::from_secs(opts.idle_timeout)),
         keep_alive: opts.keep_alive.then_some(opts.keep_alive_period),
         spec,
         tls,
@@ -219,10 +272,14 @@ impl InputPlugin for TcpInput {
             spec: self.spec.clone(),
             keep_alive: self.keep_alive,
             name: self.name.clone(),
-            tls: self.tls.clone().map(|config| TlsShard {
-                acceptor: futures_rustls::TlsAcceptor::from(config),
-                failed: Cell::new(0),
-            }),
+            tls: self
+                .tls
+                .clone()
+                .map(|config| futures_rustls::TlsAcceptor::from(config)),
+            open: Arc::clone(&self.open),
+            max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout,
+            counts: Counts::default(),
         });
         match &self.listen {
             Listen::Tcp(address) => {
@@ -262,7 +319,60 @@ struct Shared {
     spec: StreamSpec,
     keep_alive: Option<u32>,
     name: String,
-    tls: Option<TlsShard>,
+    tls: Option<futures_rustls::TlsAcceptor>,
+    open: Arc<AtomicUsize>,
+    max_connections: usize,
+    idle_timeout: Option<Duration>,
+    counts: Counts,
+}
+
+impl Shared {
+    /// Takes a place for a new connection, or counts it refused (the caller closes it).
+    fn admit(&self, ctx: &InputContext) -> Option<Admitted> {
+        if self.open.fetch_add(1, Ordering::AcqRel) >= self.max_connections {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            self.counts.refused.set(self.counts.refused.get() + 1);
+            self.counts.publish(ctx);
+            hekate_engine::plugin::log::warn_limited!(
+                "Input '{}': {} connections are open (max_connections); a new one was closed",
+                self.name,
+                self.max_connections
+            );
+            return None;
+        }
+        Some(Admitted(Arc::clone(&self.open)))
+    }
+}
+
+/// A connection's place under `max_connections`, given back when it closes.
+struct Admitted(Arc<AtomicUsize>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What one shard counted; the report sums the shards.
+#[derive(Default)]
+struct Counts {
+    tls_failed: Cell<u64>,
+    refused: Cell<u64>,
+    idle_closed: Cell<u64>,
+}
+
+impl Counts {
+    fn publish(&self, ctx: &InputContext) {
+        let mut fields = FieldCollector::default();
+        fields.int(
+            "TlsHandshakeFailedCount",
+            self.tls_failed.get() as i64,
+            "count",
+        );
+        fields.int("RefusedConnectionCount", self.refused.get() as i64, "count");
+        fields.int("IdleClosedCount", self.idle_closed.get() as i64, "count");
+        ctx.counters().set_extra(fields.fields);
+    }
 }
 
 /// Accepts TCP connections until the inputs stop; each is served by a task of its own.
@@ -291,9 +401,9 @@ async fn accept_tcp(
         {
             tracing::warn!("Input '{}': cannot turn on keep-alive: {e}", shared.name);
         }
-        let host = stream.peer_addr().ok().map(|a| a.ip().to_string());
+        let peer = stream.peer_addr().ok();
         let fd = Some(stream.as_raw_fd());
-        connections.spawn(serve(stream, fd, host, ctx.clone(), Rc::clone(&shared)));
+        connections.spawn(serve(stream, fd, peer, ctx.clone(), Rc::clone(&shared)));
     }
     drop(listener);
     connections.wait_idle().await;
@@ -409,64 +519,60 @@ async fn receive_unix(
     Ok(())
 }
 
-/// The TLS side of the input on one shard.
-struct TlsShard {
-    acceptor: futures_rustls::TlsAcceptor,
-    /// Handshakes that failed on this shard (the report sums the shards).
-    failed: Cell<u64>,
-}
-
-impl TlsShard {
-    /// Counts and logs a failed handshake (not when the inputs stop: that cuts handshakes short).
-    fn handshake_failed(&self, ctx: &InputContext, peer: &str, why: std::fmt::Arguments<'_>) {
-        if ctx.is_stopped() {
-            return;
-        }
-        self.failed.set(self.failed.get() + 1);
-        let mut fields = FieldCollector::default();
-        fields.int("TlsHandshakeFailedCount", self.failed.get() as i64, "count");
-        ctx.counters().set_extra(fields.fields);
-        // A flood of bad clients must not flood the log.
-        hekate_engine::plugin::log::warn_limited!(
-            "Input '{}': TLS handshake with {peer} failed: {why}; disconnected",
-            ctx.name
-        );
+/// Counts and logs a failed handshake (not when the inputs stop: that cuts handshakes short).
+fn handshake_failed(shared: &Shared, ctx: &InputContext, peer: &str, why: std::fmt::Arguments<'_>) {
+    if ctx.is_stopped() {
+        return;
     }
+    let counts = &shared.counts;
+    counts.tls_failed.set(counts.tls_failed.get() + 1);
+    counts.publish(ctx);
+    // A flood of bad clients must not flood the log.
+    hekate_engine::plugin::log::warn_limited!(
+        "Input '{}': TLS handshake with {peer} failed: {why}; disconnected",
+        ctx.name
+    );
 }
 
 /// Serves one connection: the TLS handshake when the input speaks TLS, then its records until
-/// the peer closes it or the inputs stop. `host` is the peer's address (none for unix sockets).
+/// the peer closes it or the inputs stop. `peer` is the client's address (none for unix sockets).
 /// A TCP connection is registered by its descriptor, so that stopping shuts its reads down;
 /// glommio's unix streams do not show theirs (`fd` is `None`), so their reads race the stop.
 async fn serve<S>(
     mut stream: S,
     fd: Option<RawFd>,
-    host: Option<String>,
+    peer: Option<SocketAddr>,
     ctx: InputContext,
     shared: Rc<Shared>,
 ) where
     S: AsyncRead + futures_lite::AsyncWrite + Unpin,
 {
+    let Some(_admitted) = shared.admit(&ctx) else {
+        return;
+    };
     // Registered before the handshake, so that stopping also ends a pending handshake; dropped
     // before the socket.
     let _registered = fd.map(|fd| ctx.register_connection(fd));
     let race_stop = fd.is_none();
+    let host = peer.map(|p| p.ip().to_string());
     let Some(tls) = &shared.tls else {
-        read_records(&mut stream, &ctx, &shared.spec, host, race_stop).await;
+        read_records(&mut stream, &ctx, &shared, host, race_stop).await;
         return;
     };
-    let peer_text = host.clone().unwrap_or_else(|| "a local client".to_string());
-    match within(HANDSHAKE_TIMEOUT, tls.acceptor.accept(&mut stream)).await {
+    let peer_text = peer.map_or_else(|| "a local client".to_string(), |p| p.to_string());
+    match within(HANDSHAKE_TIMEOUT, tls.accept(&mut stream)).await {
         Some(Ok(tls_stream)) => {
-            read_records(tls_stream, &ctx, &shared.spec, host, race_stop).await;
+            read_records(tls_stream, &ctx, &shared, host, race_stop).await;
         }
-        Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => tls.handshake_failed(
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => handshake_failed(
+            &shared,
             &ctx,
             &peer_text,
             format_args!("the peer closed the connection during the handshake"),
         ),
-        Some(Err(e)) => tls.handshake_failed(&ctx, &peer_text, format_args!("{e}")),
-        None => tls.handshake_failed(
+        Some(Err(e)) => handshake_failed(&shared, &ctx, &peer_text, format_args!("{e}")),
+        None => handshake_failed(
+            &shared,
             &ctx,
             &peer_text,
             format_args!("no handshake within {HANDSHAKE_TIMEOUT:?}"),
@@ -474,24 +580,36 @@ async fn serve<S>(
     }
 }
 
-/// Reads one connection's records (plain or decrypted bytes) until the peer closes it or the
-/// inputs stop.
+/// Reads one connection's records (plain or decrypted bytes) until the peer closes it, it stays
+/// silent for `idle_timeout`, or the inputs stop.
 async fn read_records<S: AsyncRead + Unpin>(
     mut stream: S,
     ctx: &InputContext,
-    spec: &StreamSpec,
+    shared: &Shared,
     host: Option<String>,
     race_stop: bool,
 ) {
-    let mut records = ctx.stream(spec, host.as_deref());
+    let mut records = ctx.stream(&shared.spec, host.as_deref());
     loop {
-        let read = if race_stop {
+        let read = if race_stop || shared.idle_timeout.is_some() {
             let buf = records.read_buf();
-            let read = future::or(async { Some(stream.read(buf).await) }, async {
-                ctx.stopped().await;
+            let stop = async {
+                if race_stop {
+                    ctx.stopped().await;
+                } else {
+                    future::pending::<()>().await;
+                }
                 None
-            });
-            match read.await {
+            };
+            let idle = async {
+                match shared.idle_timeout {
+                    Some(t) => glommio::timer::sleep(t).await,
+                    None => future::pending::<()>().await,
+                }
+                Some(Err(std::io::Error::from(std::io::ErrorKind::TimedOut)))
+            };
+            let read = async { Some(stream.read(buf).await) };
+            match future::or(future::or(read, stop), idle).await {
                 Some(r) => r,
                 None => break,
             }
@@ -507,6 +625,18 @@ async fn read_records<S: AsyncRead + Unpin>(
                 if ctx.is_stopped() {
                     break;
                 }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                let counts = &shared.counts;
+                counts.idle_closed.set(counts.idle_closed.get() + 1);
+                counts.publish(ctx);
+                hekate_engine::plugin::log::warn_limited!(
+                    "Input '{}': closed a connection from {} that sent nothing for {:?} (idle_timeout)",
+                    ctx.name,
+                    host.as_deref().unwrap_or("a local client"),
+                    shared.idle_timeout.unwrap_or_default()
+                );
+                break;
             }
             Err(e) => {
                 // A reset, or a TLS peer that closes without close_notify (or the shutdown
