@@ -272,10 +272,7 @@ impl InputPlugin for TcpInput {
             spec: self.spec.clone(),
             keep_alive: self.keep_alive,
             name: self.name.clone(),
-            tls: self
-                .tls
-                .clone()
-                .map(|config| futures_rustls::TlsAcceptor::from(config)),
+            tls: self.tls.clone().map(futures_rustls::TlsAcceptor::from),
             open: Arc::clone(&self.open),
             max_connections: self.max_connections,
             idle_timeout: self.idle_timeout,
