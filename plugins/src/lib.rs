@@ -20,6 +20,7 @@ mod unix;
 pub mod input {
     pub mod file_polling;
     pub mod logstreamer;
+    pub mod process;
     pub mod sandbox;
     pub mod tcp;
     pub mod udp;
@@ -70,6 +71,7 @@ pub fn registry() -> Registry {
         input::sandbox::TYPE,
         input::logstreamer::TYPE,
         input::file_polling::TYPE,
+        input::process::TYPE,
         // Splitters
         splitter::heka_framing::TYPE,
         splitter::token::TYPE,
