@@ -36,6 +36,7 @@ pub mod splitter {
 
 /// Decoders.
 pub mod decoder {
+    pub mod json;
     pub mod protobuf;
     pub mod sandbox;
     pub mod syslog;
@@ -80,6 +81,7 @@ pub fn registry() -> Registry {
         decoder::protobuf::TYPE,
         decoder::sandbox::TYPE,
         decoder::syslog::TYPE,
+        decoder::json::TYPE,
         // Filters
         filter::counter::TYPE,
         filter::sandbox::TYPE,
