@@ -120,3 +120,54 @@ timestamp_format = "%Y-%m-%dT%H:%M:%S%z"
         Some("{not json}")
     );
 }
+
+#[test]
+fn apache_lines_are_parsed_by_payload_regex_decoder() {
+    let (mut hekate, path, port) = start(
+        "regex",
+        r#"
+[apache]
+type = "PayloadRegexDecoder"
+match_regex = '^(?P<RemoteIP>\S+) \S+ \S+ \[(?P<Timestamp>[^\]]+)\] "(?P<Method>[A-Z]+) (?P<Url>[^\s]+)[^"]*" (?P<StatusCode>\d+) (?P<RequestSize>\d+)'
+timestamp_layout = "02/Jan/2006:15:04:05 -0700"
+
+[apache.message_fields]
+Type = "ApacheLogfile"
+"Url|uri" = "%Url%"
+Method = "%Method%"
+"StatusCode||int" = "%StatusCode%"
+"RequestSize|B|int" = "%RequestSize%"
+"#,
+        "apache",
+    );
+    send_tcp(
+        port,
+        concat!(
+            "10.0.0.1 - - [18/Apr/2013:14:00:28 -0700] \"GET /index.html HTTP/1.1\" 200 512\n",
+            "garbage\n",
+        )
+        .as_bytes(),
+    );
+    let msgs = collect(&mut hekate, &path, 2);
+    let m = msgs.iter().find(|m| !failed(m)).unwrap();
+    assert_eq!(m.r#type.as_deref(), Some("ApacheLogfile"));
+    assert_eq!(m.timestamp, 1_366_318_828_000_000_000);
+    assert_eq!(string(m, "Url").as_deref(), Some("/index.html"));
+    assert_eq!(
+        m.find_first_field("Url").unwrap().representation.as_deref(),
+        Some("uri")
+    );
+    assert_eq!(
+        m.find_first_field("StatusCode").unwrap().value_integer,
+        [200]
+    );
+    assert_eq!(
+        m.find_first_field("RequestSize").unwrap().value_integer,
+        [512]
+    );
+    assert_eq!(string(m, "Method").as_deref(), Some("GET"));
+    assert!(
+        msgs.iter().any(failed),
+        "the garbage line is passed on as a failure"
+    );
+}

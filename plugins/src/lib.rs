@@ -37,9 +37,12 @@ pub mod splitter {
 /// Decoders.
 pub mod decoder {
     pub mod json;
+    mod original;
+    pub mod payload_regex;
     pub mod protobuf;
     pub mod sandbox;
     pub mod syslog;
+    mod template;
 }
 
 /// Filters.
@@ -82,6 +85,7 @@ pub fn registry() -> Registry {
         decoder::sandbox::TYPE,
         decoder::syslog::TYPE,
         decoder::json::TYPE,
+        decoder::payload_regex::TYPE,
         // Filters
         filter::counter::TYPE,
         filter::sandbox::TYPE,
