@@ -37,6 +37,7 @@ pub mod splitter {
 /// Decoders.
 pub mod decoder {
     pub mod json;
+    pub mod multi;
     mod original;
     pub mod payload_regex;
     pub mod protobuf;
@@ -86,6 +87,7 @@ pub fn registry() -> Registry {
         decoder::syslog::TYPE,
         decoder::json::TYPE,
         decoder::payload_regex::TYPE,
+        decoder::multi::TYPE,
         // Filters
         filter::counter::TYPE,
         filter::sandbox::TYPE,

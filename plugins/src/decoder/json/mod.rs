@@ -56,6 +56,10 @@
 //! adds nothing. A name that occurs twice (a repeated member, or `{"a.b":1,"a":{"b":2}}`) is one
 //! field, with the last value. A top-level array is flattened the same way (fields `1`, `2`, …).
 //!
+//! A record that is an encoded message (after HekaFramingSplitter, or in a MultiDecoder after
+//! another decoder) is read as `json.lua` reads it: its Payload is the document, and its Type,
+//! Logger and Hostname fill the headers left empty.
+//!
 //! A record that is not a JSON object or array (invalid JSON, a bare string or number, nesting
 //! deeper than 1000 as cjson allows), or whose timestamp does not match `timestamp_format`, is a
 //! decode failure: counted, and with the input's `send_decode_failures` passed on with
@@ -73,7 +77,7 @@ use hekate_engine::plugin::{
     BuildContext, Built, DecodeError, Decoded, DecodedMessages, Decoder, DecoderPlugin, PluginType,
     RecordSource, ReportSink, options_of,
 };
-use hekate_model::message::parse_uuid;
+use hekate_model::message::{MessageAccess as _, MessageView, parse_uuid};
 use hekate_model::writer::{MessageWriter, now_ns, random_uuid};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -496,6 +500,11 @@ impl JsonDecoder {
     }
 }
 
+/// A header as text; empty when it is not UTF-8.
+fn text(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or_default()
+}
+
 /// `record` without a trailing `\n` or `\r\n`.
 fn without_line_end(record: &[u8]) -> &[u8] {
     let r = record.strip_suffix(b"\n").unwrap_or(record);
@@ -509,6 +518,26 @@ impl Decoder for JsonDecoder {
         source: &RecordSource<'_>,
         out: &mut DecodedMessages,
     ) -> Result<Decoded, DecodeError> {
+        // A record that is an encoded message (after HekaFramingSplitter, or inside a
+        // MultiDecoder): its Payload is the document, its headers what json.lua's
+        // inject_message fills in.
+        let view;
+        let from_message;
+        let (record, source) = if source.message_bytes {
+            view = MessageView::new(record)
+                .map_err(|e| DecodeError(format!("not a Heka message: {e}")))?;
+            let t = text(view.msg_type());
+            from_message = RecordSource {
+                input: text(view.logger()),
+                hostname: text(view.hostname()),
+                message_bytes: false,
+                msg_type: (!t.is_empty()).then_some(t),
+                fields: &[],
+            };
+            (view.payload(), &from_message)
+        } else {
+            (record, source)
+        };
         let mut record = without_line_end(record);
         if simdutf8::basic::from_utf8(record).is_err() {
             self.invalid_utf8 += 1;

@@ -356,3 +356,26 @@ fn strftime_formats_take_fractions_after_seconds() {
     assert_eq!(jiff_format("%S%.f"), "%S%.f");
     assert_eq!(jiff_format("%%S"), "%%S");
 }
+
+#[test]
+fn an_encoded_message_is_decoded_from_its_payload() {
+    let mut original = Message::new_now();
+    original.payload = Some("{\"a\":1}".into());
+    original.logger = Some("upstream".into());
+    original.hostname = Some("h1".into());
+    let bytes = original.to_bytes();
+    let src = RecordSource {
+        message_bytes: true,
+        ..SRC
+    };
+    let mut d = decoder_with("payload_keep = true");
+    let mut out = DecodedMessages::default();
+    d.decode(&bytes, &src, &mut out).unwrap();
+    let m = Message::decode_bytes(out.iter().next().unwrap()).unwrap();
+    assert_eq!(m.logger.as_deref(), Some("upstream"));
+    assert_eq!(m.hostname.as_deref(), Some("h1"));
+    assert_eq!(m.payload.as_deref(), Some("{\"a\":1}"));
+    assert_eq!(double(&m, "a"), Some(1.0));
+    let mut out = DecodedMessages::default();
+    assert!(d.decode(b"\xff", &src, &mut out).is_err());
+}
