@@ -171,3 +171,56 @@ Method = "%Method%"
         "the garbage line is passed on as a failure"
     );
 }
+
+#[test]
+fn a_multi_decoder_parses_then_tags_and_falls_back() {
+    let (mut hekate, path, port) = start(
+        "multi",
+        r#"
+[chain]
+type = "MultiDecoder"
+subs = ["parsed_or_raw", "tag"]
+cascade_strategy = "all"
+
+[parsed_or_raw]
+type = "MultiDecoder"
+subs = ["kv", "raw"]
+
+[kv]
+type = "PayloadRegexDecoder"
+match_regex = '^(?P<key>\w+)=(?P<value>\d+)$'
+[kv.message_fields]
+Type = "kv"
+"value||int" = "%value%"
+key = "%key%"
+
+[raw]
+type = "PayloadRegexDecoder"
+match_regex = '^(?P<text>.*)$'
+[raw.message_fields]
+Type = "raw"
+
+[tag]
+type = "ScribbleDecoder"
+[tag.message_fields]
+"dc|site" = "fra1"
+"#,
+        "chain",
+    );
+    send_tcp(port, b"load=42\nsomething else\n");
+    let msgs = collect(&mut hekate, &path, 2);
+    let kv = msgs
+        .iter()
+        .find(|m| m.r#type.as_deref() == Some("kv"))
+        .unwrap();
+    assert_eq!(kv.find_first_field("value").unwrap().value_integer, [42]);
+    assert_eq!(string(kv, "key").as_deref(), Some("load"));
+    assert_eq!(string(kv, "dc").as_deref(), Some("fra1"));
+    let raw = msgs
+        .iter()
+        .find(|m| m.r#type.as_deref() == Some("raw"))
+        .unwrap();
+    assert_eq!(raw.payload.as_deref(), Some("something else"));
+    assert_eq!(string(raw, "dc").as_deref(), Some("fra1"));
+    assert!(!msgs.iter().any(failed));
+}

@@ -42,6 +42,8 @@ pub mod decoder {
     pub mod payload_regex;
     pub mod protobuf;
     pub mod sandbox;
+    pub mod scribble;
+    pub mod stats_to_fields;
     pub mod syslog;
     mod template;
 }
@@ -88,6 +90,8 @@ pub fn registry() -> Registry {
         decoder::json::TYPE,
         decoder::payload_regex::TYPE,
         decoder::multi::TYPE,
+        decoder::scribble::TYPE,
+        decoder::stats_to_fields::TYPE,
         // Filters
         filter::counter::TYPE,
         filter::sandbox::TYPE,

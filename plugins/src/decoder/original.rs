@@ -85,6 +85,24 @@ impl<'a> Original<'a> {
         headers: &Headers<'_>,
         buf: &'b mut Vec<u8>,
     ) -> MessageWriter<'b> {
+        self.write_with(headers, buf, true)
+    }
+
+    /// As [`write`](Self::write), without the original's fields.
+    pub(crate) fn write_headers<'b>(
+        &self,
+        headers: &Headers<'_>,
+        buf: &'b mut Vec<u8>,
+    ) -> MessageWriter<'b> {
+        self.write_with(headers, buf, false)
+    }
+
+    fn write_with<'b>(
+        &self,
+        headers: &Headers<'_>,
+        buf: &'b mut Vec<u8>,
+        with_fields: bool,
+    ) -> MessageWriter<'b> {
         let mut w = MessageWriter::new(buf);
         match self {
             Original::Payload { payload, source } => {
@@ -117,7 +135,9 @@ impl<'a> Original<'a> {
                         .unwrap_or(source.hostname)
                         .as_bytes(),
                 );
-                w.raw(source.fields);
+                if with_fields {
+                    w.raw(source.fields);
+                }
             }
             Original::Message(v) => {
                 match headers.uuid {
@@ -156,7 +176,7 @@ impl<'a> Original<'a> {
                     w.hostname(&host);
                 }
                 let mut field = Vec::new();
-                for f in v.fields() {
+                for f in v.fields().filter(|_| with_fields) {
                     field.clear();
                     field.push((10 << 3) | 2);
                     varint::put(&mut field, f.bytes().len() as u64);
