@@ -379,3 +379,25 @@ fn an_encoded_message_is_decoded_from_its_payload() {
     let mut out = DecodedMessages::default();
     assert!(d.decode(b"\xff", &src, &mut out).is_err());
 }
+
+proptest::proptest! {
+    /// Arbitrary bytes, and JSON-looking text: never a panic; a message or a failure that
+    /// leaves nothing behind.
+    #[test]
+    fn arbitrary_records_decode_or_fail_cleanly(
+        bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
+        text in r#"[\[\]{}",:0-9a-z.eE+\- \\]{0,80}"#,
+    ) {
+        let mut d = decoder_with("map_fields = true\nSeverity = \"a\"\nPid = \"b\"\nTimestamp = \"t\"\ntimestamp_format = \"%Y\"");
+        for record in [bytes.as_slice(), text.as_bytes()] {
+            let mut out = DecodedMessages::default();
+            match d.decode(record, &SRC, &mut out) {
+                Ok(_) => {
+                    let b = out.iter().next().unwrap();
+                    Message::decode_bytes(b).unwrap();
+                }
+                Err(_) => proptest::prop_assert!(out.is_empty()),
+            }
+        }
+    }
+}

@@ -321,3 +321,23 @@ fn invalid_utf8_payloads_are_matched_as_repaired_text() {
     let m = run(&mut d, &SRC, b"hello w\xffrld").unwrap().unwrap();
     assert_eq!(field(&m, "rest").value_string, ["w\u{FFFD}rld"]);
 }
+
+proptest::proptest! {
+    /// Arbitrary timestamps through a Go layout and the standard ones, arbitrary layouts over
+    /// arbitrary text: never a panic.
+    #[test]
+    fn arbitrary_timestamps_and_layouts_never_panic(
+        text in r"[0-9A-Za-z :.,+\-/_]{0,40}",
+        layout in r"[0-9A-Za-z :.,+\-/_]{0,30}",
+    ) {
+        let tz = jiff::tz::db().get("Europe/Berlin").unwrap();
+        let today = Today::in_zone(&tz);
+        let l = TimestampLayout::new("02/Jan/2006:15:04:05.000 -0700").unwrap();
+        let _ = l.parse(&text, &tz, today);
+        if let Ok(l) = TimestampLayout::new(&layout) {
+            let _ = l.parse(&text, &tz, today);
+        }
+        let mut d = decoder_with("match_regex = '^(?P<Timestamp>[^|]*)\\|(?P<Severity>.*)$'\ntimestamp_layout = \"Jan _2 15:04:05\"");
+        let _ = run(&mut d, &SRC, format!("{text}|{layout}").as_bytes());
+    }
+}
