@@ -359,6 +359,8 @@ struct Entry {
     name_end: u32,
     /// The tape index of the value; `u32::MAX` once a later entry of the same name replaced it.
     node: u32,
+    /// A hash of the name, to find repeated names.
+    hash: u64,
 }
 
 const REPLACED: u32 = u32::MAX;
@@ -454,6 +456,7 @@ impl Walk<'_> {
             name_start: start as u32,
             name_end: self.names.len() as u32,
             node: i as u32,
+            hash: name_hash(self.path.as_bytes()),
         });
     }
 }
@@ -538,18 +541,25 @@ impl Decoder for JsonDecoder {
         } else {
             (record, source)
         };
-        let mut record = without_line_end(record);
-        if simdutf8::basic::from_utf8(record).is_err() {
-            self.invalid_utf8 += 1;
-            self.repaired.clear();
-            for chunk in record.utf8_chunks() {
-                self.repaired.extend_from_slice(chunk.valid().as_bytes());
-                if !chunk.invalid().is_empty() {
-                    self.repaired.extend_from_slice("\u{FFFD}".as_bytes());
-                }
-            }
-            record = &self.repaired;
-        }
+        self.decode_text(without_line_end(record), source, out, true)
+    }
+
+    fn report(&self, sink: &mut dyn ReportSink) {
+        sink.int("InvalidUtf8Count", self.invalid_utf8 as i64, "count");
+    }
+}
+
+impl JsonDecoder {
+    /// Decodes a document; when it does not parse and is not UTF-8 (simd-json checks UTF-8 as
+    /// it parses, so a valid record is not checked twice), once more with the bad bytes
+    /// replaced.
+    fn decode_text(
+        &mut self,
+        record: &[u8],
+        source: &RecordSource<'_>,
+        out: &mut DecodedMessages,
+        may_repair: bool,
+    ) -> Result<Decoded, DecodeError> {
         let Self {
             plan,
             input,
@@ -567,6 +577,21 @@ impl Decoder for JsonDecoder {
         let mut tape = kept.take().unwrap_or_else(Tape::null).reset();
         let parsed = simd_json::fill_tape_padded(input, record.len(), buffers, &mut tape)
             .map_err(|e| DecodeError(format!("Failed to decode JSON: {e}")));
+        if parsed.is_err() && may_repair && simdutf8::basic::from_utf8(record).is_err() {
+            *kept = Some(tape.reset());
+            let mut repaired = std::mem::take(&mut self.repaired);
+            repaired.clear();
+            for chunk in record.utf8_chunks() {
+                repaired.extend_from_slice(chunk.valid().as_bytes());
+                if !chunk.invalid().is_empty() {
+                    repaired.extend_from_slice("\u{FFFD}".as_bytes());
+                }
+            }
+            self.invalid_utf8 += 1;
+            let result = self.decode_text(&repaired, source, out, false);
+            self.repaired = repaired;
+            return result;
+        }
         let result = parsed.and_then(|()| {
             let nodes = &tape.0[..];
             let found = collect(plan, nodes, names, path, entries)?;
@@ -582,10 +607,6 @@ impl Decoder for JsonDecoder {
         });
         *kept = Some(tape.reset());
         result.map(|()| Decoded::Messages(1))
-    }
-
-    fn report(&self, sink: &mut dyn ReportSink) {
-        sink.int("InvalidUtf8Count", self.invalid_utf8 as i64, "count");
     }
 }
 
@@ -657,6 +678,23 @@ fn collect(
     Ok(found)
 }
 
+/// A quick hash of a field name (FxHash's mixing, eight bytes at a time).
+fn name_hash(name: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = name.len() as u64;
+    let mut chunks = name.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K)
+}
+
+/// Entries beyond which repeated names are found by sorting rather than by scanning.
+const SCAN_LIMIT: usize = 256;
+
 /// Marks every entry whose name a later entry repeats as replaced (a Lua table keeps the last
 /// value of a key).
 fn drop_repeated(names: &str, entries: &mut [Entry], order: &mut Vec<u32>) {
@@ -664,16 +702,25 @@ fn drop_repeated(names: &str, entries: &mut [Entry], order: &mut Vec<u32>) {
     if entries.len() < 2 {
         return;
     }
-    // A cheap filter first: a bit per (length, last byte); most documents repeat none.
-    let mut seen = 0u64;
-    let mut maybe = false;
-    for e in entries.iter() {
-        let n = name(e);
-        let bit = 1u64 << ((n.len() as u64 * 7 + u64::from(n.last().copied().unwrap_or(0))) & 63);
-        maybe |= seen & bit != 0;
-        seen |= bit;
-    }
-    if !maybe {
+    if entries.len() <= SCAN_LIMIT {
+        // A 1024-bit filter of the hashes seen: a name whose bit is new repeats nothing before
+        // it; the rare others are compared with the earlier entries of the same hash.
+        let mut seen = [0u64; 16];
+        for i in 0..entries.len() {
+            let h = entries[i].hash;
+            let (word, bit) = ((h >> 58) as usize & 15, 1u64 << (h & 63));
+            if seen[word] & bit == 0 {
+                seen[word] |= bit;
+                continue;
+            }
+            let (before, rest) = entries.split_at_mut(i);
+            let e = &rest[0];
+            for b in before.iter_mut() {
+                if b.hash == h && b.node != REPLACED && name(b) == name(e) {
+                    b.node = REPLACED;
+                }
+            }
+        }
         return;
     }
     order.clear();
@@ -727,9 +774,10 @@ fn timestamp(plan: &Plan, nodes: &[Node<'_>], at: Option<u32>) -> Result<Option<
 /// `text` read with a jiff strftime `format`; UTC without an offset.
 fn parse_time(format: &str, text: &str) -> Option<i64> {
     let tm = jiff::fmt::strtime::parse(format, text).ok()?;
-    let ts = match tm.to_timestamp() {
-        Ok(ts) => ts,
-        Err(_) => jiff::tz::TimeZone::UTC
+    // Without an offset, UTC (asking jiff for a timestamp first would build an error).
+    let ts = match tm.offset() {
+        Some(_) => tm.to_timestamp().ok()?,
+        None => jiff::tz::TimeZone::UTC
             .to_timestamp(tm.to_datetime().ok()?)
             .ok()?,
     };

@@ -322,6 +322,17 @@ fn a_repeated_name_is_one_field_with_the_last_value() {
     let m = decode("", &doc);
     assert_eq!(m.fields.len(), 100);
     assert_eq!(double(&m, "k7"), Some(207.0));
+    // Fewer fields (the scanning path), names repeated many times and nested.
+    let doc = format!(
+        "{{{}}}",
+        (0..200)
+            .map(|i| format!("\"k{}\":{{\"x\":{i}}}", i % 10))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let m = decode("", &doc);
+    assert_eq!(m.fields.len(), 10);
+    assert_eq!(double(&m, "k3.x"), Some(193.0));
 }
 
 #[test]
