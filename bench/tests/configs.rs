@@ -32,7 +32,7 @@ const VARS: &[(&str, &str)] = &[
 struct BenchCatalog(Vec<&'static str>);
 
 /// hekate's types that Heka does not have.
-const HEKATE_TYPES: &[&str] = &["SyslogDecoder", "SyslogFramingSplitter"];
+const HEKATE_TYPES: &[&str] = &["SyslogDecoder", "SyslogFramingSplitter", "JsonDecoder"];
 
 impl BenchCatalog {
     fn new() -> Self {

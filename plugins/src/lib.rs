@@ -38,9 +38,16 @@ pub mod splitter {
 
 /// Decoders.
 pub mod decoder {
+    pub mod json;
+    pub mod multi;
+    mod original;
+    pub mod payload_regex;
     pub mod protobuf;
     pub mod sandbox;
+    pub mod scribble;
+    pub mod stats_to_fields;
     pub mod syslog;
+    mod template;
 }
 
 /// Filters.
@@ -83,6 +90,11 @@ pub fn registry() -> Registry {
         decoder::protobuf::TYPE,
         decoder::sandbox::TYPE,
         decoder::syslog::TYPE,
+        decoder::json::TYPE,
+        decoder::payload_regex::TYPE,
+        decoder::multi::TYPE,
+        decoder::scribble::TYPE,
+        decoder::stats_to_fields::TYPE,
         // Filters
         filter::counter::TYPE,
         filter::sandbox::TYPE,

@@ -25,6 +25,7 @@ pub mod report;
 
 mod baseline;
 mod cost;
+mod json;
 mod micro;
 mod peers;
 mod route;
@@ -86,6 +87,7 @@ pub const WORKLOADS: &[Workload] = &[
     scale::WORKLOAD,
     cost::WORKLOAD,
     syslog::WORKLOAD,
+    json::WORKLOAD,
     statsd::WORKLOAD,
     sandbox::WORKLOAD,
     tail::WORKLOAD,

@@ -168,9 +168,20 @@ pub fn null_run(
     worker_cores: &str,
     spec: &FloodSpec,
 ) -> Result<NullRun, String> {
+    null_run_with(b, name, "route-null", worker_cores, spec)
+}
+
+/// As [`null_run`], with `bench/configs/<config>.toml` (its measured output is `out`).
+pub fn null_run_with(
+    b: &Bench,
+    name: &str,
+    config: &str,
+    worker_cores: &str,
+    spec: &FloodSpec,
+) -> Result<NullRun, String> {
     let timeout = Duration::from_secs(b.pick(60, 120));
     let port = b.free_port();
-    let run = HekateRun::new("route-null", worker_cores, port, &b.scratch(name));
+    let run = HekateRun::new(config, worker_cores, port, &b.scratch(name));
     run.check(b)?;
     let mut hk = run.start(b, &format!("{name}-hekate"), port)?;
     let flooded = run_flood(

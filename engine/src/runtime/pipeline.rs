@@ -78,7 +78,17 @@ impl Pipeline {
         let mut failed: Vec<&str> = Vec::new();
         let control = PipelineControl::new();
         for category in BUILD_ORDER {
-            for section in config.plugins_of(category) {
+            let sections: Vec<&hekate_config::PluginSection> = if category == Category::Decoder {
+                let (ordered, cycles) = decoder_build_order(config.plugins_of(category).collect());
+                for (section, e) in cycles {
+                    errors.push(e);
+                    failed.push(section);
+                }
+                ordered
+            } else {
+                config.plugins_of(category).collect()
+            };
+            for section in sections {
                 // A section that uses a splitter, decoder or encoder which failed to build is not
                 // built either: its error would only repeat that one.
                 if references(section).any(|r| failed.contains(&r)) {
@@ -249,6 +259,91 @@ fn references(section: &hekate_config::PluginSection) -> impl Iterator<Item = &s
     ]
     .into_iter()
     .flatten()
+    .chain(decoder_subs(section))
+}
+
+/// The decoders a decoder section uses: the names in its `subs` (MultiDecoder).
+fn decoder_subs(section: &hekate_config::PluginSection) -> impl Iterator<Item = &str> {
+    let subs = match section.category() {
+        Category::Decoder => section.get("subs").and_then(|v| v.as_array()),
+        _ => None,
+    };
+    subs.into_iter().flatten().filter_map(|v| v.as_str())
+}
+
+/// Decoder sections in an order where every decoder comes after the decoders its `subs` name,
+/// so that a MultiDecoder finds them built; sections whose `subs` lead back to themselves are
+/// left out, each with an error naming the cycle.
+fn decoder_build_order(
+    sections: Vec<&hekate_config::PluginSection>,
+) -> (Vec<&hekate_config::PluginSection>, Vec<(&str, ConfigError)>) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+        Cycle,
+    }
+    fn visit<'c>(
+        i: usize,
+        sections: &[&'c hekate_config::PluginSection],
+        marks: &mut [Mark],
+        path: &mut Vec<usize>,
+        order: &mut Vec<&'c hekate_config::PluginSection>,
+        cycles: &mut Vec<(&'c str, ConfigError)>,
+    ) {
+        match marks[i] {
+            Mark::Done | Mark::Cycle => return,
+            Mark::Open => {
+                let start = path.iter().position(|&p| p == i).unwrap_or(0);
+                let ring: Vec<&str> = path[start..]
+                    .iter()
+                    .chain(std::iter::once(&i))
+                    .map(|&p| sections[p].name())
+                    .collect();
+                for &p in &path[start..] {
+                    if marks[p] != Mark::Cycle {
+                        marks[p] = Mark::Cycle;
+                        let s = sections[p];
+                        cycles.push((
+                            s.name(),
+                            s.error_at_value(
+                                "subs",
+                                format!(
+                                    "decoder [{}] uses itself through `subs`: {}; a MultiDecoder cannot contain itself",
+                                    s.name(),
+                                    ring.join(" → ")
+                                ),
+                            ),
+                        ));
+                    }
+                }
+                return;
+            }
+            Mark::New => {}
+        }
+        marks[i] = Mark::Open;
+        path.push(i);
+        let subs: Vec<&str> = decoder_subs(sections[i]).collect();
+        for sub in subs {
+            if let Some(j) = sections.iter().position(|s| s.name() == sub) {
+                visit(j, sections, marks, path, order, cycles);
+            }
+        }
+        path.pop();
+        if marks[i] == Mark::Open {
+            marks[i] = Mark::Done;
+            order.push(sections[i]);
+        }
+    }
+    let mut marks = vec![Mark::New; sections.len()];
+    let mut order = Vec::with_capacity(sections.len());
+    let mut cycles = Vec::new();
+    let mut path = Vec::new();
+    for i in 0..sections.len() {
+        visit(i, &sections, &mut marks, &mut path, &mut order, &mut cycles);
+    }
+    (order, cycles)
 }
 
 /// Whether `dir` is a directory hekate may write, or can be created: the nearest existing

@@ -1,0 +1,70 @@
+//! Arbitrary bytes into JsonDecoder (headers mapped, a timestamp format): it must never panic, a
+//! record it accepts becomes exactly one well-formed message whose strings are UTF-8 and whose
+//! field names are unique, and a record it refuses leaves nothing behind.
+#![no_main]
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+
+use hekate_config::Config;
+use hekate_engine::plugin::{BuildContext, Built, Decoded, DecodedMessages, Decoder, RecordSource};
+use hekate_model::message::{Message, MessageView};
+use libfuzzer_sys::fuzz_target;
+
+const CONFIG: &str = r#"
+[d]
+type = "JsonDecoder"
+payload_keep = true
+map_fields = true
+Severity = "severity"
+Hostname = "host"
+Uuid = "id"
+Pid = "pid"
+EnvVersion = "v"
+Timestamp = "time"
+timestamp_format = "%Y-%m-%dT%H:%M:%S%z"
+"#;
+
+fn decoder() -> Box<dyn Decoder> {
+    let config = Config::from_str(CONFIG, "fuzz.toml").expect("the config parses");
+    let registry = hekate_plugins::registry();
+    let built = HashMap::new();
+    let ctx = BuildContext::new(&config.global, &built);
+    let t = registry.get("JsonDecoder").expect("registered");
+    match (t.build)(config.plugin("d").expect("the section"), &ctx) {
+        Ok(Built::Decoder(d)) => d.new_decoder(),
+        _ => panic!("JsonDecoder builds"),
+    }
+}
+
+thread_local! {
+    static DECODER: RefCell<Box<dyn Decoder>> = RefCell::new(decoder());
+}
+
+fuzz_target!(|data: &[u8]| {
+    let source = RecordSource {
+        input: "fuzz",
+        hostname: "fuzz-host",
+        message_bytes: false,
+        msg_type: None,
+        fields: &[],
+    };
+    let mut out = DecodedMessages::default();
+    let result = DECODER.with_borrow_mut(|d| d.decode(data, &source, &mut out));
+    match result {
+        Ok(Decoded::Messages(1)) => {
+            assert_eq!(out.len(), 1);
+            let bytes = out.iter().next().unwrap();
+            MessageView::new(bytes).expect("a well-formed message");
+            // prost checks every string is UTF-8.
+            let m = Message::decode_bytes(bytes).expect("decodes as a message");
+            assert!(!m.payload.unwrap_or_default().ends_with('\n'));
+            let mut names = HashSet::new();
+            for f in &m.fields {
+                assert!(names.insert(f.name.clone()), "field {} twice", f.name);
+            }
+        }
+        Ok(other) => panic!("one message per record, not {other:?}"),
+        Err(_) => assert!(out.is_empty(), "a refused record left a message"),
+    }
+});
