@@ -150,6 +150,7 @@ impl RecordStream {
                 log_decode_failures: spec.log_decode_failures,
                 logger: Rc::clone(&input),
                 msg_type: None,
+                severity: None,
                 fields: Rc::from(&[][..]),
                 input,
                 hostname,
@@ -184,6 +185,12 @@ impl RecordStream {
     pub fn set_origin(&mut self, logger: &str, msg_type: Option<&str>) {
         self.sink.logger = Rc::from(logger);
         self.sink.msg_type = msg_type.map(Rc::from);
+    }
+
+    /// Gives payload messages this Severity (HttpListenInput: 6, as Heka's); by default they
+    /// have none (Heka's default, 7).
+    pub fn set_severity(&mut self, severity: Option<i32>) {
+        self.sink.severity = severity;
     }
 
     /// Adds these encoded fields (written with a [`MessageWriter`]) to every message built from
@@ -368,6 +375,8 @@ struct RecordSink {
     logger: Rc<str>,
     /// The Type of payload messages, if the input sets one.
     msg_type: Option<Rc<str>>,
+    /// The Severity of payload messages, if the input sets one.
+    severity: Option<i32>,
     /// Encoded fields added to payload messages.
     fields: Rc<[u8]>,
     hostname: Rc<str>,
@@ -491,8 +500,11 @@ impl RecordSink {
         if let Some(t) = &self.msg_type {
             w.msg_type(t.as_bytes());
         }
-        w.logger(self.logger.as_bytes())
-            .hostname(self.hostname.as_bytes())
+        w.logger(self.logger.as_bytes());
+        if let Some(s) = self.severity {
+            w.severity(s);
+        }
+        w.hostname(self.hostname.as_bytes())
             .payload(&payload)
             .raw(&self.fields);
         if let Some(flag) = decode_failure {
