@@ -1,0 +1,475 @@
+//! HttpListenInput with curl and raw sockets (Heka's message, auth, 413 before reading a huge
+//! body, a slowloris client disconnected, max_connections answered 503), and HttpInput polling a
+//! real `python3 -m http.server`, a target answering 500, one that never answers and a port
+//! nothing listens on.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use hekate_model::message::Message;
+
+fn config(dir: &Path, inputs: &str, matcher: &str) -> String {
+    let core = hekate_engine::runtime::allowed_cores()[0];
+    format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+worker_cores = [{core}]
+coordinator_core = {core}
+report_interval = 1
+
+{inputs}
+
+[FileOutput]
+message_matcher = "{matcher}"
+path = "out.hekad"
+flush_interval = 50
+
+[reports]
+type = "FileOutput"
+message_matcher = "Type == 'heka.all-report'"
+path = "reports.hekad"
+flush_interval = 50
+"#,
+        base = dir.join("base").display(),
+    )
+}
+
+fn string(m: &Message, name: &str) -> Option<String> {
+    m.find_first_field(name)
+        .and_then(|f| f.value_string.first().cloned())
+}
+
+fn int(m: &Message, name: &str) -> Option<i64> {
+    m.find_first_field(name)
+        .and_then(|f| f.value_integer.first().copied())
+}
+
+fn double(m: &Message, name: &str) -> Option<f64> {
+    m.find_first_field(name)
+        .and_then(|f| f.value_double.first().copied())
+}
+
+/// Runs curl; returns (status code, response headers and body).
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-S",
+            "--max-time",
+            "10",
+            "-D",
+            "-",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .args(args)
+        .output()
+        .expect("curl runs (scripts/setup installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let code = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    (code, text)
+}
+
+/// The report counter `key` of input `name`, once it reaches `at_least`.
+fn counter_reaches(dir: &Path, name: &str, key: &str, at_least: i64) -> bool {
+    let reports = dir.join("base").join("reports.hekad");
+    wait_for(Duration::from_secs(10), || {
+        last_report(&reports)
+            .and_then(|r| report_value(&r, "inputs", name, key))
+            .is_some_and(|n| n >= at_least)
+    })
+}
+
+#[test]
+fn posted_bodies_become_heka_messages_and_bad_credentials_get_401() {
+    let dir = temp_dir("http-listen");
+    let (port, api_port) = (free_tcp_port(), free_tcp_port());
+    let inputs = format!(
+        r#"
+[ingest]
+type = "HttpListenInput"
+address = "127.0.0.1:{port}"
+request_headers = ["X-Request-Id"]
+auth_type = "Basic"
+username = "ingest"
+password = "s3cret"
+[ingest.headers]
+X-Served-By = "hekate"
+
+[keyed]
+type = "HttpListenInput"
+address = "127.0.0.1:{api_port}"
+auth_type = "API"
+api_key = "k-123"
+"#
+    );
+    let hekate = Hekate::start(
+        &dir,
+        &config(&dir, &inputs, "Type == 'heka.httpdata.request'"),
+        &[port, api_port],
+    );
+    let url = format!("http://127.0.0.1:{port}/events/in?host=web1&tag=a+b&tag=c");
+    let (code, text) = curl(&[
+        "-u",
+        "ingest:s3cret",
+        "-A",
+        "test-agent/1",
+        "-H",
+        "X-Request-Id: r-42",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        r#"{"event":"login"}"#,
+        &url,
+    ]);
+    assert_eq!(code, 200, "{text}\n{}", hekate.stderr());
+    assert!(
+        text.to_ascii_lowercase().contains("x-served-by: hekate"),
+        "{text}"
+    );
+    let (code, text) = curl(&["-u", "ingest:wrong", "--data-binary", "nope", &url]);
+    assert_eq!(code, 401, "{text}");
+    assert!(text.contains("Basic realm"), "{text}");
+    let (code, _) = curl(&["--data-binary", "nope", &url]);
+    assert_eq!(code, 401);
+    let api = format!("http://127.0.0.1:{api_port}/");
+    let (code, _) = curl(&[
+        "-H",
+        "X-API-Key: k-123",
+        "--data-binary",
+        "keyed body",
+        &api,
+    ]);
+    assert_eq!(code, 200);
+    let (code, _) = curl(&["-H", "X-API-Key: k-999", "--data-binary", "nope", &api]);
+    assert_eq!(code, 401);
+
+    let out = dir.join("base").join("out.hekad");
+    assert!(
+        wait_for(Duration::from_secs(10), || read_stream(&out).len() >= 2),
+        "{:#?}\n{}",
+        read_stream(&out),
+        hekate.stderr()
+    );
+    let msgs = read_stream(&out);
+    assert_eq!(msgs.len(), 2, "only the authenticated bodies: {msgs:#?}");
+    let m = msgs
+        .iter()
+        .find(|m| m.logger.as_deref() == Some("ingest"))
+        .unwrap();
+    assert_eq!(m.payload.as_deref(), Some(r#"{"event":"login"}"#));
+    assert_eq!(m.severity, Some(6));
+    assert_eq!(m.hostname.as_deref(), Some("127.0.0.1"));
+    assert_eq!(string(m, "Protocol").as_deref(), Some("HTTP/1.1"));
+    assert_eq!(string(m, "UserAgent").as_deref(), Some("test-agent/1"));
+    assert_eq!(
+        string(m, "ContentType").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(string(m, "Path").as_deref(), Some("/events/in"));
+    assert_eq!(string(m, "RemoteAddr").as_deref(), Some("127.0.0.1"));
+    assert_eq!(string(m, "X-Request-Id").as_deref(), Some("r-42"));
+    assert_eq!(string(m, "host").as_deref(), Some("web1"));
+    let tags: Vec<_> = m
+        .fields
+        .iter()
+        .filter(|f| f.name == "tag")
+        .flat_map(|f| f.value_string.clone())
+        .collect();
+    assert_eq!(
+        tags,
+        ["a b", "c"],
+        "a repeated parameter gives a field per value"
+    );
+    let k = msgs
+        .iter()
+        .find(|m| m.logger.as_deref() == Some("keyed"))
+        .unwrap();
+    assert_eq!(k.payload.as_deref(), Some("keyed body"));
+    assert!(counter_reaches(&dir, "ingest", "BadAuthCount", 2));
+    assert!(counter_reaches(&dir, "keyed", "BadAuthCount", 1));
+}
+
+/// Sends `head` on a new connection and returns what the server answers until it closes (or
+/// 5 s pass), with how long that took.
+fn raw_exchange(port: u16, head: &[u8]) -> (String, Duration) {
+    let started = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(head).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[test]
+fn huge_bodies_get_413_slow_clients_are_cut_off_and_extra_connections_get_503() {
+    let dir = temp_dir("http-limits");
+    let port = free_tcp_port();
+    let inputs = format!(
+        r#"
+[limited]
+type = "HttpListenInput"
+address = "127.0.0.1:{port}"
+max_message_size = 1024
+read_timeout = 1
+max_connections = 2
+"#
+    );
+    let hekate = Hekate::start(
+        &dir,
+        &config(&dir, &inputs, "Type == 'heka.httpdata.request'"),
+        &[port],
+    );
+    // A 1 GiB Content-Length is refused on the header, without reading the body.
+    let (answer, took) = raw_exchange(
+        port,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\nonly a few bytes",
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // A body just over the limit, from curl (chunked too), is refused as well.
+    let big = "x".repeat(2000);
+    let url = format!("http://127.0.0.1:{port}/");
+    assert_eq!(curl(&["--data-binary", &big, &url]).0, 413);
+    assert_eq!(
+        curl(&[
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            &big,
+            &url
+        ])
+        .0,
+        413
+    );
+    assert_eq!(curl(&["--data-binary", "fits", &url]).0, 200);
+
+    // Slowloris: a head trickled a line at a time is cut off after read_timeout.
+    let started = Instant::now();
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut closed = false;
+    for i in 0..40 {
+        std::thread::sleep(Duration::from_millis(200));
+        if slow
+            .write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
+            .is_err()
+        {
+            closed = true;
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(closed, "the slow client was never disconnected");
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+
+    // Two connections in the middle of their heads hold both places: a third gets 503.
+    let mut holders: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"POST / HTTP/1.1\r\n").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(curl(&["--data-binary", "third", &url]).0, 503);
+    // Once they are cut off (read_timeout), there is room again.
+    for h in &mut holders {
+        let mut b = [0u8; 64];
+        h.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = h.read(&mut b);
+    }
+    assert!(
+        wait_for(Duration::from_secs(5), || curl(&[
+            "--data-binary",
+            "later",
+            &url
+        ])
+        .0 == 200),
+        "{}",
+        hekate.stderr()
+    );
+
+    let out = dir.join("base").join("out.hekad");
+    assert!(wait_for(Duration::from_secs(10), || read_stream(&out)
+        .len()
+        >= 2));
+    let payloads: Vec<_> = read_stream(&out)
+        .into_iter()
+        .filter_map(|m| m.payload)
+        .collect();
+    assert_eq!(payloads, ["fits", "later"]);
+    assert!(counter_reaches(&dir, "limited", "TooLargeCount", 3));
+    assert!(counter_reaches(&dir, "limited", "TimedOutCount", 3));
+    assert!(counter_reaches(
+        &dir,
+        "limited",
+        "RefusedConnectionCount",
+        1
+    ));
+    assert!(hekate.stderr().contains("max_message_size"));
+}
+
+/// A local server answering every request with 500, and one that accepts and never answers.
+fn misbehaving_servers() -> (u16, u16) {
+    let failing = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hanging = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ports = (
+        failing.local_addr().unwrap().port(),
+        hanging.local_addr().unwrap().port(),
+    );
+    std::thread::spawn(move || {
+        for conn in failing.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = conn.write_all(
+                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\noops",
+                );
+            });
+        }
+    });
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in hanging.incoming() {
+            held.push(conn);
+        }
+    });
+    ports
+}
+
+struct PythonServer(Child);
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn polls_of_a_real_server_a_failing_a_hanging_and_a_closed_target_are_all_reported() {
+    let dir = temp_dir("http-poll");
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("status.json"), r#"{"up":true}"#).unwrap();
+    let py_port = free_tcp_port();
+    let _python = PythonServer(
+        Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1"])
+            .arg(py_port.to_string())
+            .current_dir(&www)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs"),
+    );
+    assert!(wait_for(Duration::from_secs(10), || TcpStream::connect((
+        "127.0.0.1",
+        py_port
+    ))
+    .is_ok()));
+    let (failing, hanging) = misbehaving_servers();
+    let closed = free_tcp_port();
+    let ok_url = format!("http://127.0.0.1:{py_port}/status.json");
+    let inputs = format!(
+        r#"
+[poll]
+type = "HttpInput"
+urls = ["{ok_url}", "http://127.0.0.1:{failing}/", "http://127.0.0.1:{hanging}/", "http://127.0.0.1:{closed}/"]
+ticker_interval = 1
+timeout = 1
+"#
+    );
+    let hekate = Hekate::start(
+        &dir,
+        &config(&dir, &inputs, "Type =~ /^heka.httpinput/"),
+        &[],
+    );
+    let out = dir.join("base").join("out.hekad");
+    let from = |msgs: &[Message], url: &str| {
+        msgs.iter()
+            .filter(|m| m.logger.as_deref() == Some(url))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let hang_url = format!("http://127.0.0.1:{hanging}/");
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let msgs = read_stream(&out);
+            from(&msgs, &ok_url).len() >= 2 && !from(&msgs, &hang_url).is_empty()
+        }),
+        "{:#?}\n{}",
+        read_stream(&out),
+        hekate.stderr()
+    );
+    let msgs = read_stream(&out);
+    let ok = &from(&msgs, &ok_url)[0];
+    assert_eq!(ok.r#type.as_deref(), Some("heka.httpinput.data"));
+    assert_eq!(ok.payload.as_deref(), Some(r#"{"up":true}"#));
+    assert_eq!(ok.severity, Some(6));
+    assert_eq!(int(ok, "StatusCode"), Some(200));
+    assert_eq!(string(ok, "Status").as_deref(), Some("200 OK"));
+    assert_eq!(int(ok, "ResponseSize"), Some(11));
+    assert!(double(ok, "ResponseTime").is_some_and(|t| t > 0.0 && t < 1.0));
+    assert_eq!(string(ok, "Protocol").as_deref(), Some("HTTP/1.0"));
+
+    let failed = &from(&msgs, &format!("http://127.0.0.1:{failing}/"))[0];
+    assert_eq!(failed.r#type.as_deref(), Some("heka.httpinput.data"));
+    assert_eq!(failed.severity, Some(1));
+    assert_eq!(int(failed, "StatusCode"), Some(500));
+    assert_eq!(failed.payload.as_deref(), Some("oops"));
+
+    let hung = &from(&msgs, &hang_url)[0];
+    assert_eq!(hung.r#type.as_deref(), Some("heka.httpinput.error"));
+    assert_eq!(hung.severity, Some(1));
+    assert!(
+        hung.payload
+            .as_deref()
+            .unwrap()
+            .contains("no complete response within"),
+        "{hung:?}"
+    );
+    let refused = &from(&msgs, &format!("http://127.0.0.1:{closed}/"))[0];
+    assert_eq!(refused.r#type.as_deref(), Some("heka.httpinput.error"));
+    assert!(
+        refused
+            .payload
+            .as_deref()
+            .unwrap()
+            .to_lowercase()
+            .contains("connection refused"),
+        "{refused:?}"
+    );
+    assert!(counter_reaches(&dir, "poll", "TimedOutCount", 1));
+    assert!(counter_reaches(&dir, "poll", "FailedPollCount", 2));
+    assert!(counter_reaches(&dir, "poll", "ErrorStatusCount", 1));
+}
