@@ -284,6 +284,21 @@ max_connections = 2
     assert!(closed, "the slow client was never disconnected");
     assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
 
+    // A keep-alive connection answered once and then silent is closed after read_timeout.
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    idle.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nidle")
+        .unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = [0u8; 512];
+    let n = idle.read(&mut answer).unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    let started = Instant::now();
+    assert!(
+        matches!(idle.read(&mut answer), Ok(0)),
+        "closed, not answered"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+
     // Two connections in the middle of their heads hold both places: a third gets 503.
     let mut holders: Vec<TcpStream> = (0..2)
         .map(|_| {
@@ -319,7 +334,7 @@ max_connections = 2
         .into_iter()
         .filter_map(|m| m.payload)
         .collect();
-    assert_eq!(payloads, ["fits", "later"]);
+    assert_eq!(payloads, ["fits", "idle", "later"]);
     assert!(counter_reaches(&dir, "limited", "TooLargeCount", 3));
     assert!(counter_reaches(&dir, "limited", "TimedOutCount", 3));
     assert!(counter_reaches(

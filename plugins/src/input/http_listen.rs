@@ -23,8 +23,10 @@
 //! | 503 | the pipeline did not take the body within `busy_timeout` (`Retry-After: 1`) | `BusyCount` |
 //!
 //! A client whose request head does not arrive within `read_timeout` (slowloris) is
-//! disconnected (`TimedOutCount`); a keep-alive connection that sends nothing for
-//! `idle_timeout` is closed (`IdleClosedCount`); a malformed request gets hyper's 400
+//! disconnected (`TimedOutCount`); so is a keep-alive connection that sends nothing for
+//! `read_timeout` after its last answer, or a new one that sends nothing at all (as Go's
+//! server does when its idle timeout is not set: counted in `IdleClosedCount`, not as bad
+//! input); a malformed request gets hyper's 400
 //! (`BadRequestCount`); request heads are limited to 64 KiB (431). With `use_tls`, a client that
 //! does not complete the TLS handshake within 10 seconds is disconnected
 //! (`TlsHandshakeFailedCount`).
@@ -70,8 +72,8 @@
 //! Options: `address` ("127.0.0.1:8325"), `headers` (response headers: a table of name = value
 //! or list of values), `request_headers` ([]), `auth_type` ("", "Basic" or "API"),
 //! `username`/`password` (Basic), `api_key` (API), `use_tls` (false) with Heka's `[tls]`
-//! options, `max_connections`, `max_message_size`, `read_timeout` (10 s), `idle_timeout`
-//! (60 s), `busy_timeout` (5 s), plus the common input options (default splitter:
+//! options, `max_connections`, `max_message_size`, `read_timeout` (10 s), `busy_timeout`
+//! (5 s), plus the common input options (default splitter:
 //! NullSplitter; default decoder: none).
 
 use std::cell::Cell;
@@ -83,7 +85,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use futures_lite::future;
@@ -92,7 +94,7 @@ use hekate_engine::plugin::bridge::{self, BridgeSender, ForeignRuntime, SendErro
 use hekate_engine::plugin::log::warn_limited;
 use hekate_engine::plugin::{
     BuildContext, Built, FieldCollector, InputContext, InputPlugin, ListenAddress, LocalBoxFuture,
-    OptionSpec, PluginError, PluginType, ReportSink as _, StreamSpec, options_of,
+    OptionSpec, PluginError, PluginType, RecordStream, ReportSink as _, StreamSpec, options_of,
 };
 use hekate_model::writer::MessageWriter;
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -121,6 +123,8 @@ pub const TYPE: PluginType = PluginType {
 const RING: usize = 64;
 /// The largest request head (request line and headers).
 const MAX_HEAD: usize = 64 * 1024;
+/// How often the shard publishes the server's counters.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 fn options() -> Vec<OptionSpec> {
     with_tls_options(options_of::<Options>())
@@ -132,10 +136,6 @@ fn default_address() -> String {
 
 fn default_read_timeout() -> u64 {
     10
-}
-
-fn default_idle_timeout() -> u64 {
-    60
 }
 
 fn default_busy_timeout() -> u64 {
@@ -184,13 +184,11 @@ struct Options {
     #[serde(default)]
     max_message_size: Option<u32>,
     /// Seconds a client has to send a request's head, and then its body; past it the
-    /// connection is closed (head) or answered 408 (body) and counted (`TimedOutCount`).
+    /// connection is closed (head) or answered 408 (body) and counted (`TimedOutCount`). A
+    /// keep-alive connection that sends no new request for this long is closed too
+    /// (`IdleClosedCount`).
     #[serde(default = "default_read_timeout")]
     read_timeout: u64,
-    /// Seconds a keep-alive connection may send nothing before it is closed
-    /// (`IdleClosedCount`); 0 for never.
-    #[serde(default = "default_idle_timeout")]
-    idle_timeout: u64,
     /// Seconds a request waits for the pipeline to take its body before it is answered 503
     /// (`BusyCount`).
     #[serde(default = "default_busy_timeout")]
@@ -214,7 +212,6 @@ struct Settings {
     auth: Auth,
     max_body: usize,
     read_timeout: Duration,
-    idle_timeout: Option<Duration>,
     busy_timeout: Duration,
     max_connections: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -307,7 +304,6 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
             auth,
             max_body,
             read_timeout: Duration::from_secs(opts.read_timeout),
-            idle_timeout: (opts.idle_timeout > 0).then(|| Duration::from_secs(opts.idle_timeout)),
             busy_timeout: Duration::from_secs(opts.busy_timeout),
             max_connections,
             tls,
@@ -399,8 +395,17 @@ impl InputPlugin for HttpListenInput {
                 Stop,
                 Tick,
             }
+            let mut published = Instant::now();
             let mut stopping = false;
             loop {
+                // What is in the ring is taken without a timer or a wait per request.
+                while let Some(r) = rx.try_recv() {
+                    deliver(&mut stream, r).await;
+                }
+                if published.elapsed() >= PUBLISH_EVERY {
+                    counts.publish(&ctx);
+                    published = Instant::now();
+                }
                 let next = if stopping {
                     Next::Request(rx.recv().await)
                 } else {
@@ -410,19 +415,14 @@ impl InputPlugin for HttpListenInput {
                             Next::Stop
                         }),
                         async {
-                            glommio::timer::sleep(Duration::from_secs(1)).await;
+                            glommio::timer::sleep(PUBLISH_EVERY).await;
                             Next::Tick
                         },
                     )
                     .await
                 };
                 match next {
-                    Next::Request(Some(r)) => {
-                        stream.set_fields(&r.fields);
-                        stream.reserve(r.body.len());
-                        stream.read_buf()[..r.body.len()].copy_from_slice(&r.body);
-                        stream.feed_datagram(r.body.len(), Some(&r.remote)).await;
-                    }
+                    Next::Request(Some(r)) => deliver(&mut stream, r).await,
                     Next::Request(None) => break,
                     // What was answered 200 is still routed: the server stops, then the ring
                     // is drained until its sender is gone.
@@ -430,7 +430,7 @@ impl InputPlugin for HttpListenInput {
                         runtime.stop();
                         stopping = true;
                     }
-                    Next::Tick => counts.publish(&ctx),
+                    Next::Tick => {}
                 }
             }
             counts.publish(&ctx);
@@ -443,6 +443,14 @@ impl InputPlugin for HttpListenInput {
             Ok(())
         }))
     }
+}
+
+/// Splits, decodes and routes one request's body, with its fields and its client as Hostname.
+async fn deliver(stream: &mut RecordStream, r: Received) {
+    stream.set_fields(&r.fields);
+    stream.reserve(r.body.len());
+    stream.read_buf()[..r.body.len()].copy_from_slice(&r.body);
+    stream.feed_datagram(r.body.len(), Some(&r.remote)).await;
 }
 
 /// A listener bound with SO_REUSEPORT (every shard binds the address), non-blocking for tokio.
@@ -555,10 +563,12 @@ impl Server {
         I: AsyncRead + AsyncWrite + Unpin + 'static,
     {
         let s = &self.settings;
-        let last = Rc::new(Cell::new(tokio::time::Instant::now()));
+        // Whether bytes were read since the last answer was written: a timeout with nothing
+        // read is an idle connection, not a slow client.
+        let pending = Rc::new(Cell::new(false));
         let io = TokioIo::new(Watched {
             io,
-            last: Rc::clone(&last),
+            pending: Rc::clone(&pending),
         });
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
@@ -578,27 +588,10 @@ impl Server {
                 Ok(server.request(req, peer, &tx).await)
             }
         });
-        let conn = http.serve_connection(io, service);
-        tokio::pin!(conn);
-        let result = loop {
-            let Some(idle) = s.idle_timeout else {
-                break conn.as_mut().await;
-            };
-            tokio::select! {
-                r = conn.as_mut() => break r,
-                _ = tokio::time::sleep_until(last.get() + idle) => {
-                    if last.get() + idle <= tokio::time::Instant::now() {
-                        Counts::add(&self.counts.idle_closed);
-                        conn.as_mut().graceful_shutdown();
-                        break tokio::time::timeout(s.read_timeout, conn.as_mut())
-                            .await
-                            .unwrap_or(Ok(()));
-                    }
-                }
-            }
-        };
-        if let Err(e) = result {
-            if e.is_timeout() {
+        if let Err(e) = http.serve_connection(io, service).await {
+            if e.is_timeout() && !pending.get() {
+                Counts::add(&self.counts.idle_closed);
+            } else if e.is_timeout() {
                 Counts::add(&self.counts.timed_out);
                 warn_limited!(
                     "Input '{}': {peer} did not send a request head within {:?}; disconnected",
@@ -784,10 +777,10 @@ fn basic_credentials(value: &[u8]) -> Option<(String, String)> {
     Some((u.to_string(), p.to_string()))
 }
 
-/// A connection's socket that notes when it last read or wrote (for `idle_timeout`).
+/// A connection's socket that notes whether bytes were read since the last write.
 struct Watched<I> {
     io: I,
-    last: Rc<Cell<tokio::time::Instant>>,
+    pending: Rc<Cell<bool>>,
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
@@ -799,7 +792,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.io).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.last.set(tokio::time::Instant::now());
+            self.pending.set(true);
         }
         r
     }
@@ -813,7 +806,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.io).poll_write(cx, buf);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.last.set(tokio::time::Instant::now());
+            self.pending.set(false);
         }
         r
     }
