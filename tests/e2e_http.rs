@@ -488,3 +488,64 @@ timeout = 1
     assert!(counter_reaches(&dir, "poll", "FailedPollCount", 2));
     assert!(counter_reaches(&dir, "poll", "ErrorStatusCount", 1));
 }
+
+#[test]
+fn https_requests_are_served_with_the_configured_certificate_and_plain_http_is_refused() {
+    let dir = temp_dir("http-tls");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.is_ca = rcgen::IsCa::NoCa;
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_file, key_file) = (dir.join("server.pem"), dir.join("server-key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let port = free_tcp_port();
+    let inputs = format!(
+        r#"
+[secure]
+type = "HttpListenInput"
+address = "127.0.0.1:{port}"
+use_tls = true
+[secure.tls]
+cert_file = "{}"
+key_file = "{}"
+"#,
+        cert_file.display(),
+        key_file.display()
+    );
+    let hekate = Hekate::start(
+        &dir,
+        &config(&dir, &inputs, "Type == 'heka.httpdata.request'"),
+        &[port],
+    );
+    let url = format!("https://localhost:{port}/tls");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let (code, text) = curl(&[
+        "--cacert",
+        &cert_file.display().to_string(),
+        "--resolve",
+        &resolve,
+        "--data-binary",
+        "over tls",
+        &url,
+    ]);
+    assert_eq!(code, 200, "{text}\n{}", hekate.stderr());
+    let (code, _) = curl(&[
+        "--data-binary",
+        "plain",
+        &format!("http://127.0.0.1:{port}/"),
+    ]);
+    assert_ne!(code, 200);
+    let out = dir.join("base").join("out.hekad");
+    assert!(wait_for(Duration::from_secs(10), || !read_stream(&out).is_empty()));
+    let msgs = read_stream(&out);
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].payload.as_deref(), Some("over tls"));
+    assert_eq!(string(&msgs[0], "Path").as_deref(), Some("/tls"));
+    assert!(counter_reaches(
+        &dir,
+        "secure",
+        "TlsHandshakeFailedCount",
+        1
+    ));
+}

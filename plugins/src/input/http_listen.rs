@@ -19,7 +19,7 @@
 //! | 401 | `auth_type` is set and the credentials are missing or wrong | `BadAuthCount` |
 //! | 408 | the body did not arrive within `read_timeout` (connection closed) | `TimedOutCount` |
 //! | 413 | the body is larger than `max_message_size` — refused on `Content-Length` before any of it is read, or as soon as a chunked body passes the limit (connection closed) | `TooLargeCount` |
-//! | 503 | `max_connections` are open (the new connection gets this answer, then is closed) | `RefusedConnectionCount` |
+//! | 503 | `max_connections` are open (the new connection gets this answer to its first request within 2 s, then is closed; beyond 64 such connections on a shard, new ones are closed at once) | `RefusedConnectionCount` |
 //! | 503 | the pipeline did not take the body within `busy_timeout` (`Retry-After: 1`) | `BusyCount` |
 //!
 //! A client whose request head does not arrive within `read_timeout` (slowloris) is
@@ -123,6 +123,11 @@ pub const TYPE: PluginType = PluginType {
 const RING: usize = 64;
 /// The largest request head (request line and headers).
 const MAX_HEAD: usize = 64 * 1024;
+/// Connections beyond `max_connections` answered 503 at once on one shard; more are closed
+/// as soon as they are accepted (both counted in `RefusedConnectionCount`).
+const MAX_REFUSING: usize = 64;
+/// How long a connection beyond `max_connections` has to send the request it is answered 503.
+const REFUSED_READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the shard publishes the server's counters.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
@@ -379,6 +384,7 @@ impl InputPlugin for HttpListenInput {
             settings: Arc::clone(&self.settings),
             open: Arc::clone(&self.open),
             counts: Arc::clone(&counts),
+            refusing: Cell::new(0),
         };
         let mut runtime = ForeignRuntime::start(
             &format!("http-{}-{}", ctx.name, ctx.shard),
@@ -473,6 +479,24 @@ struct Server {
     settings: Arc<Settings>,
     open: Arc<AtomicUsize>,
     counts: Arc<Counts>,
+    /// Connections beyond `max_connections` being answered 503 on this shard now.
+    refusing: Cell<usize>,
+}
+
+/// A place among the connections being answered 503, given back when it closes.
+struct Refusing<'a>(&'a Cell<usize>);
+
+impl<'a> Refusing<'a> {
+    fn new(count: &'a Cell<usize>) -> Self {
+        count.set(count.get() + 1);
+        Refusing(count)
+    }
+}
+
+impl Drop for Refusing<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
 /// A connection's place under `max_connections`, given back when it closes.
@@ -512,6 +536,11 @@ impl Server {
             };
             let _ = socket.set_nodelay(true);
             let admitted = server.admit();
+            if admitted.is_none() && server.refusing.get() >= MAX_REFUSING {
+                // Already answering that many 503s: this one is closed at once.
+                drop(socket);
+                continue;
+            }
             let (server, tx, tls) = (Rc::clone(&server), Rc::clone(&tx), tls.clone());
             tokio::task::spawn_local(async move {
                 match tls {
@@ -570,13 +599,18 @@ impl Server {
             io,
             pending: Rc::clone(&pending),
         });
+        let refused = admitted.is_none();
+        let _refusing = refused.then(|| Refusing::new(&self.refusing));
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(s.read_timeout)
+            .header_read_timeout(if refused {
+                s.read_timeout.min(REFUSED_READ_TIMEOUT)
+            } else {
+                s.read_timeout
+            })
             .max_buf_size(MAX_HEAD)
-            .keep_alive(admitted.is_some());
+            .keep_alive(!refused);
         let server = Rc::clone(&self);
-        let refused = admitted.is_none();
         let service = hyper::service::service_fn(move |req| {
             let (server, tx) = (Rc::clone(&server), Rc::clone(&tx));
             async move {
