@@ -85,7 +85,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use futures_lite::future;
@@ -395,36 +395,34 @@ impl InputPlugin for HttpListenInput {
         let mut stream = ctx.stream(&self.spec, None);
         stream.set_origin(&ctx.name, Some("heka.httpdata.request"));
         stream.set_severity(Some(6));
+        // The server's counters, published by a task of their own: they keep moving (busy
+        // answers, refused connections) while the input waits for a stalled pipeline.
+        let (c, counting) = (Arc::clone(&counts), ctx.clone());
+        glommio::spawn_local(async move {
+            while !counting.is_stopped() {
+                future::or(glommio::timer::sleep(PUBLISH_EVERY), counting.stopped()).await;
+                c.publish(&counting);
+            }
+        })
+        .detach();
         Ok(Box::pin(async move {
             enum Next {
                 Request(Option<Received>),
                 Stop,
-                Tick,
             }
-            let mut published = Instant::now();
             let mut stopping = false;
             loop {
                 // What is in the ring is taken without a timer or a wait per request.
                 while let Some(r) = rx.try_recv() {
                     deliver(&mut stream, r).await;
                 }
-                if published.elapsed() >= PUBLISH_EVERY {
-                    counts.publish(&ctx);
-                    published = Instant::now();
-                }
                 let next = if stopping {
                     Next::Request(rx.recv().await)
                 } else {
-                    future::or(
-                        future::or(async { Next::Request(rx.recv().await) }, async {
-                            ctx.stopped().await;
-                            Next::Stop
-                        }),
-                        async {
-                            glommio::timer::sleep(PUBLISH_EVERY).await;
-                            Next::Tick
-                        },
-                    )
+                    future::or(async { Next::Request(rx.recv().await) }, async {
+                        ctx.stopped().await;
+                        Next::Stop
+                    })
                     .await
                 };
                 match next {
@@ -436,7 +434,6 @@ impl InputPlugin for HttpListenInput {
                         runtime.stop();
                         stopping = true;
                     }
-                    Next::Tick => {}
                 }
             }
             counts.publish(&ctx);
