@@ -487,6 +487,7 @@ timeout = 1
     assert!(counter_reaches(&dir, "poll", "TimedOutCount", 1));
     assert!(counter_reaches(&dir, "poll", "FailedPollCount", 2));
     assert!(counter_reaches(&dir, "poll", "ErrorStatusCount", 1));
+    assert!(counter_reaches(&dir, "poll", "PollCount", 6));
 }
 
 #[test]

@@ -13,7 +13,7 @@
 //! `error_severity`. Every poll is counted (`PollCount`), and so are the failed ones
 //! (`FailedPollCount`, of which `TimedOutCount` timed out) and those answered with a status
 //! other than 200 (`ErrorStatusCount`). A URL whose previous poll has not ended yet is not
-//! polled again; the other URLs are polled on time.
+//! polled again (`SkippedPollCount`); the other URLs are polled on time.
 //!
 //! ```toml
 //! [status]
@@ -43,6 +43,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -253,9 +254,11 @@ impl InputPlugin for HttpInput {
     ) -> Result<LocalBoxFuture<'static, Result<(), PluginError>>, PluginError> {
         let (tx, mut rx) = bridge::channel::<Polled>(self.polls.urls.len().max(4));
         let polls = Arc::clone(&self.polls);
+        let skipped = Arc::new(AtomicU64::new(0));
+        let skips = Arc::clone(&skipped);
         let mut runtime =
             ForeignRuntime::start(&format!("http-{}", ctx.name), ctx.core, move || {
-                poll_forever(polls, tx)
+                poll_forever(polls, tx, skips)
             })
             .map_err(|e| PluginError::Other(format!("HttpInput cannot start its thread: {e}")))?;
         let urls: Vec<String> = self.polls.urls.iter().map(Uri::to_string).collect();
@@ -321,6 +324,7 @@ impl InputPlugin for HttpInput {
                         .await;
                     }
                 }
+                counts.skipped = skipped.load(Ordering::Relaxed);
                 counts.publish(&ctx);
             }
             runtime.stop();
@@ -361,6 +365,7 @@ struct Counts {
     failed: u64,
     timed_out: u64,
     error_status: u64,
+    skipped: u64,
 }
 
 impl Counts {
@@ -370,12 +375,13 @@ impl Counts {
         fields.int("FailedPollCount", self.failed as i64, "count");
         fields.int("TimedOutCount", self.timed_out as i64, "count");
         fields.int("ErrorStatusCount", self.error_status as i64, "count");
+        fields.int("SkippedPollCount", self.skipped as i64, "count");
         ctx.counters().set_extra(fields.fields);
     }
 }
 
 /// The tokio side: every `every`, polls each URL whose previous poll has ended.
-async fn poll_forever(polls: Arc<Polls>, tx: BridgeSender<Polled>) {
+async fn poll_forever(polls: Arc<Polls>, tx: BridgeSender<Polled>, skipped: Arc<AtomicU64>) {
     let roots = rustls_native_certs::load_native_certs();
     let mut store = rustls::RootCertStore::empty();
     for cert in roots.certs {
@@ -416,6 +422,7 @@ async fn poll_forever(polls: Arc<Polls>, tx: BridgeSender<Polled>) {
         ticker.tick().await;
         for i in 0..polls.urls.len() {
             if busy[i].replace(true) {
+                skipped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             let (polls, client, tx, busy) = (
