@@ -293,6 +293,14 @@ impl RecordStream {
     /// One datagram of `n` bytes read into [`RecordStream::read_buf`]: every record in it, then
     /// the splitter starts afresh. `hostname` overrides the Hostname of payload messages.
     pub async fn feed_datagram(&mut self, n: usize, hostname: Option<&str>) {
+        self.feed_datagram_unflushed(n, hostname).await;
+        self.sink.router.flush(true).await;
+    }
+
+    /// [`RecordStream::feed_datagram`] without pushing what it routed into the lanes, for an
+    /// input that takes many datagrams at once (HttpListenInput drains its queue of requests):
+    /// call [`InputContext::flush`](super::InputContext::flush) after the last one.
+    pub async fn feed_datagram_unflushed(&mut self, n: usize, hostname: Option<&str>) {
         if let Some(h) = hostname
             && *self.sink.hostname != *h
         {
@@ -308,7 +316,6 @@ impl RecordStream {
         self.end = 0;
         self.rest_of_cut = false;
         self.splitter.reset();
-        router.flush(true).await;
     }
 
     fn split(&mut self, eof: bool) {

@@ -416,6 +416,7 @@ impl InputPlugin for HttpListenInput {
                 while let Some(r) = rx.try_recv() {
                     deliver(&mut stream, r).await;
                 }
+                ctx.flush().await;
                 let next = if stopping {
                     Next::Request(rx.recv().await)
                 } else {
@@ -426,7 +427,10 @@ impl InputPlugin for HttpListenInput {
                     .await
                 };
                 match next {
-                    Next::Request(Some(r)) => deliver(&mut stream, r).await,
+                    Next::Request(Some(r)) => {
+                        deliver(&mut stream, r).await;
+                        ctx.flush().await;
+                    }
                     Next::Request(None) => break,
                     // What was answered 200 is still routed: the server stops, then the ring
                     // is drained until its sender is gone.
@@ -449,11 +453,14 @@ impl InputPlugin for HttpListenInput {
 }
 
 /// Splits, decodes and routes one request's body, with its fields and its client as Hostname.
+/// What it routed is pushed to the lanes by the caller's next flush, once per drained ring.
 async fn deliver(stream: &mut RecordStream, r: Received) {
     stream.set_fields(&r.fields);
     stream.reserve(r.body.len());
     stream.read_buf()[..r.body.len()].copy_from_slice(&r.body);
-    stream.feed_datagram(r.body.len(), Some(&r.remote)).await;
+    stream
+        .feed_datagram_unflushed(r.body.len(), Some(&r.remote))
+        .await;
 }
 
 /// A listener bound with SO_REUSEPORT (every shard binds the address), non-blocking for tokio.
