@@ -21,6 +21,7 @@ pub mod input {
     pub mod file_polling;
     pub mod logstreamer;
     pub mod process;
+    pub mod process_directory;
     pub mod sandbox;
     pub mod tcp;
     pub mod udp;
@@ -79,6 +80,7 @@ pub fn registry() -> Registry {
         input::logstreamer::TYPE,
         input::file_polling::TYPE,
         input::process::TYPE,
+        input::process_directory::TYPE,
         // Splitters
         splitter::heka_framing::TYPE,
         splitter::token::TYPE,

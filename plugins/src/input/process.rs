@@ -209,14 +209,14 @@ impl Job {
 /// killed then too).
 pub(crate) async fn run_job(
     ctx: InputContext,
-    spec: &StreamSpec,
+    spec: Rc<StreamSpec>,
     job: Job,
     spawner: Rc<Spawner>,
     errors: Rc<Cell<u64>>,
 ) {
     let mut outputs = Outputs {
-        stdout: job.stdout.then(|| origin(&ctx, spec, &job.name, "stdout")),
-        stderr: job.stderr.then(|| origin(&ctx, spec, &job.name, "stderr")),
+        stdout: job.stdout.then(|| origin(&ctx, &spec, &job.name, "stdout")),
+        stderr: job.stderr.then(|| origin(&ctx, &spec, &job.name, "stderr")),
     };
     let runner = Runner {
         ctx,
@@ -270,9 +270,9 @@ impl InputPlugin for ProcessInput {
         let spawner = Spawner::new(&ctx.name)
             .map_err(|e| PluginError::Other(format!("ProcessInput cannot start a thread: {e}")))?;
         let job = self.job.clone();
-        let spec = self.spec.clone();
+        let spec = Rc::new(self.spec.clone());
         Ok(Box::pin(async move {
-            run_job(ctx, &spec, job, Rc::new(spawner), Rc::default()).await;
+            run_job(ctx, spec, job, Rc::new(spawner), Rc::default()).await;
             Ok(())
         }))
     }
