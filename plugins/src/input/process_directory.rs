@@ -240,9 +240,12 @@ impl State {
     }
 }
 
+/// A job file's job, or its contents and why it cannot be used.
+type JobFile = Result<Job, (Vec<u8>, String)>;
+
 /// Every `*.toml` under `dir/<interval>/`, parsed into a job, or why not (with the file's
 /// contents, so that a warning is given once per version of the file).
-fn job_files(dir: &Path) -> Vec<(PathBuf, Result<Job, (Vec<u8>, String)>)> {
+fn job_files(dir: &Path) -> Vec<(PathBuf, JobFile)> {
     let mut out = Vec::new();
     let Ok(intervals) = std::fs::read_dir(dir) else {
         return out;
@@ -288,7 +291,7 @@ fn job_files(dir: &Path) -> Vec<(PathBuf, Result<Job, (Vec<u8>, String)>)> {
 }
 
 /// One job file: its `[ProcessInput]` section with ProcessInput's options.
-fn read_job(path: &Path, every: Duration) -> Result<Job, (Vec<u8>, String)> {
+fn read_job(path: &Path, every: Duration) -> JobFile {
     use std::io::Read as _;
     let mut contents = Vec::new();
     std::fs::File::open(path)
