@@ -20,6 +20,8 @@ pub mod input {
     pub mod file_polling;
     pub mod logstreamer;
     pub mod sandbox;
+    pub mod stat_accum;
+    pub mod statsd;
     pub mod tcp;
     pub mod udp;
 }
@@ -69,6 +71,8 @@ pub fn registry() -> Registry {
         input::sandbox::TYPE,
         input::logstreamer::TYPE,
         input::file_polling::TYPE,
+        input::statsd::TYPE,
+        input::stat_accum::TYPE,
         // Splitters
         splitter::heka_framing::TYPE,
         splitter::token::TYPE,
