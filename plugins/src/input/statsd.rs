@@ -283,14 +283,14 @@ impl InputPlugin for StatsdInput {
             let mut buf = vec![0u8; MAX_DATAGRAM];
             loop {
                 let ctx = &shard.ctx;
-                let received = future::or(async { Some(socket.recv(&mut buf).await) }, async {
+                let received = future::or(async { Some(socket.recv_from(&mut buf).await) }, async {
                     ctx.stopped().await;
                     None
                 })
                 .await;
                 match received {
                     None => break,
-                    Some(Ok(n)) => shard.datagram(&buf[..n], max),
+                    Some(Ok((n, _))) => shard.datagram(&buf[..n], max),
                     Some(Err(e)) => {
                         warn_limited!("Input '{}': receiving a datagram failed: {e}", ctx.name);
                         glommio::timer::sleep(Duration::from_millis(100)).await;
