@@ -99,6 +99,7 @@ pub fn registry() -> Registry {
         output::log::TYPE,
         output::sandbox::TYPE,
         output::udp::TYPE,
+        output::carbon::TYPE,
     ])
 }
 

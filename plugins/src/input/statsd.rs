@@ -145,41 +145,61 @@ struct Shard {
     truncated: Cell<u64>,
     long_lines: Cell<u64>,
     reported: Cell<Option<Instant>>,
+    /// Counts changed since the report fields were last refreshed.
+    dirty: Cell<bool>,
 }
 
 impl Shard {
-    /// Parses complete lines and adds them to the slot, under one lock.
-    fn take(&self, data: &[u8]) {
+    /// Parses complete lines and adds them to the slot, under one lock. Lines longer than
+    /// `max` are skipped and counted.
+    fn take(&self, data: &[u8], max: usize) {
         let c = self.ctx.counters();
-        let (mut good, mut bad, mut dropped) = (0u64, 0u64, 0u64);
+        let (mut good, mut bad, mut dropped, mut long) = (0u64, 0u64, 0u64, 0u64);
         {
             let mut bucket = self.writer.bucket();
-            for line in lines(data) {
-                match line {
-                    Ok(m) => {
-                        if bucket.add(&m) {
-                            good += 1;
-                        } else {
-                            dropped += 1;
+            let mut rest = data;
+            while !rest.is_empty() {
+                let (line, next) = match memchr::memchr(b'\n', rest) {
+                    Some(p) => (&rest[..p], &rest[p + 1..]),
+                    None => (rest, &[][..]),
+                };
+                rest = next;
+                if line.len() > max {
+                    long += 1;
+                    continue;
+                }
+                for parsed in lines(line) {
+                    match parsed {
+                        Ok(m) => {
+                            if bucket.add(&m) {
+                                good += 1;
+                            } else {
+                                dropped += 1;
+                            }
                         }
-                    }
-                    Err((e, text)) => {
-                        bad += 1;
-                        warn_limited!(
-                            "Input '{}': bad statsd line {:?}: {e}",
-                            self.ctx.name,
-                            String::from_utf8_lossy(&text[..text.len().min(200)])
-                        );
+                        Err((e, text)) => {
+                            bad += 1;
+                            warn_limited!(
+                                "Input '{}': bad statsd line {:?}: {e}",
+                                self.ctx.name,
+                                String::from_utf8_lossy(&text[..text.len().min(200)])
+                            );
+                        }
                     }
                 }
             }
         }
-        add(&c.received, good + bad + dropped);
+        add(&c.received, good + bad + dropped + long);
         add(&c.delivered, good);
-        add(&c.dropped, dropped);
+        add(&c.dropped, dropped + long);
         if bad > 0 {
             add(&c.decode_failures, bad);
             self.bad_lines.set(self.bad_lines.get() + bad);
+        }
+        if long > 0 {
+            self.long_lines.set(self.long_lines.get() + long);
+        }
+        if bad > 0 || long > 0 || self.dirty.get() {
             self.report(false);
         }
     }
@@ -193,8 +213,10 @@ impl Shard {
                 .get()
                 .is_some_and(|r| t.duration_since(r) < Duration::from_millis(100))
         {
+            self.dirty.set(true);
             return;
         }
+        self.dirty.set(false);
         self.reported.set(Some(t));
         let mut f = FieldCollector::default();
         f.int("BadLines", self.bad_lines.get() as i64, "count");
@@ -206,15 +228,14 @@ impl Shard {
     /// One datagram of `n` bytes: the lines that end within `max` bytes.
     fn datagram(&self, buf: &[u8], max: usize) {
         if buf.len() <= max {
-            self.take(buf);
+            self.take(buf, max);
             return;
         }
         self.truncated.set(self.truncated.get() + 1);
+        self.dirty.set(true);
         let head = &buf[..max];
-        if let Some(end) = memchr::memrchr(b'\n', head) {
-            self.take(&head[..end]);
-        }
-        self.report(false);
+        let end = memchr::memrchr(b'\n', head).unwrap_or(0);
+        self.take(&head[..end], max);
     }
 }
 
@@ -238,6 +259,7 @@ impl InputPlugin for StatsdInput {
             truncated: Cell::new(0),
             long_lines: Cell::new(0),
             reported: Cell::new(None),
+            dirty: Cell::new(false),
         });
         let max = self.max_msg_size;
         if self.tcp {
@@ -283,11 +305,12 @@ impl InputPlugin for StatsdInput {
             let mut buf = vec![0u8; MAX_DATAGRAM];
             loop {
                 let ctx = &shard.ctx;
-                let received = future::or(async { Some(socket.recv_from(&mut buf).await) }, async {
-                    ctx.stopped().await;
-                    None
-                })
-                .await;
+                let received =
+                    future::or(async { Some(socket.recv_from(&mut buf).await) }, async {
+                        ctx.stopped().await;
+                        None
+                    })
+                    .await;
                 match received {
                     None => break,
                     Some(Ok((n, _))) => shard.datagram(&buf[..n], max),
@@ -331,14 +354,14 @@ async fn serve(mut stream: glommio::net::TcpStream, shard: Rc<Shard>, max: usize
         }
         if let Some(end) = memchr::memrchr(b'\n', &buf[start..have]) {
             let end = start + end;
-            shard.take(&buf[start..end]);
+            shard.take(&buf[start..end], max);
             start = end + 1;
         }
         buf.copy_within(start..have, 0);
         have -= start;
         if have > max {
             shard.long_lines.set(shard.long_lines.get() + 1);
-            shard.report(false);
+            shard.dirty.set(true);
             have = 0;
             skipping = true;
         }
@@ -347,8 +370,9 @@ async fn serve(mut stream: glommio::net::TcpStream, shard: Rc<Shard>, max: usize
         }
     }
     if !skipping && have > 0 {
-        shard.take(&buf[..have]);
+        shard.take(&buf[..have], max);
     }
+    shard.report(true);
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Outputs, and what they share: turning a message into bytes with the section's encoder, framed
 //! or not.
 
+pub mod carbon;
 pub mod file;
 pub mod log;
 pub mod sandbox;
