@@ -1,6 +1,7 @@
 //! statsd from real clients (`nc -u`, hekate-flood's statsd load, a TCP connection) through
-//! StatsdInput → StatAccumInput → CarbonOutput into Graphite's own carbon-cache, read back from
-//! the whisper files it writes with `whisper-fetch`: every increment is accounted for.
+//! StatsdInput, and Heka messages through StatFilter, into StatAccumInput → CarbonOutput →
+//! Graphite's own carbon-cache, read back from the whisper files it writes with `whisper-fetch`:
+//! every increment is accounted for.
 //!
 //! Each test starts a private carbon-cache (its own config, storage and ports under the test's
 //! directory; scripts/setup installs graphite-carbon and python3-whisper).
@@ -165,6 +166,7 @@ fn statsd_from_nc_flood_and_tcp_reaches_carbon_cache_with_every_increment() {
     let carbon = Carbon::start(&dir);
     let udp = free_udp_port();
     let tcp = free_tcp_port();
+    let heka = free_tcp_port();
     let config = format!(
         r#"
 [hekate]
@@ -185,6 +187,20 @@ max_msg_size = 1024
 ticker_interval = 1
 delete_idle_stats = true
 
+[heka_in]
+type = "TcpInput"
+address = "127.0.0.1:{heka}"
+
+[msg_stats]
+type = "StatFilter"
+message_matcher = "Type == 'e2e.msg'"
+
+[msg_stats.Metric.count]
+type = "Counter"
+name = "filter.%Type%.%conn%"
+value = "1"
+replace_dot = true
+
 [carbon]
 type = "CarbonOutput"
 message_matcher = "Type == 'heka.statmetric'"
@@ -200,8 +216,14 @@ flush_interval = 50
         base = dir.join("base").display(),
         carbon = carbon.port,
     );
-    let mut hekate = Hekate::start(&dir, &config, &[tcp]);
+    let mut hekate = Hekate::start(&dir, &config, &[tcp, heka]);
     let start = now_s() - 5;
+
+    // Heka messages made into stats by StatFilter.
+    send_tcp(
+        heka,
+        &framed((0..100).map(|s| message("e2e.msg", 3, s, 10))),
+    );
 
     // A real client, with malformed lines among good ones in one datagram.
     nc_udp(
@@ -264,14 +286,16 @@ flush_interval = 50
             && whisper_sum(&carbon.file("stats.counters.e2e.tcp.count"), start) == 1000.0
             && whisper_sum(&carbon.file("stats.counters.e2e.nc.count"), start) == 7.0
             && whisper_sum(&carbon.file("stats.counters.e2e.big.count"), start) == big_kept
+            && whisper_sum(&carbon.file("stats.counters.filter.e2e_msg.3.count"), start) == 100.0
     });
     assert!(
         all_in,
-        "carbon holds {} of 20000 flood increments, {} of 1000 TCP ones, {} of 7 from nc, {} of {big_kept} from the big datagram\n{}",
+        "carbon holds {} of 20000 flood increments, {} of 1000 TCP ones, {} of 7 from nc, {} of {big_kept} from the big datagram, {} of 100 from StatFilter\n{}",
         bench_total(),
         whisper_sum(&carbon.file("stats.counters.e2e.tcp.count"), start),
         whisper_sum(&carbon.file("stats.counters.e2e.nc.count"), start),
         whisper_sum(&carbon.file("stats.counters.e2e.big.count"), start),
+        whisper_sum(&carbon.file("stats.counters.filter.e2e_msg.3.count"), start),
         hekate.stderr()
     );
     // Timers and gauges made it too.

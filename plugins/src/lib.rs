@@ -48,6 +48,7 @@ pub mod filter {
     pub mod counter;
     pub mod sandbox;
     pub mod sandbox_manager;
+    pub mod stat;
 }
 
 /// Encoders.
@@ -88,6 +89,7 @@ pub fn registry() -> Registry {
         filter::counter::TYPE,
         filter::sandbox::TYPE,
         filter::sandbox_manager::TYPE,
+        filter::stat::TYPE,
         // Encoders
         encoder::protobuf::TYPE,
         encoder::payload::TYPE,

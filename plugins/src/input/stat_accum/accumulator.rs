@@ -146,7 +146,6 @@ impl Bucket {
     }
 
     /// Adds a counter, timer or gauge from a value already computed (StatFilter).
-    #[allow(dead_code)]
     pub(crate) fn add_value(&mut self, name: &str, kind: Kind, value: f64) -> bool {
         self.add(&Metric {
             name,

@@ -313,11 +313,7 @@ impl Emit for Messages<'_> {
         self.room(name.len() + 40);
         let payload = self.current.payload.get_or_insert_with(String::new);
         let before = payload.len();
-        use std::fmt::Write as _;
-        let _ = match value {
-            Value::Int(v) => writeln!(payload, "{name} {v} {}", self.now_s),
-            Value::Float(v) => writeln!(payload, "{name} {v:.6} {}", self.now_s),
-        };
+        graphite_line(payload, name, value, self.now_s);
         self.size += payload.len() - before;
     }
 
@@ -332,6 +328,15 @@ impl Emit for Messages<'_> {
         });
         self.size += name.len() + 24;
     }
+}
+
+/// One Graphite plaintext line: integers as such, floats with six decimals (Go's `%f`).
+fn graphite_line(out: &mut String, name: &str, value: Value, now_s: i64) {
+    use std::fmt::Write as _;
+    let _ = match value {
+        Value::Int(v) => writeln!(out, "{name} {v} {now_s}"),
+        Value::Float(v) => writeln!(out, "{name} {v:.6} {now_s}"),
+    };
 }
 
 impl StatAccumInput {
@@ -415,6 +420,42 @@ impl InputPlugin for StatAccumInput {
                 }
             }
         }))
+    }
+}
+
+/// What an accumulator would emit now, for the writers' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::accumulator::{Accumulated, Bucket, DEFAULT_MAX_NAMES, Emit, Namespaces, Value};
+    use super::{StatAccumulator, graphite_line};
+
+    /// The payload of one interval, with the default options (10 s), collected from every
+    /// writer of `acc`.
+    pub(crate) fn emitted(acc: &StatAccumulator) -> String {
+        struct Payload(String);
+        impl Emit for Payload {
+            fn payload(&mut self, name: &str, value: Value) {
+                graphite_line(&mut self.0, name, value, 0);
+            }
+            fn field(&mut self, _: &str, _: Value) {}
+        }
+        let ns = Namespaces {
+            legacy: false,
+            global: "stats".into(),
+            counter: "counters".into(),
+            timer: "timers".into(),
+            gauge: "gauges".into(),
+            set: "sets".into(),
+            statsd: "statsd".into(),
+            percent_thresholds: vec![90],
+            ticker_interval: 10,
+            delete_idle: false,
+        };
+        let mut state = Accumulated::new(DEFAULT_MAX_NAMES);
+        acc.collect(&mut state, &mut Bucket::default());
+        let mut out = Payload(String::new());
+        state.emit(&ns, &mut out);
+        out.0
     }
 }
 
