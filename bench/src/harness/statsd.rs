@@ -6,13 +6,14 @@
 //! came out in the graphite sums (the sink adds up the matched counts and compares with what was
 //! sent). Loss at a higher rate ends the ladder; it is shown, never counted as throughput.
 //!
-//! The hekate row waits for hekate's statsd path: adding it is one more [`Aggregator`] in
-//! [`run`] (`bench/configs/statsd.toml` is ready).
+//! hekate runs `bench/configs/statsd.toml`: StatsdInput → StatAccumInput (1 s, idle stats
+//! deleted) → CarbonOutput, on the same single core as the peers.
 
 use std::fs;
 use std::time::Duration;
 
 use super::drive::{FloodSpec, finish_sink, run_flood, start_sink};
+use super::hekate::HekateRun;
 use super::peers::{self, npm_version, render, version};
 use super::proc::Launch;
 use super::report::{Row, Section};
@@ -202,6 +203,25 @@ fn ladder(b: &Bench, agg: &Aggregator) -> Row {
     }
 }
 
+fn hekate(b: &Bench) -> Result<Aggregator, String> {
+    if let Some(why) = b.hekate.unavailable() {
+        return Err(why.to_owned());
+    }
+    Ok(Aggregator {
+        label: "hekate (StatsdInput → StatAccumInput → CarbonOutput)".into(),
+        name: "hekate".into(),
+        counts: r"^stats\.counters\.bench\..*\.count$",
+        ready: "hekate started",
+        prepare: Box::new(|b: &Bench, port: u16, sink_port: u16| {
+            let base = b.scratch("statsd-hekate");
+            let run = HekateRun::new("statsd", &b.cores.sut, port, &base)
+                .var("BENCH_SINK_PORT", sink_port.to_string());
+            run.check(b)?;
+            Ok(run.run_launch(b, "statsd-hekate"))
+        }),
+    })
+}
+
 fn etsy(b: &Bench) -> Result<Aggregator, String> {
     let js = peers::statsd_js(b).ok_or("etsy statsd not installed (run scripts/peers install)")?;
     if !have("node") {
@@ -287,10 +307,18 @@ fn run(b: &mut Bench) -> Section {
         ],
     );
     s.plot_unit = Some("highest lossless metrics/s".into());
-    s.rows.push(Row::not_run(
-        "hekate (StatsdInput → StatAccumInput → CarbonOutput)",
-        "hekate's statsd path is not delivered yet (bench/configs/statsd.toml is ready for it)",
-    ));
+    let mut hekate_rate = None;
+    match hekate(b) {
+        Ok(agg) => {
+            let r = ladder(b, &agg);
+            hekate_rate = r.plot;
+            s.rows.push(r);
+        }
+        Err(e) => s.rows.push(Row::not_run(
+            "hekate (StatsdInput → StatAccumInput → CarbonOutput)",
+            e,
+        )),
+    }
     let aggregators: [(&str, MakeAggregator); 2] = [("etsy statsd", etsy), ("collectd", collectd)];
     for (name, make) in aggregators {
         match make(b) {
@@ -298,6 +326,11 @@ fn run(b: &mut Bench) -> Section {
                 // Peers are drawn grey, hekate blue.
                 let mut r = ladder(b, &agg);
                 r.reference = true;
+                if let (Some(h), Some(p)) = (hekate_rate, r.plot)
+                    && let Some(cell) = r.cells.last_mut()
+                {
+                    *cell = format!("hekate {:.1}×", h / p);
+                }
                 s.rows.push(r);
             }
             Err(e) => s.rows.push(Row::not_run(name, e)),
