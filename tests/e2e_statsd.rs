@@ -153,6 +153,18 @@ fn nc_udp(port: u16, text: &str) {
     assert!(child.wait().unwrap().success());
 }
 
+/// UDP datagrams the kernel dropped for want of receive-buffer room, system-wide.
+fn udp_receive_drops() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (head, values) = (udp.next().unwrap(), udp.next().unwrap());
+    let i = head
+        .split_whitespace()
+        .position(|h| h == "RcvbufErrors")
+        .unwrap();
+    values.split_whitespace().nth(i).unwrap().parse().unwrap()
+}
+
 fn now_s() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -271,9 +283,15 @@ flush_interval = 50
         20_000,
     );
     flood.transport = hekate_bench::flood::Transport::Udp;
-    flood.rate = Some(20_000.0);
+    flood.rate = Some(10_000.0);
+    let drops_before = udp_receive_drops();
     let sent = hekate_bench::flood::run(&flood).unwrap();
     assert_eq!(sent.sent, 20_000, "{:?}", sent.errors);
+    std::thread::sleep(Duration::from_millis(300));
+    // UDP has no back-pressure: on a busy machine the kernel may drop datagrams hekate did not
+    // read in time. Those are counted by the kernel (system-wide); anything else lost is not.
+    let kernel_drops = udp_receive_drops() - drops_before;
+    let expected = 20_000.0 - kernel_drops as f64;
 
     let bench_dir = carbon.whisper.join("stats/counters/bench");
     let bench_total = || {
@@ -282,7 +300,7 @@ flush_interval = 50
         files.iter().map(|f| whisper_sum(f, start)).sum::<f64>()
     };
     let all_in = wait_for(Duration::from_secs(40), || {
-        bench_total() == 20_000.0
+        bench_total() >= expected
             && whisper_sum(&carbon.file("stats.counters.e2e.tcp.count"), start) == 1000.0
             && whisper_sum(&carbon.file("stats.counters.e2e.nc.count"), start) == 7.0
             && whisper_sum(&carbon.file("stats.counters.e2e.big.count"), start) == big_kept
@@ -290,7 +308,7 @@ flush_interval = 50
     });
     assert!(
         all_in,
-        "carbon holds {} of 20000 flood increments, {} of 1000 TCP ones, {} of 7 from nc, {} of {big_kept} from the big datagram, {} of 100 from StatFilter\n{}",
+        "carbon holds {} of 20000 flood increments ({kernel_drops} datagrams dropped by the kernel), {} of 1000 TCP ones, {} of 7 from nc, {} of {big_kept} from the big datagram, {} of 100 from StatFilter\n{}",
         bench_total(),
         whisper_sum(&carbon.file("stats.counters.e2e.tcp.count"), start),
         whisper_sum(&carbon.file("stats.counters.e2e.nc.count"), start),
@@ -298,6 +316,8 @@ flush_interval = 50
         whisper_sum(&carbon.file("stats.counters.filter.e2e_msg.3.count"), start),
         hekate.stderr()
     );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(bench_total() <= 20_000.0, "{} counted", bench_total());
     // Timers and gauges made it too.
     assert_eq!(
         whisper_sum(&carbon.file("stats.timers.e2e.timer.count"), start),
@@ -367,21 +387,25 @@ address = "127.0.0.1:{carbon_port}"
     );
     let mut hekate = Hekate::start(&dir, &config, &[tcp]);
     let start = now_s() - 5;
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut client = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut sent = 0u64;
     // Three seconds of counts while nothing listens on carbon's port.
     while Instant::now() < deadline {
-        sock.send_to(b"late.c:1|c", ("127.0.0.1", udp)).unwrap();
+        client.write_all(b"late.c:1|c\n").unwrap();
         sent += 1;
         std::thread::sleep(Duration::from_millis(5));
     }
     // Now carbon-cache comes up on that port.
     let carbon = Carbon::start_on(&dir, carbon_port);
     for _ in 0..100 {
-        sock.send_to(b"late.c:1|c", ("127.0.0.1", udp)).unwrap();
+        client.write_all(b"late.c:1|c\n").unwrap();
         sent += 1;
     }
+    // And a datagram.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(b"late.c:1|c", ("127.0.0.1", udp)).unwrap();
+    sent += 1;
     let got = || whisper_sum(&carbon.file("stats.counters.late.c.count"), start);
     let all_in = wait_for(Duration::from_secs(60), || got() == sent as f64);
     assert!(
@@ -390,5 +414,91 @@ address = "127.0.0.1:{carbon_port}"
         got(),
         hekate.stderr()
     );
+    assert!(hekate.terminate().success());
+}
+
+#[test]
+fn whisper_output_writes_files_graphites_tools_read() {
+    let dir = temp_dir("statsd-whisper");
+    let udp = free_udp_port();
+    let tcp = free_tcp_port();
+    let config = format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+
+[statsd_tcp]
+type = "StatsdInput"
+net = "tcp"
+address = "127.0.0.1:{tcp}"
+
+[StatsdInput]
+address = "127.0.0.1:{udp}"
+
+[StatAccumInput]
+ticker_interval = 1
+delete_idle_stats = true
+
+[per_second]
+type = "WhisperOutput"
+message_matcher = "Type == 'heka.statmetric'"
+base_path = "seconds"
+default_agg_method = 2
+default_archive_info = [[0, 1, 3600], [0, 60, 60]]
+
+[heka_defaults]
+type = "WhisperOutput"
+message_matcher = "Type == 'heka.statmetric'"
+"#,
+        base = dir.join("base").display(),
+    );
+    let mut hekate = Hekate::start(&dir, &config, &[tcp]);
+    let start = now_s() - 5;
+    // Over TCP (no loss whatever the machine's load), then one datagram.
+    let sent = 3000u64;
+    {
+        let mut s = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+        for _ in 0..sent - 1 {
+            s.write_all(b"w.hits:1|c\n").unwrap();
+        }
+    }
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(b"w.hits:1|c\nw.lat:12|ms", ("127.0.0.1", udp))
+        .unwrap();
+    let seconds = dir.join("base").join("seconds");
+    let hits = seconds.join("stats/counters/w/hits/count.wsp");
+    let all_in = wait_for(Duration::from_secs(20), || {
+        whisper_sum(&hits, start) == sent as f64
+    });
+    assert!(
+        all_in,
+        "the whisper file holds {} of {sent}\n{}",
+        whisper_sum(&hits, start),
+        hekate.stderr()
+    );
+    let info = |path: &Path| {
+        let out = Command::new("whisper-info").arg(path).output().unwrap();
+        assert!(out.status.success(), "whisper-info {}", path.display());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let i = info(&hits);
+    assert!(i.contains("aggregationMethod: sum"), "{i}");
+    assert!(i.contains("xFilesFactor: 0.1"), "{i}");
+    assert!(i.contains("secondsPerPoint: 1\n"), "{i}");
+    assert!(i.contains("secondsPerPoint: 60\n"), "{i}");
+    // Heka's default archives, average roll-up.
+    let lat = dir
+        .join("base")
+        .join("whisper")
+        .join("stats/timers/w/lat/mean.wsp");
+    assert!(wait_for(Duration::from_secs(10), || lat.exists()));
+    let i = info(&lat);
+    assert!(i.contains("aggregationMethod: average"), "{i}");
+    for spp in [60, 900, 3600, 43200] {
+        assert!(i.contains(&format!("secondsPerPoint: {spp}\n")), "{i}");
+    }
+    assert!(wait_for(Duration::from_secs(10), || {
+        whisper_sum(&lat, start - 120) == 12.0
+    }));
     assert!(hekate.terminate().success());
 }

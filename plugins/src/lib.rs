@@ -102,6 +102,7 @@ pub fn registry() -> Registry {
         output::sandbox::TYPE,
         output::udp::TYPE,
         output::carbon::TYPE,
+        output::whisper::TYPE,
     ])
 }
 

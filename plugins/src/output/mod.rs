@@ -7,6 +7,7 @@ pub mod log;
 pub mod sandbox;
 pub mod tcp;
 pub mod udp;
+pub mod whisper;
 
 use std::sync::Arc;
 
