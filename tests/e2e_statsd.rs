@@ -502,3 +502,76 @@ message_matcher = "Type == 'heka.statmetric'"
     }));
     assert!(hekate.terminate().success());
 }
+
+/// 10,000 new names a second, three times, with room for 5,000: the accumulator keeps 5,000,
+/// counts every other stat as dropped, and keeps emitting.
+#[test]
+fn ever_new_names_stay_within_max_names_and_are_counted() {
+    let dir = temp_dir("statsd-names");
+    let tcp = free_tcp_port();
+    let config = format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+report_interval = 1
+
+[StatsdInput]
+net = "tcp"
+address = "127.0.0.1:{tcp}"
+
+[StatAccumInput]
+ticker_interval = 1
+max_names = 5000
+
+[reports]
+type = "FileOutput"
+message_matcher = "Type == 'heka.all-report'"
+path = "reports.hekad"
+flush_interval = 50
+
+[stats]
+type = "FileOutput"
+message_matcher = "Type == 'heka.statmetric'"
+path = "stats.hekad"
+flush_interval = 50
+"#,
+        base = dir.join("base").display(),
+    );
+    let mut hekate = Hekate::start(&dir, &config, &[tcp]);
+    for round in 0..3 {
+        let mut s = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+        let mut load = String::new();
+        for i in 0..10_000 {
+            load.push_str(&format!("names.r{round}.n{i}:1|c\n"));
+        }
+        s.write_all(load.as_bytes()).unwrap();
+        drop(s);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let reports = dir.join("base").join("reports.hekad");
+    let counted = wait_for(Duration::from_secs(10), || {
+        last_report(&reports).is_some_and(|r| {
+            report_value(&r, "inputs", "StatAccumInput", "StatNames") == Some(5000)
+                && report_value(&r, "inputs", "StatAccumInput", "DroppedStats") == Some(25_000)
+        })
+    });
+    assert!(
+        counted,
+        "{:#?}",
+        last_report(&reports).map(|r| r["inputs"].clone())
+    );
+    // The ticks still report the 5,000 names held, split over several messages (each under
+    // max_message_size).
+    let stats = read_stream(&dir.join("base").join("stats.hekad"));
+    assert!(stats.iter().any(|m| {
+        m.payload
+            .as_deref()
+            .is_some_and(|p| p.contains("stats.statsd.numStats 5000 "))
+    }));
+    assert!(
+        stats
+            .iter()
+            .all(|m| m.payload.as_deref().map_or(0, str::len) < 64 * 1024)
+    );
+    assert!(hekate.terminate().success());
+}
