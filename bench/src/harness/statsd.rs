@@ -364,8 +364,9 @@ fn run(b: &mut Bench) -> Section {
         }
     }
     s.notes.push(format!(
-        "Each aggregator on core {}, the generator on core {}, the sink on core {}; {} s per rung; \
-         default socket buffers.",
+        "Each aggregator on core {}, the generator on core {}, the sink on core {}; {} s per rung. \
+         The peers keep the kernel's default UDP receive buffer; hekate's StatsdInput asks for \
+         its default of 8 MiB (`receive_buffer_size`, capped by `net.core.rmem_max`).",
         b.cores.sut,
         b.cores.generator,
         b.cores.sink,

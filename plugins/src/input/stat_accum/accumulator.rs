@@ -63,14 +63,14 @@ fn entry<'m, V: Default>(
     names: &mut usize,
     max: usize,
 ) -> Option<&'m mut V> {
-    if !map.contains_key(key) {
-        if *names >= max {
-            return None;
-        }
-        *names += 1;
-        map.insert(key.into(), V::default());
+    if map.contains_key(key) {
+        return map.get_mut(key);
     }
-    map.get_mut(key)
+    if *names >= max {
+        return None;
+    }
+    *names += 1;
+    Some(map.entry(key.into()).or_default())
 }
 
 impl Bucket {
