@@ -23,6 +23,8 @@ pub mod input {
     pub mod process;
     pub mod process_directory;
     pub mod sandbox;
+    pub mod stat_accum;
+    pub mod statsd;
     pub mod tcp;
     pub mod udp;
 }
@@ -56,6 +58,7 @@ pub mod filter {
     pub mod counter;
     pub mod sandbox;
     pub mod sandbox_manager;
+    pub mod stat;
 }
 
 /// Encoders.
@@ -81,6 +84,8 @@ pub fn registry() -> Registry {
         input::file_polling::TYPE,
         input::process::TYPE,
         input::process_directory::TYPE,
+        input::statsd::TYPE,
+        input::stat_accum::TYPE,
         // Splitters
         splitter::heka_framing::TYPE,
         splitter::token::TYPE,
@@ -101,6 +106,7 @@ pub fn registry() -> Registry {
         filter::counter::TYPE,
         filter::sandbox::TYPE,
         filter::sandbox_manager::TYPE,
+        filter::stat::TYPE,
         // Encoders
         encoder::protobuf::TYPE,
         encoder::payload::TYPE,
@@ -112,6 +118,8 @@ pub fn registry() -> Registry {
         output::log::TYPE,
         output::sandbox::TYPE,
         output::udp::TYPE,
+        output::carbon::TYPE,
+        output::whisper::TYPE,
     ])
 }
 
