@@ -8,7 +8,8 @@
 //! StatFilter on each shard — accumulates into a slot of its own; at each tick the home shard
 //! swaps every slot for an empty one and merges them once (`accumulator.rs`). No message per stat
 //! crosses the ring mesh. The sections meet by name: a writer's `stat_accum_name` must name a
-//! StatAccumInput section of the config (checked at start).
+//! StatAccumInput section of the config (`hekate check` and `hekate run` refuse a config where
+//! it does not).
 //!
 //! ```toml
 //! [StatAccumInput]
