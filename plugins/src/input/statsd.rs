@@ -268,7 +268,7 @@ impl InputPlugin for StatsdInput {
         ctx: InputContext,
     ) -> Result<LocalBoxFuture<'static, Result<(), PluginError>>, PluginError> {
         let shard = Rc::new(Shard {
-            writer: self.accumulator.writer(),
+            writer: self.accumulator.writer(true),
             ctx,
             bad_lines: Cell::new(0),
             truncated: Cell::new(0),

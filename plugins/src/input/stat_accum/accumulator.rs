@@ -15,7 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hekate_model::statsd::{Kind, Metric};
@@ -169,10 +169,20 @@ impl Bucket {
     }
 }
 
+/// One writer's slot.
+#[derive(Debug)]
+struct Slot {
+    bucket: Mutex<Bucket>,
+    /// Whether the writer is an input (it stops with the accumulator) rather than a filter.
+    input: bool,
+    /// Until the writer is dropped.
+    open: AtomicBool,
+}
+
 /// The object a StatAccumInput provides: one bucket slot per writer instance.
 #[derive(Debug)]
 pub(crate) struct StatAccumulator {
-    writers: Mutex<Vec<Arc<Mutex<Bucket>>>>,
+    writers: Mutex<Vec<Arc<Slot>>>,
     max_names: AtomicUsize,
 }
 
@@ -185,16 +195,22 @@ impl Default for StatAccumulator {
     }
 }
 
-/// A writer's handle: its own slot.
+/// A writer's handle: its own slot, closed when the handle is dropped.
 #[derive(Debug)]
 pub(crate) struct StatWriter {
-    slot: Arc<Mutex<Bucket>>,
+    slot: Arc<Slot>,
 }
 
 impl StatWriter {
     /// The writer's bucket, for one datagram's (or message's) stats.
     pub(crate) fn bucket(&self) -> MutexGuard<'_, Bucket> {
-        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+        self.slot.bucket.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for StatWriter {
+    fn drop(&mut self) {
+        self.slot.open.store(false, Ordering::Release);
     }
 }
 
@@ -204,18 +220,33 @@ impl StatAccumulator {
         self.max_names.store(max, Ordering::Relaxed);
     }
 
-    /// A new writer slot (one per writer instance, i.e. per shard).
-    pub(crate) fn writer(&self) -> StatWriter {
+    /// A new writer slot (one per writer instance, i.e. per shard); `input` for an input
+    /// (StatsdInput), which stops with the accumulator, rather than a filter, which stops after.
+    pub(crate) fn writer(&self, input: bool) -> StatWriter {
         let bucket = Bucket {
             max_names: self.max_names.load(Ordering::Relaxed),
             ..Bucket::default()
         };
-        let slot = Arc::new(Mutex::new(bucket));
+        let slot = Arc::new(Slot {
+            bucket: Mutex::new(bucket),
+            input,
+            open: AtomicBool::new(true),
+        });
         self.writers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::clone(&slot));
         StatWriter { slot }
+    }
+
+    /// Whether an input writer is still running (at shutdown, the accumulator waits for the
+    /// inputs to add what they read last).
+    pub(crate) fn inputs_open(&self) -> bool {
+        self.writers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|s| s.input && s.open.load(Ordering::Acquire))
     }
 
     /// Takes every writer's bucket (swapped for `spare`, emptied) and merges it into `into`.
@@ -228,7 +259,7 @@ impl StatAccumulator {
         for slot in writers {
             spare.clear();
             {
-                let mut b = slot.lock().unwrap_or_else(|e| e.into_inner());
+                let mut b = slot.bucket.lock().unwrap_or_else(|e| e.into_inner());
                 spare.max_names = b.max_names;
                 std::mem::swap(&mut *b, spare);
             }
@@ -567,7 +598,7 @@ mod tests {
     }
 
     fn feed(acc: &StatAccumulator, lines: &[&str]) {
-        let w = acc.writer();
+        let w = acc.writer(true);
         let mut b = w.bucket();
         for l in lines {
             assert!(b.add(&parse_line(l.as_bytes()).unwrap()), "{l}");
@@ -690,8 +721,8 @@ mod tests {
         let acc = StatAccumulator::default();
         acc.set_max_names(100);
         let mut state = Accumulated::new(150);
-        let w1 = acc.writer();
-        let w2 = acc.writer();
+        let w1 = acc.writer(true);
+        let w2 = acc.writer(true);
         let mut dropped = 0;
         for i in 0..120 {
             let line = format!("n{i}:1|c");
