@@ -12,14 +12,14 @@
 //! [`MAX_TIMER_SAMPLES`] timer samples and a set at most [`MAX_SET_MEMBERS`] members per
 //! interval (samples beyond are dropped and counted).
 
-use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use hashbrown::hash_map::EntryRef;
+use hashbrown::{HashMap, HashSet};
 use hekate_model::statsd::{Kind, Metric};
-use xxhash_rust::xxh64::{Xxh64, xxh64};
+use xxhash_rust::xxh64::xxh64;
 
 /// Timer samples a writer keeps per interval (8 bytes each).
 pub(crate) const MAX_TIMER_SAMPLES: usize = 1 << 20;
@@ -28,8 +28,11 @@ pub(crate) const MAX_SET_MEMBERS: usize = 1 << 16;
 /// The default `max_names`.
 pub(crate) const DEFAULT_MAX_NAMES: usize = 100_000;
 
-type Map<V> = HashMap<Box<str>, V, BuildHasherDefault<Xxh64>>;
-type Members = HashSet<u64, BuildHasherDefault<Xxh64>>;
+/// Names to values, hashed once per stat (`entry_ref`) with a per-process seed (names come from
+/// the network).
+type Map<V> = HashMap<Box<str>, V>;
+/// A set's members, by the hash of their bytes.
+type Members = HashSet<u64>;
 
 /// A gauge as one writer saw it during an interval.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -63,14 +66,16 @@ fn entry<'m, V: Default>(
     names: &mut usize,
     max: usize,
 ) -> Option<&'m mut V> {
-    if map.contains_key(key) {
-        return map.get_mut(key);
+    match map.entry_ref(key) {
+        EntryRef::Occupied(e) => Some(e.into_mut()),
+        EntryRef::Vacant(e) => {
+            if *names >= max {
+                return None;
+            }
+            *names += 1;
+            Some(e.insert_with_key(key.into(), V::default()))
+        }
     }
-    if *names >= max {
-        return None;
-    }
-    *names += 1;
-    Some(map.entry(key.into()).or_default())
 }
 
 impl Bucket {
