@@ -575,3 +575,46 @@ flush_interval = 50
     );
     assert!(hekate.terminate().success());
 }
+
+/// Counts read just before SIGTERM are in the last emission, made at shutdown.
+#[test]
+fn stats_received_before_shutdown_are_emitted_on_the_way_out() {
+    let dir = temp_dir("statsd-shutdown");
+    let tcp = free_tcp_port();
+    let config = format!(
+        r#"
+[hekate]
+base_dir = "{base}"
+
+[StatsdInput]
+net = "tcp"
+address = "127.0.0.1:{tcp}"
+
+[StatAccumInput]
+ticker_interval = 60
+
+[PayloadEncoder]
+
+[stats]
+type = "FileOutput"
+message_matcher = "Type == 'heka.statmetric'"
+path = "stats.txt"
+encoder = "PayloadEncoder"
+"#,
+        base = dir.join("base").display(),
+    );
+    let mut hekate = Hekate::start(&dir, &config, &[tcp]);
+    let mut s = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    for _ in 0..1000 {
+        s.write_all(b"last.words:1|c\n").unwrap();
+    }
+    s.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(hekate.terminate().success(), "{}", hekate.stderr());
+    drop(s);
+    let text = std::fs::read_to_string(dir.join("base").join("stats.txt")).unwrap();
+    assert!(
+        text.contains("stats.counters.last.words.count 1000 "),
+        "{text}"
+    );
+}

@@ -110,7 +110,8 @@ fn number(s: &[u8]) -> Option<f64> {
     {
         return None;
     }
-    let text = std::str::from_utf8(s).ok()?;
+    // SAFETY: every byte was just checked to be ASCII.
+    let text = unsafe { std::str::from_utf8_unchecked(s) };
     text.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
@@ -128,7 +129,12 @@ pub fn parse_line(line: &[u8]) -> Result<Metric<'_>, ParseError> {
     {
         return Err(ParseError::BadName);
     }
-    let name = std::str::from_utf8(name).map_err(|_| ParseError::BadName)?;
+    let name = if name.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        unsafe { std::str::from_utf8_unchecked(name) }
+    } else {
+        std::str::from_utf8(name).map_err(|_| ParseError::BadName)?
+    };
     let rest = &line[colon + 1..];
     let pipe = memchr::memchr(b'|', rest).ok_or(ParseError::NoType)?;
     let raw_value = &rest[..pipe];

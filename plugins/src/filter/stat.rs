@@ -203,7 +203,7 @@ impl FilterPlugin for StatFilterPlugin {
     fn new_filter(&self, ctx: &PluginContext) -> Result<Box<dyn Filter>, PluginError> {
         Ok(Box::new(StatFilter {
             name: ctx.name.clone(),
-            writer: self.accumulator.writer(),
+            writer: self.accumulator.writer(false),
             metrics: Arc::clone(&self.metrics),
             stat_name: String::new(),
             stat_value: String::new(),

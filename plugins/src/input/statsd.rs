@@ -30,7 +30,8 @@
 //! are dropped by the kernel (`RcvbufErrors` in `/proc/net/snmp`). Each shard takes what is
 //! queued many datagrams per system call (`recvmmsg`), and the socket asks for an 8 MiB receive
 //! buffer (`receive_buffer_size`; the kernel caps it at `net.core.rmem_max`, so raise that too
-//! on a busy host), which rides out a shard that is descheduled for a few milliseconds.
+//! on a busy host), which rides out a shard that is descheduled for a few milliseconds. A shard
+//! reads into 64 KiB plus 64 slots of `max_msg_size + 1` bytes, allocated once.
 //!
 //! Options: `address` ("127.0.0.1:8125"), `stat_accum_name` ("StatAccumInput"),
 //! `max_msg_size` (512), as in Heka; `net` ("udp", or "tcp" for newline-separated metrics over
@@ -268,7 +269,7 @@ impl InputPlugin for StatsdInput {
         ctx: InputContext,
     ) -> Result<LocalBoxFuture<'static, Result<(), PluginError>>, PluginError> {
         let shard = Rc::new(Shard {
-            writer: self.accumulator.writer(),
+            writer: self.accumulator.writer(true),
             ctx,
             bad_lines: Cell::new(0),
             truncated: Cell::new(0),

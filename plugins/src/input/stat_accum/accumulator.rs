@@ -12,14 +12,14 @@
 //! [`MAX_TIMER_SAMPLES`] timer samples and a set at most [`MAX_SET_MEMBERS`] members per
 //! interval (samples beyond are dropped and counted).
 
-use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use hashbrown::hash_map::EntryRef;
+use hashbrown::{HashMap, HashSet};
 use hekate_model::statsd::{Kind, Metric};
-use xxhash_rust::xxh64::{Xxh64, xxh64};
+use xxhash_rust::xxh64::xxh64;
 
 /// Timer samples a writer keeps per interval (8 bytes each).
 pub(crate) const MAX_TIMER_SAMPLES: usize = 1 << 20;
@@ -28,8 +28,11 @@ pub(crate) const MAX_SET_MEMBERS: usize = 1 << 16;
 /// The default `max_names`.
 pub(crate) const DEFAULT_MAX_NAMES: usize = 100_000;
 
-type Map<V> = HashMap<Box<str>, V, BuildHasherDefault<Xxh64>>;
-type Members = HashSet<u64, BuildHasherDefault<Xxh64>>;
+/// Names to values, hashed once per stat (`entry_ref`) with a per-process seed (names come from
+/// the network).
+type Map<V> = HashMap<Box<str>, V>;
+/// A set's members, by the hash of their bytes.
+type Members = HashSet<u64>;
 
 /// A gauge as one writer saw it during an interval.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -63,14 +66,16 @@ fn entry<'m, V: Default>(
     names: &mut usize,
     max: usize,
 ) -> Option<&'m mut V> {
-    if map.contains_key(key) {
-        return map.get_mut(key);
+    match map.entry_ref(key) {
+        EntryRef::Occupied(e) => Some(e.into_mut()),
+        EntryRef::Vacant(e) => {
+            if *names >= max {
+                return None;
+            }
+            *names += 1;
+            Some(e.insert_with_key(key.into(), V::default()))
+        }
     }
-    if *names >= max {
-        return None;
-    }
-    *names += 1;
-    Some(map.entry(key.into()).or_default())
 }
 
 impl Bucket {
@@ -169,10 +174,20 @@ impl Bucket {
     }
 }
 
+/// One writer's slot.
+#[derive(Debug)]
+struct Slot {
+    bucket: Mutex<Bucket>,
+    /// Whether the writer is an input (it stops with the accumulator) rather than a filter.
+    input: bool,
+    /// Until the writer is dropped.
+    open: AtomicBool,
+}
+
 /// The object a StatAccumInput provides: one bucket slot per writer instance.
 #[derive(Debug)]
 pub(crate) struct StatAccumulator {
-    writers: Mutex<Vec<Arc<Mutex<Bucket>>>>,
+    writers: Mutex<Vec<Arc<Slot>>>,
     max_names: AtomicUsize,
 }
 
@@ -185,16 +200,22 @@ impl Default for StatAccumulator {
     }
 }
 
-/// A writer's handle: its own slot.
+/// A writer's handle: its own slot, closed when the handle is dropped.
 #[derive(Debug)]
 pub(crate) struct StatWriter {
-    slot: Arc<Mutex<Bucket>>,
+    slot: Arc<Slot>,
 }
 
 impl StatWriter {
     /// The writer's bucket, for one datagram's (or message's) stats.
     pub(crate) fn bucket(&self) -> MutexGuard<'_, Bucket> {
-        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+        self.slot.bucket.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for StatWriter {
+    fn drop(&mut self) {
+        self.slot.open.store(false, Ordering::Release);
     }
 }
 
@@ -204,18 +225,33 @@ impl StatAccumulator {
         self.max_names.store(max, Ordering::Relaxed);
     }
 
-    /// A new writer slot (one per writer instance, i.e. per shard).
-    pub(crate) fn writer(&self) -> StatWriter {
+    /// A new writer slot (one per writer instance, i.e. per shard); `input` for an input
+    /// (StatsdInput), which stops with the accumulator, rather than a filter, which stops after.
+    pub(crate) fn writer(&self, input: bool) -> StatWriter {
         let bucket = Bucket {
             max_names: self.max_names.load(Ordering::Relaxed),
             ..Bucket::default()
         };
-        let slot = Arc::new(Mutex::new(bucket));
+        let slot = Arc::new(Slot {
+            bucket: Mutex::new(bucket),
+            input,
+            open: AtomicBool::new(true),
+        });
         self.writers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::clone(&slot));
         StatWriter { slot }
+    }
+
+    /// Whether an input writer is still running (at shutdown, the accumulator waits for the
+    /// inputs to add what they read last).
+    pub(crate) fn inputs_open(&self) -> bool {
+        self.writers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|s| s.input && s.open.load(Ordering::Acquire))
     }
 
     /// Takes every writer's bucket (swapped for `spare`, emptied) and merges it into `into`.
@@ -228,7 +264,7 @@ impl StatAccumulator {
         for slot in writers {
             spare.clear();
             {
-                let mut b = slot.lock().unwrap_or_else(|e| e.into_inner());
+                let mut b = slot.bucket.lock().unwrap_or_else(|e| e.into_inner());
                 spare.max_names = b.max_names;
                 std::mem::swap(&mut *b, spare);
             }
@@ -567,7 +603,7 @@ mod tests {
     }
 
     fn feed(acc: &StatAccumulator, lines: &[&str]) {
-        let w = acc.writer();
+        let w = acc.writer(true);
         let mut b = w.bucket();
         for l in lines {
             assert!(b.add(&parse_line(l.as_bytes()).unwrap()), "{l}");
@@ -690,8 +726,8 @@ mod tests {
         let acc = StatAccumulator::default();
         acc.set_max_names(100);
         let mut state = Accumulated::new(150);
-        let w1 = acc.writer();
-        let w2 = acc.writer();
+        let w1 = acc.writer(true);
+        let w2 = acc.writer(true);
         let mut dropped = 0;
         for i in 0..120 {
             let line = format!("n{i}:1|c");

@@ -8,7 +8,8 @@
 //! StatFilter on each shard — accumulates into a slot of its own; at each tick the home shard
 //! swaps every slot for an empty one and merges them once (`accumulator.rs`). No message per stat
 //! crosses the ring mesh. The sections meet by name: a writer's `stat_accum_name` must name a
-//! StatAccumInput section of the config (checked at start).
+//! StatAccumInput section of the config (`hekate check` and `hekate run` refuse a config where
+//! it does not).
 //!
 //! ```toml
 //! [StatAccumInput]
@@ -43,7 +44,9 @@
 //! a `timestamp` field. After a tick counters restart from 0 and timers and sets from empty,
 //! and are still reported (as 0) at the following ticks; gauges keep their value. With
 //! `delete_idle_stats` every stat is forgotten once emitted, so only stats seen in an interval
-//! are reported. At shutdown the input emits what it holds one last time.
+//! are reported. At shutdown the input waits (a second at most) for the StatsdInputs to add what
+//! they read last, then emits what it holds one last time; stats a StatFilter makes after that
+//! (filters stop after inputs) are not emitted.
 //!
 //! Bounds: at most `max_names` distinct names are held (the accumulated state and each writer's
 //! slot); a stat with a new name beyond it is dropped and counted in the report's
@@ -410,10 +413,17 @@ impl InputPlugin for StatAccumInput {
                     },
                 )
                 .await;
-                me.tick(&ctx, &mut state, &mut spare, &header).await;
                 if stopped {
+                    // The StatsdInputs stop at the same time: let them add what they read last
+                    // (bounded: a second at most).
+                    let deadline = Instant::now() + Duration::from_secs(1);
+                    while me.accumulator.inputs_open() && Instant::now() < deadline {
+                        glommio::timer::sleep(Duration::from_millis(10)).await;
+                    }
+                    me.tick(&ctx, &mut state, &mut spare, &header).await;
                     return Ok(());
                 }
+                me.tick(&ctx, &mut state, &mut spare, &header).await;
                 next += me.every;
                 if next < Instant::now() {
                     next = Instant::now() + me.every;
