@@ -244,14 +244,15 @@ fn skip<'s>(mut value: &'s str, literal: &str) -> Option<&'s str> {
     Some(value)
 }
 
-/// Nanoseconds of a fraction `.ddd` (the separator included in `s[..n]`).
+/// Nanoseconds of a fraction `.ddd` (the separator included in `s[..n]`; bytes, so that `n`
+/// may end inside a character: then they are no digits).
 fn nanos(s: &str, n: usize) -> Option<i64> {
-    let digits = &s[1..n];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = s.as_bytes().get(1..n)?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let mut ns: i64 = 0;
-    for (i, d) in digits.bytes().enumerate() {
+    for (i, &d) in digits.iter().enumerate() {
         if i < 9 {
             ns = ns * 10 + i64::from(d - b'0');
         }
@@ -475,6 +476,10 @@ impl Layout {
                         } else {
                             0
                         };
+                        // Go: GMT+h with at most 23 hours.
+                        if !(-23..=23).contains(&hours) {
+                            return None;
+                        }
                         p.offset = Some(hours * 3600);
                         v = &r[if n >= 2 { n } else { 0 }..];
                         continue;
@@ -736,6 +741,23 @@ mod tests {
         );
         assert_eq!(
             parse("2006-01-02 15:04:05.000", "2014-02-10 12:58:58"),
+            None
+        );
+        assert_eq!(
+            parse("2 Jan 06 3:04 MST", "18 Apr 81 3:01 GMT+3"),
+            Some(ns("1981-04-18T00:01:00Z"))
+        );
+        // Found by the fuzz target: an hour offset that overflows, a fixed fraction that ends
+        // inside a character.
+        assert_eq!(
+            parse("2 Jan 06 3:04 MST", "18 Apr 81 3:01 GMT+3100000"),
+            None
+        );
+        assert_eq!(
+            parse(
+                "02/Jan/2006:15:04:05.000 -0700",
+                "18/Apr/2013:14:00:28.07\u{e6}00"
+            ),
             None
         );
         // Year without century, month names any case, weekday ignored, space-padded day.
