@@ -96,21 +96,21 @@ pub const TYPE: PluginType = PluginType {
 const MAX_DEPTH: usize = 1000;
 
 /// JsonDecoder's own options.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 // The sandbox options are accepted, never read.
 #[allow(dead_code)]
 struct Options {
-    /// The Type of every message (`json.lua`'s `type`): "json" when not set.
-    #[serde(default)]
-    message_type: Option<String>,
+    /// The Type of every message (`json.lua`'s `type`).
+    #[serde(default = "default_type")]
+    message_type: String,
     /// Keep the record (without its line end) as the Payload.
     #[serde(default)]
-    payload_keep: Option<bool>,
+    payload_keep: bool,
     /// Map the members named by `Payload`, `Uuid`, `Type`, `Logger`, `Hostname`, `Severity`,
     /// `EnvVersion` and `Pid` to those headers.
     #[serde(default)]
-    map_fields: Option<bool>,
+    map_fields: bool,
     /// The top-level member that becomes the Payload (text), with `map_fields`.
     #[serde(default, rename = "Payload")]
     payload: Option<String>,
@@ -173,6 +173,13 @@ struct Options {
     /// Accepted and ignored, as `filename` (`json.lua` keeps no data).
     #[serde(default)]
     preserve_data: Option<bool>,
+    /// Accepted and ignored, as `filename`.
+    #[serde(default)]
+    profile: Option<bool>,
+}
+
+fn default_type() -> String {
+    "json".into()
 }
 
 /// `json.lua`'s `[X.config]` keys.
@@ -280,7 +287,7 @@ fn configure(section: &PluginSection) -> Result<Plan, ConfigError> {
         })?,
         None => LuaConfig::default(),
     };
-    let map_fields = lua.map_fields.or(opts.map_fields).unwrap_or(false);
+    let map_fields = lua.map_fields.unwrap_or(opts.map_fields);
     let members = [
         lua.payload.or(opts.payload),
         lua.uuid.or(opts.uuid),
@@ -329,11 +336,8 @@ fn configure(section: &PluginSection) -> Result<Plan, ConfigError> {
         )
         .collect();
     Ok(Plan {
-        message_type: lua
-            .message_type
-            .or(opts.message_type)
-            .unwrap_or_else(|| "json".into()),
-        payload_keep: lua.payload_keep.or(opts.payload_keep).unwrap_or(false),
+        message_type: lua.message_type.unwrap_or(opts.message_type),
+        payload_keep: lua.payload_keep.unwrap_or(opts.payload_keep),
         headers,
         special,
         timestamp_formats,
