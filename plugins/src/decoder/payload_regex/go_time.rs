@@ -535,15 +535,17 @@ impl Today {
 
 /// `text` read with `layout` in `tz`, as nanoseconds since the epoch. A text without a year
 /// takes the current one, a text with only a time today's date (Heka's rule: Go gives year 0).
-fn parse_layout(layout: &Layout, text: &str, tz: &TimeZone, today: Today) -> Option<i64> {
+fn parse_layout(layout: &Layout, text: &str, tz: &TimeZone, today: Option<Today>) -> Option<i64> {
     let p = layout.read(text)?;
+    // The date of now in the zone, only looked up when the text has no year.
+    let today = || today.unwrap_or_else(|| Today::in_zone(tz));
     let (year, month, day) = match (p.year, p.month, p.day, p.yday) {
         (None, None | Some(1), None | Some(1), None) => (
-            i64::from(today.year),
-            i64::from(today.month),
-            i64::from(today.day),
+            i64::from(today().year),
+            i64::from(today().month),
+            i64::from(today().day),
         ),
-        (None, m, d, _) => (i64::from(today.year), m.unwrap_or(1), d.unwrap_or(1)),
+        (None, m, d, _) => (i64::from(today().year), m.unwrap_or(1), d.unwrap_or(1)),
         (Some(y), m, d, _) => (y, m.unwrap_or(1), d.unwrap_or(1)),
     };
     let date = if let (Some(yd), None, None) = (p.yday, p.month, p.day) {
@@ -635,8 +637,9 @@ impl TimestampLayout {
         ))
     }
 
-    /// `text` as nanoseconds since the epoch.
-    pub(crate) fn parse(&self, text: &str, tz: &TimeZone, today: Today) -> Option<i64> {
+    /// `text` as nanoseconds since the epoch; `today` is the date of now in `tz` (looked up
+    /// when `None` and needed).
+    pub(crate) fn parse(&self, text: &str, tz: &TimeZone, today: Option<Today>) -> Option<i64> {
         match self {
             TimestampLayout::Epoch(exp) => epoch(text, *exp),
             TimestampLayout::Go(layout, basic) => parse_layout(layout, text, tz, today)
@@ -687,14 +690,14 @@ mod tests {
     fn parse(layout: &str, text: &str) -> Option<i64> {
         TimestampLayout::new(layout)
             .unwrap()
-            .parse(text, &TimeZone::UTC, TODAY)
+            .parse(text, &TimeZone::UTC, Some(TODAY))
     }
 
     fn parse_in(layout: &str, text: &str, zone: &str) -> Option<i64> {
         let tz = jiff::tz::db().get(zone).unwrap();
         TimestampLayout::new(layout)
             .unwrap()
-            .parse(text, &tz, TODAY)
+            .parse(text, &tz, Some(TODAY))
     }
 
     /// Heka's own test vectors (plugins/payload/payload_decoder_test.go).
