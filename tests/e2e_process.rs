@@ -28,13 +28,9 @@ message_matcher = "Type == 'ProcessInput' && Logger != 'floods'"
 path = "out.hekad"
 flush_interval = 50
 
-[reports]
-type = "FileOutput"
-message_matcher = "Type == 'heka.all-report'"
-path = "reports.hekad"
-flush_interval = 50
-"#,
+{reports}"#,
         base = dir.join("base").display(),
+        reports = REPORTS_OUTPUT,
     )
 }
 

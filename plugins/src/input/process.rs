@@ -235,17 +235,7 @@ pub(crate) async fn run_job(
     let mut first = job.immediate_start;
     loop {
         if !first {
-            let stopped = future::or(
-                async {
-                    runner.ctx.stopped().await;
-                    true
-                },
-                async {
-                    glommio::timer::sleep(every).await;
-                    false
-                },
-            )
-            .await;
+            let stopped = runner.ctx.sleep_unless_stopped(every).await;
             if stopped {
                 return;
             }

@@ -42,7 +42,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::future;
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::log::warn_limited;
 use hekate_engine::plugin::{
@@ -140,17 +139,7 @@ impl InputPlugin for ProcessDirectory {
             };
             loop {
                 state.rescan(&ctx, &dir, &spec, &spawner);
-                let stopped = future::or(
-                    async {
-                        ctx.stopped().await;
-                        true
-                    },
-                    async {
-                        glommio::timer::sleep(rescan).await;
-                        false
-                    },
-                )
-                .await;
+                let stopped = ctx.sleep_unless_stopped(rescan).await;
                 if stopped {
                     break;
                 }

@@ -69,7 +69,6 @@ pub(crate) use accumulator::{StatAccumulator, StatWriter};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_lite::future;
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
     BuildContext, Built, FieldCollector, InputContext, InputPlacement, InputPlugin, LocalBoxFuture,
@@ -402,17 +401,7 @@ impl InputPlugin for StatAccumInput {
             let mut next = Instant::now() + me.every;
             loop {
                 let wait = next.saturating_duration_since(Instant::now());
-                let stopped = future::or(
-                    async {
-                        ctx.stopped().await;
-                        true
-                    },
-                    async {
-                        glommio::timer::sleep(wait).await;
-                        false
-                    },
-                )
-                .await;
+                let stopped = ctx.sleep_unless_stopped(wait).await;
                 if stopped {
                     // The StatsdInputs stop at the same time: let them add what they read last
                     // (bounded: a second at most).
