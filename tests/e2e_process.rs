@@ -90,6 +90,14 @@ splitter = "NullSplitter"
 bin = "cat"
 args = ["/proc/loadavg"]
 
+[disk]
+type = "ProcessInput"
+ticker_interval = 1
+immediate_start = true
+[disk.command.0]
+bin = "df"
+args = ["-P", "-k", "/"]
+
 [missing]
 type = "ProcessInput"
 ticker_interval = 1
@@ -147,6 +155,24 @@ bin = "/nonexistent/hekate-no-such-command"
         fields, 5,
         "/proc/loadavg has five fields: {:?}",
         load[0].payload
+    );
+    // df: its header line, then one line for the root file system, one message each.
+    let disk = of(&msgs, "disk");
+    assert!(disk.len() >= 2, "{disk:?}");
+    assert!(
+        disk[0]
+            .payload
+            .as_deref()
+            .unwrap()
+            .starts_with("Filesystem")
+    );
+    assert!(
+        disk[1]
+            .payload
+            .as_deref()
+            .unwrap()
+            .trim_end()
+            .ends_with(" /")
     );
     // The command that does not exist is counted, again at each tick; the rest runs on.
     let reports = dir.join("base").join("reports.hekad");
