@@ -97,6 +97,13 @@
 //!   shard. To take one out — unloaded, or a sandbox that terminated ([`plugin::Termination`])
 //!   — every router shard drops the route first; then the instance finishes (or, terminated,
 //!   counts as dropped) what its lanes still hold and its lanes are released.
+//! - **Foreign runtimes** ([`plugin::bridge`]). A plugin that needs a well-kept crate running on
+//!   tokio (HttpListenInput and HttpInput on hyper; database and broker clients next) starts a
+//!   [`plugin::bridge::ForeignRuntime`]: a current-thread tokio runtime on a thread of its own,
+//!   pinned to the plugin's core. Work crosses to and from the shard over
+//!   [`plugin::bridge::channel`]s — bounded rtrb SPSC rings whose ends park on doorbells — so the
+//!   shard never blocks on tokio, and a full ring makes the tokio side wait (or give up after a
+//!   bound it chooses) instead of buffering without end.
 //!
 //! # Rooms
 //!

@@ -12,6 +12,7 @@
 //! every option and that every sample builds.
 
 mod common;
+mod http;
 mod sandbox;
 mod tls;
 mod unix;
@@ -19,6 +20,8 @@ mod unix;
 /// Inputs.
 pub mod input {
     pub mod file_polling;
+    pub mod http;
+    pub mod http_listen;
     pub mod logstreamer;
     pub mod process;
     pub mod process_directory;
@@ -86,6 +89,8 @@ pub fn registry() -> Registry {
         input::process_directory::TYPE,
         input::statsd::TYPE,
         input::stat_accum::TYPE,
+        input::http_listen::TYPE,
+        input::http::TYPE,
         // Splitters
         splitter::heka_framing::TYPE,
         splitter::token::TYPE,

@@ -25,6 +25,7 @@ pub mod report;
 
 mod baseline;
 mod cost;
+mod http;
 mod json;
 mod micro;
 mod peers;
@@ -88,6 +89,7 @@ pub const WORKLOADS: &[Workload] = &[
     cost::WORKLOAD,
     syslog::WORKLOAD,
     json::WORKLOAD,
+    http::WORKLOAD,
     statsd::WORKLOAD,
     sandbox::WORKLOAD,
     tail::WORKLOAD,
@@ -101,8 +103,8 @@ pub const BY_NAME_ONLY: &[&str] = &["torture"];
 /// The order of the blocks in RESULTS.md (workloads still to come included, so that their
 /// blocks land in the right place).
 pub const BLOCK_ORDER: &[&str] = &[
-    "machine", "baseline", "route", "scale", "cost", "syslog", "statsd", "json", "sandbox", "tail",
-    "latency", "micro", "torture",
+    "machine", "baseline", "route", "scale", "cost", "syslog", "statsd", "json", "http", "sandbox",
+    "tail", "latency", "micro", "torture",
 ];
 
 /// Where everything is and how to run.

@@ -16,8 +16,13 @@
 //! pops batches from their rings and calls [`Filter::process`] / [`Output::process`] once per
 //! message, synchronously; an output does its I/O in [`Output::flush`], which the runtime awaits
 //! (that await is the back-pressure).
+//!
+//! A plugin built on a crate that runs on tokio (hyper, database and broker clients) runs it
+//! on a [`bridge::ForeignRuntime`] pinned to its core and trades work with its shard over
+//! [`bridge::channel`]s: bounded SPSC rings with doorbells, so the shard never blocks on it.
 
 mod ack;
+pub mod bridge;
 mod control;
 mod input;
 mod kinds;

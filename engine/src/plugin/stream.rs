@@ -150,6 +150,7 @@ impl RecordStream {
                 log_decode_failures: spec.log_decode_failures,
                 logger: Rc::clone(&input),
                 msg_type: None,
+                severity: None,
                 fields: Rc::from(&[][..]),
                 input,
                 hostname,
@@ -184,6 +185,12 @@ impl RecordStream {
     pub fn set_origin(&mut self, logger: &str, msg_type: Option<&str>) {
         self.sink.logger = Rc::from(logger);
         self.sink.msg_type = msg_type.map(Rc::from);
+    }
+
+    /// Gives payload messages this Severity (HttpListenInput: 6, as Heka's); by default they
+    /// have none (Heka's default, 7).
+    pub fn set_severity(&mut self, severity: Option<i32>) {
+        self.sink.severity = severity;
     }
 
     /// Adds these encoded fields (written with a [`MessageWriter`]) to every message built from
@@ -286,6 +293,14 @@ impl RecordStream {
     /// One datagram of `n` bytes read into [`RecordStream::read_buf`]: every record in it, then
     /// the splitter starts afresh. `hostname` overrides the Hostname of payload messages.
     pub async fn feed_datagram(&mut self, n: usize, hostname: Option<&str>) {
+        self.feed_datagram_unflushed(n, hostname).await;
+        self.sink.router.flush(true).await;
+    }
+
+    /// [`RecordStream::feed_datagram`] without pushing what it routed into the lanes, for an
+    /// input that takes many datagrams at once (HttpListenInput drains its queue of requests):
+    /// call [`InputContext::flush`](super::InputContext::flush) after the last one.
+    pub async fn feed_datagram_unflushed(&mut self, n: usize, hostname: Option<&str>) {
         if let Some(h) = hostname
             && *self.sink.hostname != *h
         {
@@ -301,7 +316,6 @@ impl RecordStream {
         self.end = 0;
         self.rest_of_cut = false;
         self.splitter.reset();
-        router.flush(true).await;
     }
 
     fn split(&mut self, eof: bool) {
@@ -368,6 +382,8 @@ struct RecordSink {
     logger: Rc<str>,
     /// The Type of payload messages, if the input sets one.
     msg_type: Option<Rc<str>>,
+    /// The Severity of payload messages, if the input sets one.
+    severity: Option<i32>,
     /// Encoded fields added to payload messages.
     fields: Rc<[u8]>,
     hostname: Rc<str>,
@@ -491,8 +507,11 @@ impl RecordSink {
         if let Some(t) = &self.msg_type {
             w.msg_type(t.as_bytes());
         }
-        w.logger(self.logger.as_bytes())
-            .hostname(self.hostname.as_bytes())
+        w.logger(self.logger.as_bytes());
+        if let Some(s) = self.severity {
+            w.severity(s);
+        }
+        w.hostname(self.hostname.as_bytes())
             .payload(&payload)
             .raw(&self.fields);
         if let Some(flag) = decode_failure {

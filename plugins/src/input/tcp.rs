@@ -159,7 +159,7 @@ struct Options {
 }
 
 /// Nine tenths of the soft limit on open files (the rest is for files, queues and outputs).
-fn default_max_connections() -> usize {
+pub(crate) fn default_max_connections() -> usize {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
