@@ -36,13 +36,9 @@ message_matcher = "Logger == 'e2e'"
 path = "out.hekad"
 flush_interval = 50
 
-[reports]
-type = "FileOutput"
-message_matcher = "Type == 'heka.all-report'"
-path = "reports.hekad"
-flush_interval = 50
-"#,
+{reports}"#,
         base = dir.join("base").display(),
+        reports = REPORTS_OUTPUT,
         first = cores[0],
     )
 }

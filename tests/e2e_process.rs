@@ -28,13 +28,9 @@ message_matcher = "Type == 'ProcessInput' && Logger != 'floods'"
 path = "out.hekad"
 flush_interval = 50
 
-[reports]
-type = "FileOutput"
-message_matcher = "Type == 'heka.all-report'"
-path = "reports.hekad"
-flush_interval = 50
-"#,
+{reports}"#,
         base = dir.join("base").display(),
+        reports = REPORTS_OUTPUT,
     )
 }
 
@@ -94,6 +90,14 @@ splitter = "NullSplitter"
 bin = "cat"
 args = ["/proc/loadavg"]
 
+[disk]
+type = "ProcessInput"
+ticker_interval = 1
+immediate_start = true
+[disk.command.0]
+bin = "df"
+args = ["-P", "-k", "/"]
+
 [missing]
 type = "ProcessInput"
 ticker_interval = 1
@@ -151,6 +155,24 @@ bin = "/nonexistent/hekate-no-such-command"
         fields, 5,
         "/proc/loadavg has five fields: {:?}",
         load[0].payload
+    );
+    // df: its header line, then one line for the root file system, one message each.
+    let disk = of(&msgs, "disk");
+    assert!(disk.len() >= 2, "{disk:?}");
+    assert!(
+        disk[0]
+            .payload
+            .as_deref()
+            .unwrap()
+            .starts_with("Filesystem")
+    );
+    assert!(
+        disk[1]
+            .payload
+            .as_deref()
+            .unwrap()
+            .trim_end()
+            .ends_with(" /")
     );
     // The command that does not exist is counted, again at each tick; the rest runs on.
     let reports = dir.join("base").join("reports.hekad");
@@ -224,4 +246,96 @@ path = "/dev/null"
         ) && !running("sleep 397.25")),
         "children outlived hekate"
     );
+}
+
+/// A job file in `dir/<interval>/` printing `text` every interval.
+fn job(dir: &Path, interval: u32, name: &str, text: &str) {
+    let sub = dir.join(interval.to_string());
+    std::fs::create_dir_all(&sub).unwrap();
+    let tmp = sub.join(format!(".{name}.tmp"));
+    std::fs::write(
+        &tmp,
+        format!(
+            "[ProcessInput]\nimmediate_start = true\n[ProcessInput.command.0]\nbin = \"/bin/echo\"\nargs = [\"{text}\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::rename(tmp, sub.join(format!("{name}.toml"))).unwrap();
+}
+
+#[test]
+fn a_process_directory_is_followed_jobs_start_change_and_stop() {
+    let dir = temp_dir("process-dir");
+    let jobs = dir.join("jobs");
+    job(&jobs, 1, "a", "job a");
+    std::fs::create_dir_all(jobs.join("1")).unwrap();
+    std::fs::write(
+        jobs.join("1/broken.toml"),
+        "[ProcessInput]\nno_such_option = 1\n",
+    )
+    .unwrap();
+    let inputs = format!(
+        r#"
+[jobs]
+type = "ProcessDirectoryInput"
+process_dir = "{}"
+ticker_interval = 1
+"#,
+        jobs.display()
+    );
+    let hekate = Hekate::start(&dir, &config(&dir, &inputs), &[]);
+    let out = dir.join("base").join("out.hekad");
+    let a = jobs.join("1/a.toml").display().to_string();
+    let b = jobs.join("1/b.toml").display().to_string();
+    let payloads = |logger: &str| -> Vec<String> {
+        read_stream(&out)
+            .iter()
+            .filter(|m| m.logger.as_deref() == Some(logger))
+            .map(|m| m.payload.clone().unwrap_or_default())
+            .collect()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || payloads(&a).len() >= 2),
+        "{}",
+        hekate.stderr()
+    );
+    assert_eq!(payloads(&a)[0], "job a\n");
+    let m = read_stream(&out)
+        .into_iter()
+        .find(|m| m.logger.as_deref() == Some(a.as_str()))
+        .unwrap();
+    assert_eq!(string(&m, "ProcessInputName"), Some(format!("{a}.stdout")));
+    assert_eq!(int(&m, "ExitStatus"), Some(0));
+    // A new file starts its job; a changed one restarts with its new command.
+    job(&jobs, 1, "b", "job b");
+    job(&jobs, 1, "a", "job a, second version");
+    assert!(
+        wait_for(Duration::from_secs(10), || !payloads(&b).is_empty()
+            && payloads(&a).contains(&"job a, second version\n".to_string())),
+        "{}",
+        hekate.stderr()
+    );
+    // A removed file stops its job.
+    std::fs::remove_file(jobs.join("1/b.toml")).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let after_removal = payloads(&b).len();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        payloads(&b).len(),
+        after_removal,
+        "a removed job still runs"
+    );
+    // The broken file was reported, and counted once.
+    assert!(
+        hekate.stderr().contains("broken.toml skipped"),
+        "{}",
+        hekate.stderr()
+    );
+    let reports = dir.join("base").join("reports.hekad");
+    let report = last_report(&reports).unwrap();
+    assert_eq!(
+        report_value(&report, "inputs", "jobs", "JobFileErrorCount"),
+        Some(1)
+    );
+    assert_eq!(report_value(&report, "inputs", "jobs", "JobCount"), Some(1));
 }

@@ -73,6 +73,16 @@
 //!   wait for a lane, so no cycle of runners waiting for each other's full lanes can form;
 //!   what a full filter lane cannot take yet stays with the router, which the inputs of that
 //!   shard then wait for ([`mesh::RouterShard::flush_runner`]).
+//! - **Plugins that meet by name** ([`plugin::Rendezvous`], through
+//!   [`plugin::BuildContext::provide`] and [`plugin::BuildContext::join`]). An aggregator that
+//!   must see what every shard counts (Heka's StatAccumInput, fed by StatsdInputs and
+//!   StatFilters on every shard) provides an object under its section name; the sections that
+//!   feed it join it by the name their config gives, in any config order, and a name nobody
+//!   provides is a config error. The rule for what is shared is **one slot per writer
+//!   instance**: each instance on each shard accumulates into its own slot, behind a lock that
+//!   only the owner's periodic tick also takes, once per interval, to swap the slot for an empty
+//!   one and merge everything once on its home core. So no message per item crosses the ring
+//!   mesh, and the hot path takes one uncontended lock per datagram, not per item.
 //! - **The coordinator** runs on the thread that started the pipeline, pinned to
 //!   `coordinator_core`. It is never on the message path: it takes signals (SIGINT/SIGTERM
 //!   shutdown, SIGUSR1 text report, SIGUSR2 sandbox abort — the sandbox owns the abort, the

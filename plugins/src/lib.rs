@@ -24,7 +24,10 @@ pub mod input {
     pub mod http_listen;
     pub mod logstreamer;
     pub mod process;
+    pub mod process_directory;
     pub mod sandbox;
+    pub mod stat_accum;
+    pub mod statsd;
     pub mod tcp;
     pub mod udp;
 }
@@ -58,6 +61,7 @@ pub mod filter {
     pub mod counter;
     pub mod sandbox;
     pub mod sandbox_manager;
+    pub mod stat;
 }
 
 /// Encoders.
@@ -82,6 +86,9 @@ pub fn registry() -> Registry {
         input::logstreamer::TYPE,
         input::file_polling::TYPE,
         input::process::TYPE,
+        input::process_directory::TYPE,
+        input::statsd::TYPE,
+        input::stat_accum::TYPE,
         input::http_listen::TYPE,
         input::http::TYPE,
         // Splitters
@@ -104,6 +111,7 @@ pub fn registry() -> Registry {
         filter::counter::TYPE,
         filter::sandbox::TYPE,
         filter::sandbox_manager::TYPE,
+        filter::stat::TYPE,
         // Encoders
         encoder::protobuf::TYPE,
         encoder::payload::TYPE,
@@ -115,6 +123,8 @@ pub fn registry() -> Registry {
         output::log::TYPE,
         output::sandbox::TYPE,
         output::udp::TYPE,
+        output::carbon::TYPE,
+        output::whisper::TYPE,
     ])
 }
 

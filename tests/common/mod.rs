@@ -355,6 +355,16 @@ pub fn last_report(path: &Path) -> Option<serde_json::Value> {
         .and_then(|m| serde_json::from_str(m.payload.as_deref()?).ok())
 }
 
+/// A FileOutput section writing every `heka.all-report` to `<base_dir>/reports.hekad` (read it
+/// with [`last_report`]); set `report_interval` in `[hekate]` for frequent reports.
+pub const REPORTS_OUTPUT: &str = r#"
+[reports]
+type = "FileOutput"
+message_matcher = "Type == 'heka.all-report'"
+path = "reports.hekad"
+flush_interval = 50
+"#;
+
 /// A plugin's numeric report field.
 pub fn report_value(
     report: &serde_json::Value,

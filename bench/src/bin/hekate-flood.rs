@@ -76,6 +76,10 @@ struct Args {
     /// --connect-timeout) and go on with the next sequence number.
     #[arg(long)]
     reconnect: bool,
+    /// UDP: pack consecutive records into datagrams of up to this many bytes (statsd clients
+    /// buffer metrics up to the MTU); 0 sends one record per datagram.
+    #[arg(long, default_value_t = 0)]
+    udp_pack: usize,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -126,6 +130,7 @@ fn run(args: Args) -> Result<(), String> {
         connect_timeout: args.connect_timeout,
         stall_timeout: Some(args.stall_timeout),
         reconnect: args.reconnect,
+        udp_pack: args.udp_pack,
     };
     let report = flood::run(&cfg).map_err(|e| e.to_string())?;
     println!(

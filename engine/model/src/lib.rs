@@ -5,6 +5,7 @@
 //! - [`framing`]: Heka's stream framing (record separator, header, HMAC signatures) and the
 //!   splitter that finds records in a byte stream;
 //! - [`matcher`]: Heka's message-matcher language, parsed once and compiled into a flat program;
+//! - [`statsd`]: the statsd line protocol (`name:value|type[|@rate][|#tags]`), parsed in place;
 //! - [`writer`]: writing messages straight into a reused buffer, for inputs that turn payloads
 //!   into messages on the hot path;
 //! - [`varint`]: protobuf varints (prost's), for every hand-written reader and writer above.
@@ -14,5 +15,6 @@
 pub mod framing;
 pub mod matcher;
 pub mod message;
+pub mod statsd;
 pub mod varint;
 pub mod writer;

@@ -141,6 +141,22 @@ impl InputContext {
         self.stop.is_set()
     }
 
+    /// Sleeps for `duration` (a ticker's period), or until the input must stop; whether it
+    /// must stop.
+    pub async fn sleep_unless_stopped(&self, duration: std::time::Duration) -> bool {
+        futures_lite::future::or(
+            async {
+                self.stopped().await;
+                true
+            },
+            async {
+                glommio::timer::sleep(duration).await;
+                false
+            },
+        )
+        .await
+    }
+
     /// Registers a connection so that shutdown ends its reads cleanly.
     pub fn register_connection(&self, fd: RawFd) -> ConnectionGuard {
         let mut fds = self.conns.fds.borrow_mut();

@@ -29,6 +29,7 @@ mod kinds;
 pub mod log;
 mod options;
 mod registry;
+mod rendezvous;
 mod reopen;
 mod stream;
 
@@ -47,6 +48,7 @@ pub use kinds::{
 };
 pub use options::{NoOptions, OptionSpec, options_of, without};
 pub use registry::{BuildContext, BuildFn, Built, PluginType, Registry};
+pub use rendezvous::Rendezvous;
 pub use reopen::{reopen_requests, request_reopen};
 pub(crate) use stream::DecoderCache;
 pub use stream::{RecordStream, StreamSpec};

@@ -10,6 +10,7 @@ use super::control::PipelineControl;
 use super::input::InputPlugin;
 use super::kinds::{DecoderPlugin, EncoderPlugin, FilterPlugin, OutputPlugin, SplitterPlugin};
 use super::options::OptionSpec;
+use super::rendezvous::Rendezvous;
 use super::stream::StreamSpec;
 
 /// A plugin built from its config section.
@@ -50,6 +51,7 @@ pub struct BuildContext<'a> {
     pub global: &'a GlobalConfig,
     built: &'a HashMap<String, Built>,
     control: Option<&'a PipelineControl>,
+    rendezvous: Option<&'a Rendezvous>,
 }
 
 impl<'a> BuildContext<'a> {
@@ -59,6 +61,44 @@ impl<'a> BuildContext<'a> {
             global,
             built,
             control: None,
+            rendezvous: None,
+        }
+    }
+
+    /// The same context, with the objects plugins share by name ([`Rendezvous`]).
+    pub fn with_rendezvous(mut self, rendezvous: &'a Rendezvous) -> Self {
+        self.rendezvous = Some(rendezvous);
+        self
+    }
+
+    /// The object this section provides to others under its own name (StatAccumInput's
+    /// accumulator); `what` names it for errors ("a StatAccumInput"). Outside a pipeline build
+    /// (a dynamic filter, a test) the object is new and shared with nobody.
+    pub fn provide<T: Default + Send + Sync + 'static>(
+        &self,
+        section: &PluginSection,
+        what: &str,
+    ) -> Result<Arc<T>, ConfigError> {
+        match self.rendezvous {
+            Some(r) => r.provide(section, what),
+            None => Ok(Arc::new(T::default())),
+        }
+    }
+
+    /// The object another section provides under `name`, the value of this section's option
+    /// `key` (StatsdInput's `stat_accum_name`). The providing section may come later in the
+    /// config; if none does, the pipeline build fails with an error at `key`. Outside a pipeline
+    /// build the object is new and shared with nobody.
+    pub fn join<T: Default + Send + Sync + 'static>(
+        &self,
+        section: &PluginSection,
+        key: &str,
+        name: &str,
+        what: &str,
+    ) -> Result<Arc<T>, ConfigError> {
+        match self.rendezvous {
+            Some(r) => r.join(section, key, name, what),
+            None => Ok(Arc::new(T::default())),
         }
     }
 

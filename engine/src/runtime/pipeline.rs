@@ -8,7 +8,7 @@ use hekate_config::{
     PluginCatalog as _,
 };
 
-use crate::plugin::{BuildContext, Built, PipelineControl, Placement, Registry};
+use crate::plugin::{BuildContext, Built, PipelineControl, Placement, Registry, Rendezvous};
 use hekate_model::matcher::MatcherSpec;
 
 /// Why the pipeline could not start; one sentence.
@@ -77,6 +77,7 @@ impl Pipeline {
         let mut plugins = Vec::new();
         let mut failed: Vec<&str> = Vec::new();
         let control = PipelineControl::new();
+        let rendezvous = Rendezvous::default();
         for category in BUILD_ORDER {
             let sections: Vec<&hekate_config::PluginSection> = if category == Category::Decoder {
                 let (ordered, cycles) = decoder_build_order(config.plugins_of(category).collect());
@@ -117,7 +118,9 @@ impl Pipeline {
                     continue;
                 };
                 let result = {
-                    let ctx = BuildContext::new(&config.global, &built).with_control(&control);
+                    let ctx = BuildContext::new(&config.global, &built)
+                        .with_control(&control)
+                        .with_rendezvous(&rendezvous);
                     (ty.build)(section, &ctx)
                 };
                 let plugin = match result {
@@ -179,6 +182,7 @@ impl Pipeline {
                 });
             }
         }
+        errors.extend(rendezvous.unmet());
         if !plugins.iter().any(|p| p.category == Category::Input) && errors.is_empty() {
             errors.push(ConfigError::in_file(
                 config

@@ -23,7 +23,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::future;
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::log::warn_limited;
 use hekate_engine::plugin::{
@@ -103,17 +102,7 @@ impl InputPlugin for FilePolling {
         let (path, every) = (self.path.clone(), self.every);
         Ok(Box::pin(async move {
             loop {
-                let stopped = future::or(
-                    async {
-                        ctx.stopped().await;
-                        true
-                    },
-                    async {
-                        glommio::timer::sleep(every).await;
-                        false
-                    },
-                )
-                .await;
+                let stopped = ctx.sleep_unless_stopped(every).await;
                 if stopped {
                     return Ok(());
                 }

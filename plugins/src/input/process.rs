@@ -84,10 +84,10 @@ fn default_true() -> bool {
 /// ProcessInput's own options (`ticker_interval` is a common input option).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Options {
+pub(crate) struct Options {
     /// The chain: `[name.command.0]`, `[name.command.1]`, …; the standard output of each is
     /// the standard input of the next.
-    command: BTreeMap<String, CommandOptions>,
+    pub(crate) command: BTreeMap<String, CommandOptions>,
     /// Run the chain at start, not one `ticker_interval` later.
     #[serde(default)]
     immediate_start: bool,
@@ -103,9 +103,9 @@ struct Options {
 }
 
 /// One command of the chain.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CommandOptions {
+pub(crate) struct CommandOptions {
     /// The program: a path, or a name looked up in `PATH`.
     bin: String,
     /// Its arguments.
@@ -121,26 +121,20 @@ struct CommandOptions {
 
 #[derive(Debug)]
 struct ProcessInput {
-    steps: Arc<Vec<CommandOptions>>,
-    every: Option<Duration>,
-    immediate_start: bool,
-    stdout: bool,
-    stderr: bool,
-    timeout: Option<Duration>,
+    job: Job,
     spec: StreamSpec,
 }
 
-fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
-    let opts: Options = section.options()?;
-    let mut steps = Vec::with_capacity(opts.command.len());
-    for i in 0..opts.command.len() {
-        let Some(step) = opts.command.get(&i.to_string()) else {
-            return Err(section.error_at_key(
-                "command",
-                format!(
-                    "`command` must be numbered from 0 without gaps: [{}.command.{i}] is missing",
-                    section.name()
-                ),
+/// The chain of `command`, checked: numbered from 0 without gaps, `env` entries KEY=VALUE.
+pub(crate) fn steps_of(
+    command: &BTreeMap<String, CommandOptions>,
+    name: &str,
+) -> Result<Vec<CommandOptions>, String> {
+    let mut steps = Vec::with_capacity(command.len());
+    for i in 0..command.len() {
+        let Some(step) = command.get(&i.to_string()) else {
+            return Err(format!(
+                "`command` must be numbered from 0 without gaps: [{name}.command.{i}] is missing"
             ));
         };
         if let Some(bad) = step
@@ -149,39 +143,109 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
             .flatten()
             .find(|kv| !kv.contains('=') || kv.starts_with('='))
         {
-            return Err(section.error_at_key(
-                "command",
-                format!(
-                    "[{}.command.{i}] env entry \"{bad}\" is not KEY=VALUE",
-                    section.name()
-                ),
+            return Err(format!(
+                "[{name}.command.{i}] env entry \"{bad}\" is not KEY=VALUE"
             ));
         }
         steps.push(step.clone());
     }
     if steps.is_empty() {
-        return Err(section.error_at_key(
-            "command",
-            format!(
-                "ProcessInput [{}] needs at least [{0}.command.0]",
-                section.name()
-            ),
+        return Err(format!(
+            "ProcessInput [{name}] needs at least [{name}.command.0]"
         ));
     }
+    Ok(steps)
+}
+
+fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
+    let opts: Options = section.options()?;
+    let steps =
+        steps_of(&opts.command, section.name()).map_err(|e| section.error_at_key("command", e))?;
     let every = section
         .input()
         .and_then(|i| i.ticker_interval)
         .unwrap_or(Duration::from_secs(15));
     let spec = ctx.stream_spec(section, "TokenSplitter", None)?;
     Ok(Built::Input(Arc::new(ProcessInput {
-        steps: Arc::new(steps),
-        every: (!every.is_zero()).then_some(every),
-        immediate_start: opts.immediate_start,
-        stdout: opts.stdout,
-        stderr: opts.stderr,
-        timeout: (opts.timeout > 0).then(|| Duration::from_secs(opts.timeout)),
+        job: Job::new(section.name(), steps, every, &opts),
         spec,
     })))
+}
+
+/// One chain and how it runs: a ProcessInput's, or one job file's of a ProcessDirectoryInput.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Job {
+    /// The Logger of its messages.
+    pub(crate) name: String,
+    steps: Arc<Vec<CommandOptions>>,
+    /// `None`: run once, streaming.
+    every: Option<Duration>,
+    immediate_start: bool,
+    stdout: bool,
+    stderr: bool,
+    timeout: Option<Duration>,
+}
+
+impl Job {
+    pub(crate) fn new(
+        name: &str,
+        steps: Vec<CommandOptions>,
+        every: Duration,
+        opts: &Options,
+    ) -> Job {
+        Job {
+            name: name.to_string(),
+            steps: Arc::new(steps),
+            every: (!every.is_zero()).then_some(every),
+            immediate_start: opts.immediate_start,
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+            timeout: (opts.timeout > 0).then(|| Duration::from_secs(opts.timeout)),
+        }
+    }
+}
+
+/// Runs `job` until the input stops (or the task running it is dropped: its children are
+/// killed then too).
+pub(crate) async fn run_job(
+    ctx: InputContext,
+    spec: Rc<StreamSpec>,
+    job: Job,
+    spawner: Rc<Spawner>,
+    errors: Rc<Cell<u64>>,
+) {
+    let mut outputs = Outputs {
+        stdout: job.stdout.then(|| origin(&ctx, &spec, &job.name, "stdout")),
+        stderr: job.stderr.then(|| origin(&ctx, &spec, &job.name, "stderr")),
+    };
+    let runner = Runner {
+        ctx,
+        steps: Arc::clone(&job.steps),
+        timeout: job.timeout,
+        errors,
+        spawner,
+        name: job.name.clone(),
+    };
+    let Some(every) = job.every else {
+        // Run once, streaming.
+        runner.run(&mut outputs, None).await;
+        runner.ctx.stopped().await;
+        return;
+    };
+    let mut first = job.immediate_start;
+    loop {
+        if !first {
+            let stopped = runner.ctx.sleep_unless_stopped(every).await;
+            if stopped {
+                return;
+            }
+        }
+        first = false;
+        runner.run(&mut outputs, Some(MAX_RUN_OUTPUT)).await;
+        if runner.ctx.is_stopped() {
+            return;
+        }
+    }
 }
 
 impl InputPlugin for ProcessInput {
@@ -193,53 +257,13 @@ impl InputPlugin for ProcessInput {
         &self,
         ctx: InputContext,
     ) -> Result<LocalBoxFuture<'static, Result<(), PluginError>>, PluginError> {
-        let streams = Outputs {
-            stdout: self.stdout.then(|| origin(&ctx, &self.spec, "stdout")),
-            stderr: self.stderr.then(|| origin(&ctx, &self.spec, "stderr")),
-        };
         let spawner = Spawner::new(&ctx.name)
             .map_err(|e| PluginError::Other(format!("ProcessInput cannot start a thread: {e}")))?;
-        let runner = Rc::new(Runner {
-            ctx,
-            steps: Arc::clone(&self.steps),
-            timeout: self.timeout,
-            errors: Cell::new(0),
-            spawner,
-        });
-        let every = self.every;
-        let immediate = self.immediate_start;
-        let mut streams = streams;
+        let job = self.job.clone();
+        let spec = Rc::new(self.spec.clone());
         Ok(Box::pin(async move {
-            let Some(every) = every else {
-                // Run once, streaming.
-                runner.run(&mut streams, None).await;
-                runner.ctx.stopped().await;
-                return Ok(());
-            };
-            let mut first = immediate;
-            loop {
-                if !first {
-                    let stopped = future::or(
-                        async {
-                            runner.ctx.stopped().await;
-                            true
-                        },
-                        async {
-                            glommio::timer::sleep(every).await;
-                            false
-                        },
-                    )
-                    .await;
-                    if stopped {
-                        return Ok(());
-                    }
-                }
-                first = false;
-                runner.run(&mut streams, Some(MAX_RUN_OUTPUT)).await;
-                if runner.ctx.is_stopped() {
-                    return Ok(());
-                }
-            }
+            run_job(ctx, spec, job, Rc::new(spawner), Rc::default()).await;
+            Ok(())
         }))
     }
 }
@@ -250,10 +274,10 @@ struct Outputs {
     stderr: Option<(RecordStream, String)>,
 }
 
-fn origin(ctx: &InputContext, spec: &StreamSpec, which: &str) -> (RecordStream, String) {
+fn origin(ctx: &InputContext, spec: &StreamSpec, job: &str, which: &str) -> (RecordStream, String) {
     let mut records = ctx.stream(spec, None);
-    records.set_origin(&ctx.name, Some("ProcessInput"));
-    let name = format!("{}.{which}", ctx.name);
+    records.set_origin(job, Some("ProcessInput"));
+    let name = format!("{job}.{which}");
     let mut fields = Vec::new();
     MessageWriter::new(&mut fields).field_string("ProcessInputName", &name);
     records.set_fields(&fields);
@@ -264,8 +288,11 @@ struct Runner {
     ctx: InputContext,
     steps: Arc<Vec<CommandOptions>>,
     timeout: Option<Duration>,
-    errors: Cell<u64>,
-    spawner: Spawner,
+    /// Failures of the input (every job of a ProcessDirectoryInput adds to one count).
+    errors: Rc<Cell<u64>>,
+    spawner: Rc<Spawner>,
+    /// The job's name, in warnings.
+    name: String,
 }
 
 /// What a started chain is: its children, or why it could not start.
@@ -275,12 +302,12 @@ type Slot = Arc<Mutex<Option<Started>>>;
 
 /// The input's spawning thread. Children get SIGKILL when the thread that started them ends
 /// (`PR_SET_PDEATHSIG`), so it lives as long as the input: when hekate dies, so do they.
-struct Spawner {
+pub(crate) struct Spawner {
     jobs: mpsc::Sender<(Arc<Vec<CommandOptions>>, OwnedFd, OwnedFd, Slot)>,
 }
 
 impl Spawner {
-    fn new(name: &str) -> std::io::Result<Spawner> {
+    pub(crate) fn new(name: &str) -> std::io::Result<Spawner> {
         let (jobs, rx) = mpsc::channel::<(Arc<Vec<CommandOptions>>, OwnedFd, OwnedFd, Slot)>();
         std::thread::Builder::new()
             .name(format!("hekate-proc-{name}"))
@@ -324,7 +351,11 @@ impl Runner {
         let mut fields = FieldCollector::default();
         fields.int("ProcessErrorCount", self.errors.get() as i64, "count");
         self.ctx.counters().set_extra(fields.fields);
-        warn_limited!("Input '{}': {why}", self.ctx.name);
+        if self.name == *self.ctx.name {
+            warn_limited!("Input '{}': {why}", self.ctx.name);
+        } else {
+            warn_limited!("Input '{}' ({}): {why}", self.ctx.name, self.name);
+        }
     }
 
     /// One run of the chain. `hold`: keep the output (up to that many bytes) until the chain
@@ -348,10 +379,11 @@ impl Runner {
             }
             glommio::timer::sleep(Duration::from_millis(1)).await;
         };
-        let mut children = match started {
-            Ok(children) => children,
+        let mut chain = match started {
+            Ok(children) => Chain(children),
             Err(e) => return self.failed(&e),
         };
+        let children = &mut chain.0;
         let deadline = self.timeout.map(|t| Instant::now() + t);
         // SAFETY: the descriptors are ours alone, connected stream sockets.
         let out = unsafe { glommio::net::UnixStream::from_raw_fd(into_raw(ours_out)) };
@@ -384,9 +416,9 @@ impl Runner {
         )
         .await;
         if cut_short {
-            kill_all(&mut children);
+            kill_all(children);
         }
-        let mut ended = reap(&mut children, deadline, self).await;
+        let mut ended = reap(children, deadline, self).await;
         if cut_short && !self.ctx.is_stopped() {
             ended.errors.push(format!(
                 "the run was killed after its timeout of {:?}",
@@ -512,6 +544,21 @@ async fn reap(
         ended.exit_status = last.code().map_or(-1, i64::from);
     }
     ended
+}
+
+/// A started chain; dropped with its run (the input stopped, or its job file was removed or
+/// changed), it kills and reaps whatever still runs.
+struct Chain(Vec<(usize, Child)>);
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
 }
 
 fn kill_all(children: &mut [(usize, Child)]) {

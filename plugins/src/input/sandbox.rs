@@ -29,7 +29,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::future;
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
     BuildContext, Built, InputPlacement, InputPlugin, LocalBoxFuture, PluginError, PluginType,
@@ -137,17 +136,7 @@ impl InputPlugin for SandboxInputPlugin {
                     tracing::info!("Input '{name}': single run completed");
                     break Ok(());
                 };
-                let stopped = future::or(
-                    async {
-                        glommio::timer::sleep(every).await;
-                        false
-                    },
-                    async {
-                        ctx.stopped().await;
-                        true
-                    },
-                )
-                .await;
+                let stopped = ctx.sleep_unless_stopped(every).await;
                 if stopped {
                     break Ok(());
                 }

@@ -1,11 +1,13 @@
 //! Outputs, and what they share: turning a message into bytes with the section's encoder, framed
 //! or not.
 
+pub mod carbon;
 pub mod file;
 pub mod log;
 pub mod sandbox;
 pub mod tcp;
 pub mod udp;
+pub mod whisper;
 
 use std::sync::Arc;
 

@@ -71,6 +71,11 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
     signals::block();
     let global = &pipeline.global;
     let layout = resolve(global, &allowed_cores(), memlock_limit())?;
+    // The coordinator is on its core before any shard listens, so that nothing a client can
+    // see of a started hekate runs elsewhere.
+    let _ = core_affinity::set_for_current(core_affinity::CoreId {
+        id: layout.coordinator,
+    });
     prepare_base_dir(&global.base_dir)?;
     crate::runtime::claim::claim_listen_addresses(&pipeline)?;
     let shards = layout.workers.len();

@@ -96,21 +96,21 @@ pub const TYPE: PluginType = PluginType {
 const MAX_DEPTH: usize = 1000;
 
 /// JsonDecoder's own options.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 // The sandbox options are accepted, never read.
 #[allow(dead_code)]
 struct Options {
-    /// The Type of every message (`json.lua`'s `type`): "json" when not set.
-    #[serde(default)]
-    message_type: Option<String>,
+    /// The Type of every message (`json.lua`'s `type`).
+    #[serde(default = "default_type")]
+    message_type: String,
     /// Keep the record (without its line end) as the Payload.
     #[serde(default)]
-    payload_keep: Option<bool>,
+    payload_keep: bool,
     /// Map the members named by `Payload`, `Uuid`, `Type`, `Logger`, `Hostname`, `Severity`,
     /// `EnvVersion` and `Pid` to those headers.
     #[serde(default)]
-    map_fields: Option<bool>,
+    map_fields: bool,
     /// The top-level member that becomes the Payload (text), with `map_fields`.
     #[serde(default, rename = "Payload")]
     payload: Option<String>,
@@ -173,6 +173,13 @@ struct Options {
     /// Accepted and ignored, as `filename` (`json.lua` keeps no data).
     #[serde(default)]
     preserve_data: Option<bool>,
+    /// Accepted and ignored, as `filename`.
+    #[serde(default)]
+    profile: Option<bool>,
+}
+
+fn default_type() -> String {
+    "json".into()
 }
 
 /// `json.lua`'s `[X.config]` keys.
@@ -250,7 +257,9 @@ struct Plan {
     payload_keep: bool,
     /// The member of each header (only with `map_fields`).
     headers: [Option<String>; HEADER_COUNT],
-    timestamp: Option<String>,
+    /// The members that are not fields (the timestamp's, then the mapped headers'), each with
+    /// its header (`None`: the timestamp), to check each top-level member against once.
+    special: Vec<(String, Option<usize>)>,
     /// The format, for jiff (`%S` followed by an optional fraction), and its variants for the
     /// offsets Lua's `%z` also reads (`+01:00`, `Z`); tried in turn.
     timestamp_formats: Vec<String>,
@@ -278,7 +287,7 @@ fn configure(section: &PluginSection) -> Result<Plan, ConfigError> {
         })?,
         None => LuaConfig::default(),
     };
-    let map_fields = lua.map_fields.or(opts.map_fields).unwrap_or(false);
+    let map_fields = lua.map_fields.unwrap_or(opts.map_fields);
     let members = [
         lua.payload.or(opts.payload),
         lua.uuid.or(opts.uuid),
@@ -315,14 +324,22 @@ fn configure(section: &PluginSection) -> Result<Plan, ConfigError> {
             all
         }
     };
+    let timestamp = lua.timestamp.or(opts.timestamp);
+    let special = timestamp
+        .iter()
+        .map(|t| (t.clone(), None))
+        .chain(
+            headers
+                .iter()
+                .enumerate()
+                .filter_map(|(h, m)| m.as_ref().map(|m| (m.clone(), Some(h)))),
+        )
+        .collect();
     Ok(Plan {
-        message_type: lua
-            .message_type
-            .or(opts.message_type)
-            .unwrap_or_else(|| "json".into()),
-        payload_keep: lua.payload_keep.or(opts.payload_keep).unwrap_or(false),
+        message_type: lua.message_type.unwrap_or(opts.message_type),
+        payload_keep: lua.payload_keep.unwrap_or(opts.payload_keep),
         headers,
-        timestamp: lua.timestamp.or(opts.timestamp),
+        special,
         timestamp_formats,
     })
 }
@@ -352,11 +369,15 @@ impl DecoderPlugin for JsonDecoderPlugin {
     }
 }
 
-/// A leaf that becomes a field: its flattened name in [`JsonDecoder::names`] and its node.
+/// A leaf that becomes a field: its flattened name in [`JsonDecoder::names`] (or, for a
+/// top-level member, its key on the tape) and its node.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     name_start: u32,
     name_end: u32,
+    /// The tape index of the key that names a top-level member; `NO_KEY` for a name in the
+    /// arena.
+    key: u32,
     /// The tape index of the value; `u32::MAX` once a later entry of the same name replaced it.
     node: u32,
     /// A hash of the name, to find repeated names.
@@ -364,6 +385,16 @@ struct Entry {
 }
 
 const REPLACED: u32 = u32::MAX;
+const NO_KEY: u32 = u32::MAX;
+
+impl Entry {
+    fn name<'n>(&self, names: &'n str, nodes: &[Node<'n>]) -> &'n str {
+        match nodes.get(self.key as usize) {
+            Some(Node::String(k)) if self.key != NO_KEY => k,
+            _ => &names[self.name_start as usize..self.name_end as usize],
+        }
+    }
+}
 
 /// One running JsonDecoder (one per shard).
 struct JsonDecoder {
@@ -455,6 +486,7 @@ impl Walk<'_> {
         self.entries.push(Entry {
             name_start: start as u32,
             name_end: self.names.len() as u32,
+            key: NO_KEY,
             node: i as u32,
             hash: name_hash(self.path.as_bytes()),
         });
@@ -595,7 +627,7 @@ impl JsonDecoder {
         let result = parsed.and_then(|()| {
             let nodes = &tape.0[..];
             let found = collect(plan, nodes, names, path, entries)?;
-            drop_repeated(names, entries, order);
+            drop_repeated(names, nodes, entries, order);
             let timestamp = timestamp(plan, nodes, found.timestamp)?;
             out.push_with(|buf| {
                 buf.reserve(record.len() + 64 + 8 * entries.len());
@@ -635,28 +667,46 @@ fn collect(
                 let Node::String(key) = nodes[j] else {
                     break;
                 };
+                let k = j;
                 let v = j + 1;
                 j = v + span(nodes, v);
-                if plan.timestamp.as_deref() == Some(key) {
-                    found.timestamp = Some(v as u32);
-                    continue;
-                }
                 let mut mapped = false;
-                for (h, header) in Header::ALL.iter().enumerate() {
-                    if plan.headers[h].as_deref() == Some(key) {
-                        // The last member of a name decides, as in a Lua table.
-                        if header.takes(&nodes[v]) {
-                            found.headers[h] = Some(v as u32);
+                for (name, slot) in &plan.special {
+                    if name != key {
+                        continue;
+                    }
+                    match slot {
+                        None => {
+                            found.timestamp = Some(v as u32);
                             mapped = true;
-                        } else {
-                            found.headers[h] = None;
+                            break;
                         }
+                        // The last member of a name decides, as in a Lua table.
+                        Some(h) if Header::ALL[*h].takes(&nodes[v]) => {
+                            found.headers[*h] = Some(v as u32);
+                            mapped = true;
+                        }
+                        Some(h) => found.headers[*h] = None,
                     }
                 }
-                if !mapped {
-                    walk.path.clear();
-                    walk.path.push_str(key);
-                    walk.value(nodes, v);
+                if mapped {
+                    continue;
+                }
+                match nodes[v] {
+                    Node::Object { .. } | Node::Array { .. } => {
+                        walk.path.clear();
+                        walk.path.push_str(key);
+                        walk.value(nodes, v);
+                    }
+                    Node::Static(StaticNode::Null) => {}
+                    // A top-level scalar is named by its key, read where it lies.
+                    _ => walk.entries.push(Entry {
+                        name_start: 0,
+                        name_end: 0,
+                        key: k as u32,
+                        node: v as u32,
+                        hash: name_hash(key.as_bytes()),
+                    }),
                 }
             }
         }
@@ -697,8 +747,8 @@ const SCAN_LIMIT: usize = 256;
 
 /// Marks every entry whose name a later entry repeats as replaced (a Lua table keeps the last
 /// value of a key).
-fn drop_repeated(names: &str, entries: &mut [Entry], order: &mut Vec<u32>) {
-    let name = |e: &Entry| &names.as_bytes()[e.name_start as usize..e.name_end as usize];
+fn drop_repeated(names: &str, nodes: &[Node<'_>], entries: &mut [Entry], order: &mut Vec<u32>) {
+    let name = |e: &Entry| e.name(names, nodes).as_bytes();
     if entries.len() < 2 {
         return;
     }
@@ -850,20 +900,56 @@ fn write(
         if e.node == REPLACED {
             continue;
         }
-        let name = &names[e.name_start as usize..e.name_end as usize];
+        let name = e.name(names, nodes);
         match &nodes[e.node as usize] {
-            Node::String(s) => {
-                w.field_string(name, s);
-            }
-            Node::Static(StaticNode::Bool(b)) => {
-                w.field_bool(name, *b);
-            }
+            Node::String(s) => put_string(&mut w, name, s),
+            Node::Static(StaticNode::Bool(b)) => put_bool(&mut w, name, *b),
             n => {
                 if let Some(v) = number(n) {
-                    w.field_double(name, v);
+                    put_double(&mut w, name, v);
                 }
             }
         }
+    }
+}
+
+// One-value fields, written whole when every length fits one byte (the common case: a few
+// appends, no length computed twice); the writer's general path otherwise.
+
+fn put_string(w: &mut MessageWriter<'_>, name: &str, v: &str) {
+    let body = 4 + name.len() + v.len();
+    if body < 0x80 {
+        w.raw(&[(10 << 3) | 2, body as u8, 0x0a, name.len() as u8])
+            .raw(name.as_bytes())
+            .raw(&[0x22, v.len() as u8])
+            .raw(v.as_bytes());
+    } else {
+        w.field_string(name, v);
+    }
+}
+
+fn put_double(w: &mut MessageWriter<'_>, name: &str, v: f64) {
+    let body = 14 + name.len();
+    if body < 0x80 {
+        let d = v.to_le_bytes();
+        w.raw(&[(10 << 3) | 2, body as u8, 0x0a, name.len() as u8])
+            .raw(name.as_bytes())
+            .raw(&[
+                0x10, 3, 0x3a, 8, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7],
+            ]);
+    } else {
+        w.field_double(name, v);
+    }
+}
+
+fn put_bool(w: &mut MessageWriter<'_>, name: &str, v: bool) {
+    let body = 7 + name.len();
+    if body < 0x80 {
+        w.raw(&[(10 << 3) | 2, body as u8, 0x0a, name.len() as u8])
+            .raw(name.as_bytes())
+            .raw(&[0x10, 4, 0x42, 1, u8::from(v)]);
+    } else {
+        w.field_bool(name, v);
     }
 }
 

@@ -244,14 +244,15 @@ fn skip<'s>(mut value: &'s str, literal: &str) -> Option<&'s str> {
     Some(value)
 }
 
-/// Nanoseconds of a fraction `.ddd` (the separator included in `s[..n]`).
+/// Nanoseconds of a fraction `.ddd` (the separator included in `s[..n]`; bytes, so that `n`
+/// may end inside a character: then they are no digits).
 fn nanos(s: &str, n: usize) -> Option<i64> {
-    let digits = &s[1..n];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = s.as_bytes().get(1..n)?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let mut ns: i64 = 0;
-    for (i, d) in digits.bytes().enumerate() {
+    for (i, &d) in digits.iter().enumerate() {
         if i < 9 {
             ns = ns * 10 + i64::from(d - b'0');
         }
@@ -475,6 +476,10 @@ impl Layout {
                         } else {
                             0
                         };
+                        // Go: GMT+h with at most 23 hours.
+                        if !(-23..=23).contains(&hours) {
+                            return None;
+                        }
                         p.offset = Some(hours * 3600);
                         v = &r[if n >= 2 { n } else { 0 }..];
                         continue;
@@ -530,15 +535,17 @@ impl Today {
 
 /// `text` read with `layout` in `tz`, as nanoseconds since the epoch. A text without a year
 /// takes the current one, a text with only a time today's date (Heka's rule: Go gives year 0).
-fn parse_layout(layout: &Layout, text: &str, tz: &TimeZone, today: Today) -> Option<i64> {
+fn parse_layout(layout: &Layout, text: &str, tz: &TimeZone, today: Option<Today>) -> Option<i64> {
     let p = layout.read(text)?;
+    // The date of now in the zone, only looked up when the text has no year.
+    let today = || today.unwrap_or_else(|| Today::in_zone(tz));
     let (year, month, day) = match (p.year, p.month, p.day, p.yday) {
         (None, None | Some(1), None | Some(1), None) => (
-            i64::from(today.year),
-            i64::from(today.month),
-            i64::from(today.day),
+            i64::from(today().year),
+            i64::from(today().month),
+            i64::from(today().day),
         ),
-        (None, m, d, _) => (i64::from(today.year), m.unwrap_or(1), d.unwrap_or(1)),
+        (None, m, d, _) => (i64::from(today().year), m.unwrap_or(1), d.unwrap_or(1)),
         (Some(y), m, d, _) => (y, m.unwrap_or(1), d.unwrap_or(1)),
     };
     let date = if let (Some(yd), None, None) = (p.yday, p.month, p.day) {
@@ -630,8 +637,9 @@ impl TimestampLayout {
         ))
     }
 
-    /// `text` as nanoseconds since the epoch.
-    pub(crate) fn parse(&self, text: &str, tz: &TimeZone, today: Today) -> Option<i64> {
+    /// `text` as nanoseconds since the epoch; `today` is the date of now in `tz` (looked up
+    /// when `None` and needed).
+    pub(crate) fn parse(&self, text: &str, tz: &TimeZone, today: Option<Today>) -> Option<i64> {
         match self {
             TimestampLayout::Epoch(exp) => epoch(text, *exp),
             TimestampLayout::Go(layout, basic) => parse_layout(layout, text, tz, today)
@@ -682,14 +690,14 @@ mod tests {
     fn parse(layout: &str, text: &str) -> Option<i64> {
         TimestampLayout::new(layout)
             .unwrap()
-            .parse(text, &TimeZone::UTC, TODAY)
+            .parse(text, &TimeZone::UTC, Some(TODAY))
     }
 
     fn parse_in(layout: &str, text: &str, zone: &str) -> Option<i64> {
         let tz = jiff::tz::db().get(zone).unwrap();
         TimestampLayout::new(layout)
             .unwrap()
-            .parse(text, &tz, TODAY)
+            .parse(text, &tz, Some(TODAY))
     }
 
     /// Heka's own test vectors (plugins/payload/payload_decoder_test.go).
@@ -736,6 +744,23 @@ mod tests {
         );
         assert_eq!(
             parse("2006-01-02 15:04:05.000", "2014-02-10 12:58:58"),
+            None
+        );
+        assert_eq!(
+            parse("2 Jan 06 3:04 MST", "18 Apr 81 3:01 GMT+3"),
+            Some(ns("1981-04-18T00:01:00Z"))
+        );
+        // Found by the fuzz target: an hour offset that overflows, a fixed fraction that ends
+        // inside a character.
+        assert_eq!(
+            parse("2 Jan 06 3:04 MST", "18 Apr 81 3:01 GMT+3100000"),
+            None
+        );
+        assert_eq!(
+            parse(
+                "02/Jan/2006:15:04:05.000 -0700",
+                "18/Apr/2013:14:00:28.07\u{e6}00"
+            ),
             None
         );
         // Year without century, month names any case, weekday ignored, space-padded day.

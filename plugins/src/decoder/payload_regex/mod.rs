@@ -81,7 +81,9 @@ use serde::Deserialize;
 
 use super::original::{Headers, Original};
 use super::template::MessageTemplate;
-pub(crate) use go_time::{TimestampLayout, Today};
+pub(crate) use go_time::TimestampLayout;
+#[cfg(test)]
+use go_time::Today;
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
@@ -287,10 +289,7 @@ impl Decoder for PayloadRegexDecoder {
         if let Some(text) = plan.timestamp_group.and_then(capture)
             && !text.is_empty()
         {
-            match plan
-                .layout
-                .parse(text, &plan.zone, Today::in_zone(&plan.zone))
-            {
+            match plan.layout.parse(text, &plan.zone, None) {
                 Some(ns) => headers.timestamp = Some(ns),
                 None => self.timestamp_errors += 1,
             }

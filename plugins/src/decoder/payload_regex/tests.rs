@@ -333,9 +333,9 @@ proptest::proptest! {
         let tz = jiff::tz::db().get("Europe/Berlin").unwrap();
         let today = Today::in_zone(&tz);
         let l = TimestampLayout::new("02/Jan/2006:15:04:05.000 -0700").unwrap();
-        let _ = l.parse(&text, &tz, today);
+        let _ = l.parse(&text, &tz, Some(today));
         if let Ok(l) = TimestampLayout::new(&layout) {
-            let _ = l.parse(&text, &tz, today);
+            let _ = l.parse(&text, &tz, Some(today));
         }
         let mut d = decoder_with("match_regex = '^(?P<Timestamp>[^|]*)\\|(?P<Severity>.*)$'\ntimestamp_layout = \"Jan _2 15:04:05\"");
         let _ = run(&mut d, &SRC, format!("{text}|{layout}").as_bytes());
