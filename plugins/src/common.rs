@@ -33,6 +33,29 @@ pub(crate) fn address_option(
         .map_err(|e| section.error_at_value(key, format!("{e} in section [{}]", section.name())))
 }
 
+/// A polling input's `ticker_interval` (common input option), `default` when unset; `what` says
+/// what the period is for, in the error refusing 0.
+pub(crate) fn ticker_period(
+    section: &PluginSection,
+    default: Duration,
+    what: &str,
+) -> Result<Duration, ConfigError> {
+    let every = section
+        .input()
+        .and_then(|i| i.ticker_interval)
+        .unwrap_or(default);
+    if every.is_zero() {
+        return Err(section.error_at_value(
+            "ticker_interval",
+            format!(
+                "`ticker_interval` ({what}) must be at least 1 second in section [{}]",
+                section.name()
+            ),
+        ));
+    }
+    Ok(every)
+}
+
 /// Turns on TCP keep-alive with the given idle period (seconds).
 pub(crate) fn set_keepalive(fd: RawFd, period_secs: u32) -> std::io::Result<()> {
     use std::os::fd::BorrowedFd;

@@ -222,6 +222,35 @@ fn the_checkpoint_is_written_every_cursor_update_count_acks_and_on_close() {
 }
 
 #[test]
+fn the_checkpoint_waits_for_its_interval_then_is_written_when_due() {
+    let dir = temp_dir("checkpoint-interval");
+    let options = QueueOptions {
+        checkpoint_interval: std::time::Duration::from_millis(200),
+        ..small()
+    };
+    let mut q = DiskQueue::open(&dir, options.clone()).unwrap();
+    append_all(&mut q, &(0..3).map(|i| message(i, 10)).collect::<Vec<_>>());
+    let read = read_all(&mut q);
+    let stored = || fs::read_to_string(dir.join(CHECKPOINT_FILE)).ok();
+    // Within the interval of the open: acknowledged in memory only.
+    q.ack(read[0].1).unwrap();
+    assert_eq!(stored(), None);
+    assert!(!q.checkpoint_if_due().unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    // Due: the next look writes it, then the interval starts again.
+    assert!(q.checkpoint_if_due().unwrap());
+    assert_eq!(stored(), Some(read[0].1.to_string()));
+    q.ack(read[1].1).unwrap();
+    assert_eq!(stored(), Some(read[0].1.to_string()));
+    assert!(!q.checkpoint_if_due().unwrap());
+    // Closing writes what was acknowledged, whatever the interval.
+    q.close().unwrap();
+    assert_eq!(stored(), Some(read[1].1.to_string()));
+    let mut q = DiskQueue::open(&dir, options).unwrap();
+    assert_eq!(read_all(&mut q).len(), 1);
+}
+
+#[test]
 fn reading_follows_appends_without_an_explicit_flush() {
     let dir = temp_dir("follow");
     let mut q = DiskQueue::open(&dir, small()).unwrap();

@@ -62,19 +62,11 @@ struct FilePolling {
 
 fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
     let opts: Options = section.options()?;
-    let every = section
-        .input()
-        .and_then(|i| i.ticker_interval)
-        .unwrap_or(Duration::from_secs(5));
-    if every.is_zero() {
-        return Err(section.error_at_value(
-            "ticker_interval",
-            format!(
-                "`ticker_interval` must be at least 1 second in section [{}]",
-                section.name()
-            ),
-        ));
-    }
+    let every = crate::common::ticker_period(
+        section,
+        Duration::from_secs(5),
+        "how often the file is read",
+    )?;
     let spec = ctx.stream_spec(section, "NullSplitter", None)?;
     Ok(Built::Input(Arc::new(FilePolling {
         path: PathBuf::from(opts.file_path),

@@ -88,19 +88,11 @@ struct ProcessDirectory {
 
 fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, ConfigError> {
     let opts: Options = section.options()?;
-    let rescan = section
-        .input()
-        .and_then(|i| i.ticker_interval)
-        .unwrap_or(Duration::from_secs(300));
-    if rescan.is_zero() {
-        return Err(section.error_at_value(
-            "ticker_interval",
-            format!(
-                "`ticker_interval` (how often the directory is read) must be at least 1 second in section [{}]",
-                section.name()
-            ),
-        ));
-    }
+    let rescan = crate::common::ticker_period(
+        section,
+        Duration::from_secs(300),
+        "how often the directory is read",
+    )?;
     let dir = PathBuf::from(&opts.process_dir);
     let dir = if dir.is_absolute() {
         dir
@@ -316,6 +308,15 @@ mod tests {
     #[test]
     fn doc_sample_builds() {
         build_doc_sample(include_str!("process_directory.rs"));
+    }
+
+    #[test]
+    fn a_zero_rescan_interval_is_refused() {
+        let e = crate::common::testing::build(
+            "[p]\ntype = \"ProcessDirectoryInput\"\nticker_interval = 0\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("how often the directory is read"), "{e}");
     }
 
     #[test]

@@ -680,6 +680,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("applies to `net = \"unix\"` only"), "{e}");
+        let e =
+            build("[t]\ntype = \"TcpInput\"\naddress = \":1\"\nmax_connections = 0\n").unwrap_err();
+        assert!(e.contains("`max_connections` must be at least 1"), "{e}");
         let e = build("[t]\ntype = \"TcpInput\"\naddress = \"nowhere\"\n").unwrap_err();
         assert!(e.contains("address"), "{e}");
         let e = build("[t]\ntype = \"TcpInput\"\naddress = \":5565\"\nsplitter = \"Nope\"\n")

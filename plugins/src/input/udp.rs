@@ -256,10 +256,33 @@ async fn receive(
 
 #[cfg(test)]
 mod tests {
-    use crate::common::testing::build_doc_sample;
+    use crate::common::testing::{build, build_doc_sample};
 
     #[test]
     fn doc_sample_builds() {
         build_doc_sample(include_str!("udp.rs"));
+    }
+
+    #[test]
+    fn bad_unix_options_are_refused() {
+        let e = build("[u]\ntype = \"UdpInput\"\nnet = \"unixpacket\"\naddress = \"/tmp/s\"\n")
+            .unwrap_err();
+        assert!(e.contains("\"unixgram\""), "{e}");
+        let e = build(
+            "[u]\ntype = \"UdpInput\"\naddress = \"127.0.0.1:1\"\nunix_socket_perm = \"0666\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("applies to `net = \"unixgram\"` only"), "{e}");
+        let long = "x".repeat(200);
+        let e = build(&format!(
+            "[u]\ntype = \"UdpInput\"\nnet = \"unixgram\"\naddress = \"/tmp/{long}\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("not a unix socket path"), "{e}");
+        let e = build(
+            "[u]\ntype = \"UdpInput\"\nnet = \"unixgram\"\naddress = \"/tmp/s\"\nunix_socket_perm = \"01777\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("octal file mode"), "{e}");
     }
 }

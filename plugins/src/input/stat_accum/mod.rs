@@ -220,19 +220,8 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
             ),
         ));
     }
-    let every = section
-        .input()
-        .and_then(|i| i.ticker_interval)
-        .unwrap_or(Duration::from_secs(10));
-    if every.is_zero() {
-        return Err(section.error_at_value(
-            "ticker_interval",
-            format!(
-                "`ticker_interval` must be at least 1 second in section [{}]",
-                section.name()
-            ),
-        ));
-    }
+    let every =
+        crate::common::ticker_period(section, Duration::from_secs(10), "the stats interval")?;
     let accumulator: Arc<StatAccumulator> = ctx.provide(section, WHAT)?;
     accumulator.set_max_names(opts.max_names);
     Ok(Built::Input(Arc::new(StatAccumInput {
