@@ -4,11 +4,12 @@
 //! refuses leaves nothing behind.
 #![no_main]
 
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+mod common;
 
-use hekate_config::Config;
-use hekate_engine::plugin::{BuildContext, Built, Decoded, DecodedMessages, Decoder, RecordSource};
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use hekate_engine::plugin::{Decoded, DecodedMessages, Decoder};
 use hekate_model::message::{Message, MessageView};
 use libfuzzer_sys::fuzz_target;
 
@@ -26,32 +27,13 @@ Timestamp = "time"
 timestamp_format = "%Y-%m-%dT%H:%M:%S%z"
 "#;
 
-fn decoder() -> Box<dyn Decoder> {
-    let config = Config::from_str(CONFIG, "fuzz.toml").expect("the config parses");
-    let registry = hekate_plugins::registry();
-    let built = HashMap::new();
-    let ctx = BuildContext::new(&config.global, &built);
-    let t = registry.get("JsonDecoder").expect("registered");
-    match (t.build)(config.plugin("d").expect("the section"), &ctx) {
-        Ok(Built::Decoder(d)) => d.new_decoder(),
-        _ => panic!("JsonDecoder builds"),
-    }
-}
-
 thread_local! {
-    static DECODER: RefCell<Box<dyn Decoder>> = RefCell::new(decoder());
+    static DECODER: RefCell<Box<dyn Decoder>> = RefCell::new(common::decoder(CONFIG));
 }
 
 fuzz_target!(|data: &[u8]| {
-    let source = RecordSource {
-        input: "fuzz",
-        hostname: "fuzz-host",
-        message_bytes: false,
-        msg_type: None,
-        fields: &[],
-    };
     let mut out = DecodedMessages::default();
-    let result = DECODER.with_borrow_mut(|d| d.decode(data, &source, &mut out));
+    let result = DECODER.with_borrow_mut(|d| d.decode(data, &common::SOURCE, &mut out));
     match result {
         Ok(Decoded::Messages(1)) => {
             assert_eq!(out.len(), 1);

@@ -3,11 +3,11 @@
 //! whose Payload has no line end, and a line it refuses leaves nothing behind.
 #![no_main]
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+mod common;
 
-use hekate_config::Config;
-use hekate_engine::plugin::{BuildContext, Built, Decoded, DecodedMessages, Decoder, RecordSource};
+use std::cell::RefCell;
+
+use hekate_engine::plugin::{Decoded, DecodedMessages, Decoder};
 use hekate_model::message::{Message, MessageView};
 use libfuzzer_sys::fuzz_target;
 
@@ -20,32 +20,13 @@ fields = ["syslogfacility", "programname", "syslogtag", "app-name", "procid", "m
           "protocol-version", "structured-data", "sd"]
 "#;
 
-fn decoder() -> Box<dyn Decoder> {
-    let config = Config::from_str(CONFIG, "fuzz.toml").expect("the config parses");
-    let registry = hekate_plugins::registry();
-    let built = HashMap::new();
-    let ctx = BuildContext::new(&config.global, &built);
-    let t = registry.get("SyslogDecoder").expect("registered");
-    match (t.build)(config.plugin("d").expect("the section"), &ctx) {
-        Ok(Built::Decoder(d)) => d.new_decoder(),
-        _ => panic!("SyslogDecoder builds"),
-    }
-}
-
 thread_local! {
-    static DECODER: RefCell<Box<dyn Decoder>> = RefCell::new(decoder());
+    static DECODER: RefCell<Box<dyn Decoder>> = RefCell::new(common::decoder(CONFIG));
 }
 
 fuzz_target!(|data: &[u8]| {
-    let source = RecordSource {
-        input: "fuzz",
-        hostname: "fuzz-host",
-        message_bytes: false,
-        msg_type: None,
-        fields: &[],
-    };
     let mut out = DecodedMessages::default();
-    let result = DECODER.with_borrow_mut(|d| d.decode(data, &source, &mut out));
+    let result = DECODER.with_borrow_mut(|d| d.decode(data, &common::SOURCE, &mut out));
     match result {
         Ok(Decoded::Messages(1)) => {
             assert_eq!(out.len(), 1);
