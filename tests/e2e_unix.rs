@@ -1,5 +1,6 @@
 //! Unix domain sockets: TcpInput with `net = "unix"` (connections accepted by one shard and
-//! spread over the others) and UdpInput with `net = "unixgram"` (what `/dev/log` is), with a
+//! spread over the others; the test checks delivery with two shards, not which shard served
+//! which connection) and UdpInput with `net = "unixgram"` (what `/dev/log` is), with a
 //! real local sender, util-linux's `logger`.
 
 mod common;
@@ -64,7 +65,7 @@ flush_interval = 50
 }
 
 #[test]
-fn unix_stream_connections_are_spread_and_delivered_exactly_once() {
+fn unix_stream_connections_on_two_shards_are_delivered_exactly_once() {
     let dir = temp_dir("unix-stream");
     let cores = hekate_engine::runtime::allowed_cores();
     let cores = &cores[..cores.len().min(2)];
