@@ -372,11 +372,10 @@ fn a_shutdown_keeps_the_queue_and_loses_nothing() {
 /// keeps everything in its queue and tries again; once a real upstream takes over the address,
 /// every message arrives. Nothing is lost, and the FileOutput beside it is not held up.
 ///
-/// Fails today: TcpOutput counts a record delivered once write(2) took it, so the queue is
-/// acknowledged for bytes the reset threw away. The fix is to acknowledge only what the peer's
-/// TCP acknowledged (SIOCOUTQ), keeping the rest to send again after reconnecting.
+/// The reset throws away bytes the peer's kernel had already acknowledged (they were in the
+/// socket nobody read), so the output keeps what it wrote until the connection outlived the
+/// acknowledgement, and sends it again on the next connection.
 #[test]
-#[ignore = "known loss: records written into a connection the peer then resets are acknowledged"]
 fn an_upstream_that_resets_every_connection_loses_nothing() {
     let dir = temp_dir("buffered-reset");
     let port = free_tcp_port();

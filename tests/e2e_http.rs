@@ -329,7 +329,7 @@ max_connections = 2
     let out = dir.join("base").join("out.hekad");
     assert!(wait_for(Duration::from_secs(10), || read_stream(&out)
         .len()
-        >= 2));
+        >= 3));
     let payloads: Vec<_> = read_stream(&out)
         .into_iter()
         .filter_map(|m| m.payload)

@@ -29,7 +29,8 @@
 //! queue segment is in the kernel. Whether it survives a power loss is the output's fsync
 //! policy (see the disk queue's `FsyncPolicy`). A TcpOutput without buffering counts a message
 //! durable once the socket took it: the Heka protocol has no acknowledgement from the upstream;
-//! with `use_buffering` (the default) it is durable once in the queue. A message a destination
+//! with `use_buffering` (the default) it is durable once in the queue, and leaves the queue once
+//! the upstream confirmed it (see [`Output::unconfirmed`](super::Output::unconfirmed)). A message a destination
 //! dropped by its `full_action` or could not encode counts as handled: it was counted, and
 //! waiting for it would stop the input for good.
 

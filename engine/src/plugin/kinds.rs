@@ -433,7 +433,16 @@ pub trait Output {
     fn flush(&mut self) -> LocalBoxFuture<'_, Result<(), OutputError>>;
     /// Messages accepted but not yet written.
     fn buffered(&self) -> u64;
-    /// Messages written since the last call (for the `delivered` counter).
+    /// Messages written but kept until the destination confirms them, to be written again if
+    /// it does not (a TcpOutput: until the peer's TCP acknowledged them and the connection
+    /// stayed up a moment longer). While there are any, [`Output::flush_deadline`] says when to
+    /// look again, and a flush looks. Messages leave an output (confirmed, or dropped and
+    /// reported by [`OutputError::dropped`]) in the order they were given.
+    fn unconfirmed(&self) -> u64 {
+        0
+    }
+    /// Messages written (and confirmed, where the output waits for that) since the last call
+    /// (for the `delivered` counter).
     fn take_written(&mut self) -> u64;
     /// Closes connections and files after the final flush.
     fn close(&mut self) -> LocalBoxFuture<'_, ()> {

@@ -12,7 +12,9 @@
 //!   asks the coordinator to stop hekate and drops meanwhile.
 //! - **delivery** reads records from the queue (the backlog of an earlier run first: it is first
 //!   in the queue), hands them to the output, flushes by the output's rules, and acknowledges
-//!   the cursor of the last record flushed only once the flush succeeded.
+//!   the cursor of the last record that left the output: written, and confirmed by the
+//!   destination where the output waits for that (a TcpOutput: acknowledged by the peer's TCP
+//!   on a connection that stayed up; see [`Output::unconfirmed`]), or dropped and counted.
 //!
 //! The queue's checkpoint moves at most every [`CHECKPOINT_INTERVAL`] (see there).
 //!
@@ -20,6 +22,7 @@
 //! left stays in the queue directory and is delivered after restart — it is not lost.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -210,10 +213,56 @@ fn flush_queue(ctx: &RunnerCtx, shared: &Shared) -> bool {
     written
 }
 
-/// Hands the queue's records to the output, flushing by its rules and acknowledging what was
-/// flushed, until intake has ended.
+/// The records handed to the output that have not left it yet, oldest first, each with its
+/// queue cursor and whether the output kept it (one it refused, or encoded to nothing, leaves
+/// at once). Records leave an output in the order they came, so the queue is acknowledged up to
+/// the last one that left: written (and confirmed, where the output waits for that) or dropped
+/// and counted.
+#[derive(Default)]
+struct Handed {
+    records: VecDeque<(Cursor, bool)>,
+    kept: u64,
+}
+
+impl Handed {
+    fn push(&mut self, cursor: Cursor, kept: bool) {
+        self.records.push_back((cursor, kept));
+        self.kept += u64::from(kept);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Forgets what left the output, which holds `held` records now; the cursor of the last
+    /// record that left, if any did.
+    fn release(&mut self, held: u64) -> Option<Cursor> {
+        let mut leaving = self.kept.saturating_sub(held);
+        let mut last = None;
+        while let Some(&(cursor, kept)) = self.records.front() {
+            if kept {
+                if leaving == 0 {
+                    break;
+                }
+                leaving -= 1;
+                self.kept -= 1;
+            }
+            last = Some(cursor);
+            self.records.pop_front();
+        }
+        last
+    }
+}
+
+/// Records the output holds: not yet written, or written and not yet confirmed.
+fn held(out: &dyn Output) -> u64 {
+    out.buffered() + out.unconfirmed()
+}
+
+/// Hands the queue's records to the output, flushing by its rules and acknowledging what left
+/// it, until intake has ended.
 async fn deliver(out: &mut dyn Output, ctx: &RunnerCtx, shared: &Shared) {
-    let mut unacked: Option<Cursor> = None;
+    let mut handed = Handed::default();
     let mut refreshed = Instant::now();
     let mut stale = false;
     // Once intake has ended: when delivery gives up and leaves the rest queued.
@@ -235,7 +284,7 @@ async fn deliver(out: &mut dyn Output, ctx: &RunnerCtx, shared: &Shared) {
                     }
                 };
                 read += 1;
-                unacked = Some(record.cursor);
+                let before = held(out);
                 let c = ctx.counters();
                 match MessageView::new(record.message) {
                     Ok(view) => {
@@ -252,6 +301,7 @@ async fn deliver(out: &mut dyn Output, ctx: &RunnerCtx, shared: &Shared) {
                         );
                     }
                 }
+                handed.push(record.cursor, held(out) > before);
             }
             for w in queue.take_warnings() {
                 tracing::warn!("Output '{}': {w}", ctx.name);
@@ -267,7 +317,7 @@ async fn deliver(out: &mut dyn Output, ctx: &RunnerCtx, shared: &Shared) {
         let now = Instant::now();
         let flush_now = out.must_flush()
             || (out.should_flush(now) && (read < READ_BATCH || out.buffered() == 0));
-        if (flush_now || ending) && unacked.is_some() {
+        if (flush_now || ending) && !handed.is_empty() {
             let flushed = match ending_by {
                 // Shutting down: bounded tries; what is not flushed by then stays queued.
                 Some(by) => {
@@ -280,10 +330,8 @@ async fn deliver(out: &mut dyn Output, ctx: &RunnerCtx, shared: &Shared) {
                 }
                 None => flush_until(out, ctx, shared).await,
             };
-            if flushed && out.buffered() == 0 {
-                if let Some(cursor) = unacked.take()
-                    && let Err(e) = shared.queue.borrow_mut().ack(cursor)
-                {
+            if let Some(cursor) = handed.release(held(out)) {
+                if let Err(e) = shared.queue.borrow_mut().ack(cursor) {
                     tracing::error!("Output '{}': acknowledging its queue: {e}", ctx.name);
                 }
                 shared.acks.set(shared.acks.get() + 1);
@@ -302,7 +350,16 @@ async fn deliver(out: &mut dyn Output, ctx: &RunnerCtx, shared: &Shared) {
             continue;
         }
         if ending {
-            break;
+            // What the output wrote gets until `ending_by` to be confirmed; what is not stays
+            // queued, and is sent again after restart.
+            match (out.flush_deadline(), ending_by) {
+                (Some(d), Some(by)) if !handed.is_empty() => {
+                    glommio::timer::sleep(d.min(by).saturating_duration_since(Instant::now()))
+                        .await;
+                    continue;
+                }
+                _ => break,
+            }
         }
         if stale && refreshed.elapsed() >= REPORT_REFRESH {
             collect_output_fields(out, shared);
@@ -311,7 +368,7 @@ async fn deliver(out: &mut dyn Output, ctx: &RunnerCtx, shared: &Shared) {
         }
         let deadline = out
             .flush_deadline()
-            .filter(|d| *d > Instant::now() && unacked.is_some());
+            .filter(|d| *d > Instant::now() && !handed.is_empty());
         let appends = shared.appends.get();
         let arrival = shared
             .data

@@ -201,6 +201,9 @@ pub(super) fn with_refresh(
     Some(deadline.map_or(due, |d| d.min(due)))
 }
 
+/// How long an ending output waits for its destination to confirm what it wrote.
+const CONFIRM_WAIT: Duration = Duration::from_secs(2);
+
 /// Drives an output until the outputs stop and its lanes are drained.
 pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, ctx: RunnerCtx) {
     let _finished = FinishGuard(Arc::clone(&ctx.lifecycle));
@@ -300,6 +303,19 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
         ctx.held.store(out.buffered(), Ordering::Release);
     }
     inbound.acknowledge();
+    // What waits for the destination's confirmation gets a bounded moment to be confirmed (or
+    // sent again, when the connection it went out on failed).
+    let settle = async {
+        while out.unconfirmed() > 0 {
+            if let Some(d) = out.flush_deadline() {
+                glommio::timer::sleep(d.saturating_duration_since(Instant::now())).await;
+            }
+            flush_output(&mut *out, &ctx).await;
+            add(&ctx.counters().delivered, out.take_written());
+        }
+    };
+    future::or(settle, glommio::timer::sleep(CONFIRM_WAIT)).await;
+    add(&ctx.counters().delivered, out.take_written());
     out.close().await;
     refresh_output_report(&*out, &ctx);
     ctx.held.store(0, Ordering::Release);

@@ -7,9 +7,11 @@
 //! and `hekate cat`). Every message routed to it is appended to the queue at once (and written
 //! to the kernel after each batch, so it survives kill -9), whatever the upstream does: a dead
 //! or slow upstream holds up neither the inputs nor the outputs beside it. The connection sends
-//! from the queue, in order, and the queue's read position moves only after a send succeeded
-//! (checkpointed every `cursor_update_count` sends, 50 by default for TcpOutput), so after a
-//! crash what was in flight may be sent again (at least once, never lost). At shutdown what
+//! from the queue, in order, and the queue's read position moves only past messages the
+//! upstream confirmed: its TCP acknowledged their last byte and the connection was still up
+//! [`CONFIRM_DELAY`] later (until then they are kept, up to [`UNCONFIRMED_LIMIT`], and sent again
+//! when the connection fails). The checkpoint follows at most every 50 ms, so after a crash what
+//! was in flight may be sent again (at least once, never lost). At shutdown what
 //! was not sent stays in the queue ("N messages kept in …, delivered after restart") and goes
 //! first after the restart. `[name.buffering]` sets `max_file_size` (512 MiB),
 //! `max_buffer_size` (0: unlimited), `full_action` ("shutdown", or "drop", "block") for a full
@@ -30,8 +32,8 @@
 //! With `use_tls = true` each connection makes a TLS handshake (rustls: TLS 1.2 and 1.3) after
 //! connecting, checking the server's certificate against `tls.root_cafile` (default: the
 //! system's CA certificates) and `tls.server_name` (default: the host of `address`); a failed
-//! handshake is retried like a failed connection. A record counts as sent once its encrypted
-//! bytes are handed to the kernel, as over plain TCP.
+//! handshake is retried like a failed connection. The kernel counts TLS bytes, not records, so
+//! over TLS written records are confirmed when the peer acknowledged everything sent so far.
 //!
 //! ```toml
 //! [upstream]
@@ -75,6 +77,7 @@
 //! `retries`, `use_tls` (false) with Heka's `[tls]` options (`hekate plugins TcpOutput` lists
 //! them), `use_buffering` (true) with `[buffering]`.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -107,6 +110,19 @@ const BUFFER_LIMIT: usize = 256 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a TLS close waits for the server to close its end.
 const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// A message counts as delivered once the peer's TCP acknowledged its last byte and the
+/// connection was still up this long after: an upstream that accepts and then resets (it
+/// crashed, or closed with unread data) threw acknowledged bytes away, and they are sent again.
+/// The Heka protocol has no acknowledgement of its own; what an upstream read and then lost is
+/// beyond what a sender can see.
+const CONFIRM_DELAY: Duration = Duration::from_millis(50);
+/// How often the output looks for acknowledgements while messages wait for them.
+const CONFIRM_POLL: Duration = Duration::from_millis(5);
+/// Bytes written but not yet confirmed at most; beyond, sending waits for confirmations (they
+/// are kept in memory to be sent again).
+const UNCONFIRMED_LIMIT: usize = 16 * 1024 * 1024;
+/// Released chunk buffers kept for reuse.
+const SPARE_CHUNKS: usize = 4;
 
 fn options() -> Vec<OptionSpec> {
     with_tls_options(options_of::<Options>())
@@ -206,9 +222,21 @@ impl OutputPlugin for TcpOutputPlugin {
             since_connect: 0,
             buf: Vec::with_capacity(BUFFER_LIMIT + 64 * 1024),
             ends: Vec::new(),
+            sent: 0,
+            conn_written: 0,
+            inflight: VecDeque::new(),
+            inflight_bytes: 0,
+            inflight_records: 0,
+            acked: VecDeque::new(),
+            next_poll: Instant::now(),
+            spare: Vec::new(),
+            confirmed_since_connect: false,
+            lost_pause: Duration::ZERO,
+            pause_before_reconnect: None,
             written: 0,
             total_written: 0,
             reconnects: 0,
+            resent: 0,
         }))
     }
 }
@@ -227,13 +255,37 @@ struct TcpOutput {
     )>,
     writer: EncodedWriter,
     conn: Option<Connection>,
+    /// Records sent on the current connection (for `reconnect_after`).
     since_connect: u64,
+    /// Records not yet written whole into the current connection.
     buf: Vec<u8>,
     /// End offset of each record in `buf`.
     ends: Vec<usize>,
+    /// Bytes of `buf` written into the current connection.
+    sent: usize,
+    /// Bytes written into the current connection.
+    conn_written: u64,
+    /// What was written whole and waits for the peer's confirmation, oldest first.
+    inflight: VecDeque<Chunk>,
+    inflight_bytes: usize,
+    inflight_records: u64,
+    /// How far (the connection's byte count) the peer's TCP had acknowledged, and when that was
+    /// first seen; confirmed once [`CONFIRM_DELAY`] old.
+    acked: VecDeque<(u64, Instant)>,
+    /// When to look for acknowledgements again.
+    next_poll: Instant,
+    /// Released chunks' buffers, for the next ones.
+    spare: Vec<(Vec<u8>, Vec<usize>)>,
+    /// Whether the peer confirmed anything since the connection was made.
+    confirmed_since_connect: bool,
+    /// The pause after the last connection lost without a confirmation (doubles each time).
+    lost_pause: Duration,
+    pause_before_reconnect: Option<Duration>,
     written: u64,
     total_written: u64,
     reconnects: u64,
+    /// Messages sent again after a connection lost them unconfirmed.
+    resent: u64,
 }
 
 /// Connects to `remote` from `local` (`local_address`): the socket is bound and connected on
@@ -268,6 +320,14 @@ enum Connection {
 }
 
 impl Connection {
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd as _;
+        match self {
+            Connection::Plain(s) => s.as_raw_fd(),
+            Connection::Tls(s) => s.get_ref().0.as_raw_fd(),
+        }
+    }
+
     /// Writes some of `buf`; what it returns has reached the kernel (TLS: encrypted and
     /// flushed), so that a failed connection resends from the first record not sent whole.
     async fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -381,72 +441,243 @@ impl TcpOutput {
         }
     }
 
-    /// Forgets the records the peer received whole (the first `sent` bytes went out).
-    fn drop_sent(&mut self, sent: usize) {
-        let whole = self.ends.partition_point(|&e| e <= sent);
-        if whole == 0 {
-            return;
-        }
-        let cut = self.ends[whole - 1];
-        self.buf.drain(..cut);
-        self.ends.drain(..whole);
-        for e in &mut self.ends {
-            *e -= cut;
-        }
-        self.written += whole as u64;
-        self.total_written += whole as u64;
-        self.since_connect += whole as u64;
-    }
-
+    /// Sends the buffer, then looks at what the peer acknowledged; returns once the buffer is
+    /// written and fewer than [`UNCONFIRMED_LIMIT`] bytes wait for confirmation. A connection
+    /// that fails or is reset is replaced, and what it had not confirmed is sent again.
     async fn send(&mut self) -> Result<(), OutputError> {
-        while !self.buf.is_empty() {
-            if self.conn.is_none()
-                && let Err(e) = self.connect().await
-            {
-                let dropped = self.ends.len() as u64;
-                self.buf.clear();
-                self.ends.clear();
-                return Err(OutputError {
-                    message: e,
-                    dropped,
-                });
-            }
-            let conn = self.conn.as_mut().expect("connected above");
-            let mut sent = 0;
-            let mut failed = None;
-            while sent < self.buf.len() {
-                match conn.write(&self.buf[sent..]).await {
-                    Ok(0) => {
-                        failed = Some("the connection was closed".to_string());
-                        break;
+        loop {
+            if self.sent < self.buf.len() {
+                if self.conn.is_none() {
+                    if let Some(pause) = self.pause_before_reconnect.take() {
+                        glommio::timer::sleep(pause).await;
                     }
-                    Ok(n) => sent += n,
-                    Err(e) => {
-                        failed = Some(e.to_string());
-                        break;
+                    if let Err(e) = self.connect().await {
+                        return Err(self.drop_everything(e));
                     }
                 }
+                let conn = self.conn.as_mut().expect("connected above");
+                let mut failed = None;
+                while self.sent < self.buf.len() {
+                    match conn.write(&self.buf[self.sent..]).await {
+                        Ok(0) => {
+                            failed = Some("the connection was closed".to_string());
+                            break;
+                        }
+                        Ok(n) => {
+                            self.sent += n;
+                            self.conn_written += n as u64;
+                        }
+                        Err(e) => {
+                            failed = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                if let Some(e) = failed {
+                    self.connection_lost(&e);
+                    continue;
+                }
+                self.seal_chunk();
             }
-            self.drop_sent(sent);
-            if let Some(e) = failed {
-                tracing::warn!(
-                    "Output '{}': sending to {} failed: {e}; reconnecting",
-                    self.name,
-                    self.address
-                );
-                self.conn = None;
-                self.reconnects += 1;
+            if !self.inflight.is_empty()
+                && let Err(e) = self.poll_confirmations()
+            {
+                self.connection_lost(&e);
                 continue;
             }
-            if self.reconnect_after > 0 && self.since_connect >= self.reconnect_after {
+            if self.inflight_bytes >= UNCONFIRMED_LIMIT {
+                glommio::timer::sleep(CONFIRM_POLL).await;
+                continue;
+            }
+            if self.reconnect_after > 0
+                && self.since_connect >= self.reconnect_after
+                && self.inflight.is_empty()
+            {
                 if let Some(mut c) = self.conn.take() {
                     c.close().await;
                 }
                 self.reconnects += 1;
             }
+            return Ok(());
+        }
+    }
+
+    /// The buffer is written whole: it waits, as one chunk, for the peer to confirm it.
+    fn seal_chunk(&mut self) {
+        let (mut data, mut ends) = self.spare.pop().unwrap_or_default();
+        std::mem::swap(&mut data, &mut self.buf);
+        std::mem::swap(&mut ends, &mut self.ends);
+        self.inflight_bytes += data.len();
+        self.inflight_records += ends.len() as u64;
+        self.since_connect += ends.len() as u64;
+        self.inflight.push_back(Chunk {
+            data,
+            ends,
+            end: self.conn_written,
+        });
+        self.sent = 0;
+    }
+
+    /// Releases the chunks the peer confirmed: its TCP acknowledged their last byte at least
+    /// [`CONFIRM_DELAY`] ago and the connection is still up. `Err` when it is not (a reset).
+    fn poll_confirmations(&mut self) -> Result<(), String> {
+        let now = Instant::now();
+        self.next_poll = now + CONFIRM_POLL;
+        let Some(conn) = &self.conn else {
+            return Err("not connected".into());
+        };
+        let fd = conn.raw_fd();
+        // The send queue first, then the state: a reset empties the queue, and the state seen
+        // afterwards tells whether the count was taken on a live connection.
+        let unacked = send_queue_bytes(fd).map_err(|e| e.to_string())?;
+        if !connection_alive(fd) {
+            return Err("the connection was reset".into());
+        }
+        let acked = match conn {
+            Connection::Plain(_) => self.conn_written.saturating_sub(unacked),
+            // The kernel counts TLS records, not our bytes: only an empty queue says how far.
+            Connection::Tls(_) if unacked == 0 => self.conn_written,
+            Connection::Tls(_) => self.acked.back().map_or(0, |a| a.0),
+        };
+        if self.acked.back().is_none_or(|a| a.0 < acked) {
+            self.acked.push_back((acked, now));
+        }
+        let mut confirmed = None;
+        while let Some(&(offset, seen)) = self.acked.front() {
+            if now.saturating_duration_since(seen) < CONFIRM_DELAY {
+                break;
+            }
+            confirmed = Some(offset);
+            self.acked.pop_front();
+        }
+        if let Some(offset) = confirmed {
+            // Still the newest known acknowledgement, for the next polls' chunks.
+            if self.acked.is_empty() {
+                self.acked.push_back((offset, now - CONFIRM_DELAY));
+            }
+            while self.inflight.front().is_some_and(|c| c.end <= offset) {
+                let chunk = self.inflight.pop_front().expect("checked");
+                self.release(chunk);
+            }
         }
         Ok(())
     }
+
+    /// The peer has a chunk's records: they count as written.
+    fn release(&mut self, mut chunk: Chunk) {
+        let records = chunk.ends.len() as u64;
+        self.inflight_bytes -= chunk.data.len();
+        self.inflight_records -= records;
+        self.written += records;
+        self.total_written += records;
+        self.confirmed_since_connect = true;
+        if self.spare.len() < SPARE_CHUNKS && chunk.data.capacity() <= 2 * BUFFER_LIMIT {
+            chunk.data.clear();
+            chunk.ends.clear();
+            self.spare.push((chunk.data, chunk.ends));
+        }
+    }
+
+    /// The connection failed: what it had not confirmed goes back in front of the buffer, to be
+    /// sent again on the next connection.
+    fn connection_lost(&mut self, why: &str) {
+        let resent = self.inflight_records;
+        tracing::warn!(
+            "Output '{}': sending to {} failed: {why}; reconnecting{}",
+            self.name,
+            self.address,
+            if resent > 0 {
+                format!(" and sending {resent} unconfirmed messages again")
+            } else {
+                String::new()
+            }
+        );
+        self.conn = None;
+        self.reconnects += 1;
+        self.resent += resent;
+        if !self.inflight.is_empty() {
+            let mut buf = Vec::with_capacity(self.inflight_bytes + self.buf.len());
+            let mut ends = Vec::with_capacity(self.inflight_records as usize + self.ends.len());
+            for chunk in self.inflight.drain(..) {
+                let shift = buf.len();
+                ends.extend(chunk.ends.iter().map(|e| e + shift));
+                buf.extend_from_slice(&chunk.data);
+            }
+            let shift = buf.len();
+            ends.extend(self.ends.iter().map(|e| e + shift));
+            buf.extend_from_slice(&self.buf);
+            self.buf = buf;
+            self.ends = ends;
+            self.inflight_bytes = 0;
+            self.inflight_records = 0;
+        }
+        self.sent = 0;
+        self.conn_written = 0;
+        self.acked.clear();
+        // A peer that took nothing on this connection is not reconnected to at once.
+        if !std::mem::replace(&mut self.confirmed_since_connect, false) {
+            let pause = self.lost_pause.max(self.retries.delay);
+            self.pause_before_reconnect = Some(pause);
+            self.lost_pause = (pause * 2).min(self.retries.max_delay.max(self.retries.delay));
+        } else {
+            self.lost_pause = Duration::ZERO;
+        }
+    }
+
+    /// The connection cannot be made again (`max_retries`): everything held is dropped.
+    fn drop_everything(&mut self, e: String) -> OutputError {
+        let dropped = self.buffered() + self.inflight_records;
+        self.buf.clear();
+        self.ends.clear();
+        self.sent = 0;
+        self.inflight.clear();
+        self.inflight_bytes = 0;
+        self.inflight_records = 0;
+        OutputError {
+            message: e,
+            dropped,
+        }
+    }
+}
+
+/// Bytes the socket holds that the peer's TCP has not acknowledged (SIOCOUTQ).
+fn send_queue_bytes(fd: std::os::fd::RawFd) -> std::io::Result<u64> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: `fd` is an open socket; TIOCOUTQ (= SIOCOUTQ) writes one int.
+    if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n.max(0) as u64)
+}
+
+/// Whether the connection can still deliver: established, or closed by the peer's FIN only
+/// (a reset, or a failed connection, is not).
+fn connection_alive(fd: std::os::fd::RawFd) -> bool {
+    // SAFETY: `tcp_info` is plain data; getsockopt writes at most `len` bytes into it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: as above; `fd` is an open TCP socket.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    const TCP_ESTABLISHED: u8 = 1;
+    const TCP_CLOSE_WAIT: u8 = 8;
+    rc == 0 && matches!(info.tcpi_state, TCP_ESTABLISHED | TCP_CLOSE_WAIT)
+}
+
+/// Bytes written whole on the current connection, waiting for the peer's confirmation.
+struct Chunk {
+    data: Vec<u8>,
+    /// End offset of each record in `data`.
+    ends: Vec<usize>,
+    /// The connection's byte count at the chunk's end.
+    end: u64,
 }
 
 impl Output for TcpOutput {
@@ -462,8 +693,12 @@ impl Output for TcpOutput {
         self.buf.len() >= BUFFER_LIMIT
     }
 
-    fn should_flush(&self, _now: Instant) -> bool {
-        !self.buf.is_empty()
+    fn should_flush(&self, now: Instant) -> bool {
+        !self.buf.is_empty() || (!self.inflight.is_empty() && now >= self.next_poll)
+    }
+
+    fn flush_deadline(&self) -> Option<Instant> {
+        (!self.inflight.is_empty()).then_some(self.next_poll)
     }
 
     fn flush(&mut self) -> LocalBoxFuture<'_, Result<(), OutputError>> {
@@ -472,6 +707,10 @@ impl Output for TcpOutput {
 
     fn buffered(&self) -> u64 {
         self.ends.len() as u64
+    }
+
+    fn unconfirmed(&self) -> u64 {
+        self.inflight_records
     }
 
     fn take_written(&mut self) -> u64 {
@@ -489,6 +728,8 @@ impl Output for TcpOutput {
     fn report(&self, sink: &mut dyn ReportSink) {
         sink.int("WrittenCount", self.total_written as i64, "count");
         sink.int("ReconnectCount", self.reconnects as i64, "count");
+        sink.int("ResentCount", self.resent as i64, "count");
+        sink.int("UnconfirmedCount", self.inflight_records as i64, "count");
         self.writer.report(sink);
     }
 }
