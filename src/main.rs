@@ -102,6 +102,19 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Print a completion script for a shell (bash, zsh, fish, elvish or powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write `hekate.1` and a page per subcommand into a
+    /// directory.
+    Manpage {
+        /// Write every page into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Print the version.
     Version,
 }
@@ -147,6 +160,12 @@ fn main() -> ExitCode {
         Command::Queue { command } => queue::run(command),
         Command::Plugins { type_name } => plugins::show(type_name.as_deref()),
         Command::Logstreamer { config } => logstreamer(&config),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "hekate", &mut io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Manpage { dir } => manpage(dir.as_deref()),
         Command::Version => {
             println!("hekate {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -184,6 +203,68 @@ fn check(path: &std::path::Path) -> ExitCode {
     };
     eprintln!("{}: {problems} problem(s) found", path.display());
     ExitCode::FAILURE
+}
+
+/// What `hekate.1` says beyond the options clap knows: signals, exit status, files.
+const MANPAGE_EXTRA: &str = r#".SH SIGNALS
+.TP
+\fBSIGINT\fR, \fBSIGTERM\fR
+Stop the inputs, drain every ring and flush the outputs within the shutdown timeout (10 s,
+\fBHEKATE_SHUTDOWN_TIMEOUT\fR in seconds); a second signal ends the wait.
+.TP
+\fBSIGHUP\fR
+FileOutputs reopen their files (logrotate's \fBpostrotate\fR).
+.TP
+\fBSIGUSR1\fR
+Print Heka's text report of every plugin on stdout.
+.TP
+\fBSIGUSR2\fR
+Abort every Lua sandbox; each sends a \fBheka.sandbox\-terminated\fR message.
+.SH EXIT STATUS
+.TP
+0
+Stopped by a signal, everything delivered (a buffered output's backlog stays in its disk queue).
+.TP
+1
+A configuration that does not build, or hekate stopped on its own and said why.
+.TP
+2
+Messages that could not be delivered were lost at shutdown (counted on stderr).
+.SH FILES
+.TP
+\fI/etc/hekate/hekate.toml\fR
+The configuration the packaged service runs (\fBhekate check \-c\fR it before a restart).
+.TP
+\fIbase_dir\fR (\fI/var/cache/hekad\fR; the service: \fI/var/lib/hekate\fR)
+Disk queues (\fIoutput_queue/<output>\fR), LogstreamerInput journals, sandbox state.
+.TP
+\fI/usr/share/doc/hekate/examples/\fR
+Example configurations: syslog aggregator, statsd to Graphite, edge to upstream with a disk
+buffer, nginx access logs, system metrics.
+.SH SEE ALSO
+\fBhekate\-run\fR(1), \fBhekate\-check\fR(1), \fBhekate\-cat\fR(1), \fBhekate\-queue\fR(1),
+\fBhekate\-plugins\fR(1), \fBsystemd.service\fR(5)
+"#;
+
+fn manpage(dir: Option<&std::path::Path>) -> ExitCode {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let main_page = |out: &mut dyn Write| -> io::Result<()> {
+        clap_mangen::Man::new(cmd.clone()).render(out)?;
+        out.write_all(MANPAGE_EXTRA.as_bytes())
+    };
+    let result = match dir {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .and_then(|()| clap_mangen::generate_to(cmd.clone(), dir))
+            .and_then(|()| main_page(&mut std::fs::File::create(dir.join("hekate.1"))?)),
+        None => main_page(&mut io::stdout()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hekate manpage: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn logstreamer(path: &std::path::Path) -> ExitCode {
