@@ -8,6 +8,7 @@ mod queue;
 mod run;
 mod sbmgr;
 mod show;
+mod trace;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -102,6 +103,20 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Feed sample records through an input's splitter and decoder and show, for each message,
+    /// the decoded message and every filter's and output's matcher verdict with the first test
+    /// that failed: why a message goes where.
+    Trace {
+        /// A TOML file, or a directory whose *.toml files are merged in alphabetical order.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The input whose splitter and decoder to use (needed when the config has several).
+        #[arg(long)]
+        input: Option<String>,
+        /// Files of raw input (as the input would read them); `-` for stdin.
+        #[arg(required = true)]
+        samples: Vec<PathBuf>,
+    },
     /// Print a completion script for a shell (bash, zsh, fish, elvish or powershell).
     Completions {
         /// The shell.
@@ -160,6 +175,11 @@ fn main() -> ExitCode {
         Command::Queue { command } => queue::run(command),
         Command::Plugins { type_name } => plugins::show(type_name.as_deref()),
         Command::Logstreamer { config } => logstreamer(&config),
+        Command::Trace {
+            config,
+            input,
+            samples,
+        } => trace::run(&config, input.as_deref(), &samples),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "hekate", &mut io::stdout());

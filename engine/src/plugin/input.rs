@@ -64,6 +64,13 @@ pub trait InputPlugin: Send + Sync + fmt::Debug {
         None
     }
 
+    /// How the input turns bytes into messages, for `hekate trace`: its splitter and decoder,
+    /// and the Type it gives messages built from payloads. `None` for inputs that build their
+    /// messages otherwise.
+    fn stream_spec(&self) -> Option<(&StreamSpec, Option<&'static str>)> {
+        None
+    }
+
     /// Opens the input on one shard (bind errors surface here, at start) and returns the future
     /// that serves it until [`InputContext::stopped`] fires.
     fn start(

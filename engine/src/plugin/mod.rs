@@ -32,6 +32,7 @@ mod registry;
 mod rendezvous;
 mod reopen;
 mod stream;
+mod trace;
 
 pub use crate::mesh::{AckMark, LocalWait, TaskGroup};
 pub use crate::stats::PluginCounters;
@@ -52,3 +53,4 @@ pub use rendezvous::Rendezvous;
 pub use reopen::{reopen_requests, request_reopen};
 pub(crate) use stream::DecoderCache;
 pub use stream::{RecordStream, StreamSpec};
+pub use trace::{TraceOrigin, Traced, trace};

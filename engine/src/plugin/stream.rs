@@ -491,32 +491,21 @@ impl RecordSink {
         }
     }
 
-    /// Builds a message around a payload (Heka: Uuid, Timestamp, Logger = input name, Hostname,
-    /// Payload) and routes it.
+    /// Builds a message around a payload and routes it.
     fn payload_message(&mut self, record: &[u8], decode_failure: Option<bool>) {
         self.scratch.clear();
-        // A payload is text: the common valid case is checked by the SIMD validator, and only
-        // invalid UTF-8 is replaced.
-        let payload: std::borrow::Cow<'_, [u8]> = if simdutf8::basic::from_utf8(record).is_ok() {
-            std::borrow::Cow::Borrowed(record)
-        } else {
-            std::borrow::Cow::Owned(String::from_utf8_lossy(record).into_owned().into_bytes())
-        };
-        let mut w = MessageWriter::new(&mut self.scratch);
-        w.uuid(&random_uuid()).timestamp(now_ns());
-        if let Some(t) = &self.msg_type {
-            w.msg_type(t.as_bytes());
-        }
-        w.logger(self.logger.as_bytes());
-        if let Some(s) = self.severity {
-            w.severity(s);
-        }
-        w.hostname(self.hostname.as_bytes())
-            .payload(&payload)
-            .raw(&self.fields);
-        if let Some(flag) = decode_failure {
-            w.field_bool("decode_failure", flag);
-        }
+        encode_payload_message(
+            &mut self.scratch,
+            record,
+            &PayloadOrigin {
+                logger: &self.logger,
+                msg_type: self.msg_type.as_deref(),
+                severity: self.severity,
+                hostname: &self.hostname,
+                fields: &self.fields,
+            },
+            decode_failure,
+        );
         match MessageView::new(&self.scratch) {
             Ok(view) => {
                 self.router.route(&view, None, 0);
@@ -524,5 +513,47 @@ impl RecordSink {
             }
             Err(_) => add(&self.stats.plugins[self.plugin].dropped, 1),
         }
+    }
+}
+
+/// Who a payload message comes from.
+pub(crate) struct PayloadOrigin<'a> {
+    pub(crate) logger: &'a str,
+    pub(crate) msg_type: Option<&'a str>,
+    pub(crate) severity: Option<i32>,
+    pub(crate) hostname: &'a str,
+    /// Encoded fields added to the message.
+    pub(crate) fields: &'a [u8],
+}
+
+/// Encodes a message around a payload into `out` (Heka: Uuid, Timestamp, Logger = input name,
+/// Hostname, Payload), flagged with `decode_failure` when given.
+pub(crate) fn encode_payload_message(
+    out: &mut Vec<u8>,
+    record: &[u8],
+    origin: &PayloadOrigin<'_>,
+    decode_failure: Option<bool>,
+) {
+    // A payload is text: the common valid case is checked by the SIMD validator, and only
+    // invalid UTF-8 is replaced.
+    let payload: std::borrow::Cow<'_, [u8]> = if simdutf8::basic::from_utf8(record).is_ok() {
+        std::borrow::Cow::Borrowed(record)
+    } else {
+        std::borrow::Cow::Owned(String::from_utf8_lossy(record).into_owned().into_bytes())
+    };
+    let mut w = MessageWriter::new(out);
+    w.uuid(&random_uuid()).timestamp(now_ns());
+    if let Some(t) = origin.msg_type {
+        w.msg_type(t.as_bytes());
+    }
+    w.logger(origin.logger.as_bytes());
+    if let Some(s) = origin.severity {
+        w.severity(s);
+    }
+    w.hostname(origin.hostname.as_bytes())
+        .payload(&payload)
+        .raw(origin.fields);
+    if let Some(flag) = decode_failure {
+        w.field_bool("decode_failure", flag);
     }
 }

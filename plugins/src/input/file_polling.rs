@@ -76,6 +76,10 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
 }
 
 impl InputPlugin for FilePolling {
+    fn stream_spec(&self) -> Option<(&StreamSpec, Option<&'static str>)> {
+        Some((&self.spec, Some("heka.file.polling")))
+    }
+
     fn placement(&self) -> InputPlacement {
         InputPlacement::OneShard
     }

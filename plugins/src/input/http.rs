@@ -244,6 +244,10 @@ struct Polled {
 }
 
 impl InputPlugin for HttpInput {
+    fn stream_spec(&self) -> Option<(&StreamSpec, Option<&'static str>)> {
+        Some((&self.spec, Some("heka.httpinput.data")))
+    }
+
     fn placement(&self) -> InputPlacement {
         InputPlacement::OneShard
     }

@@ -364,6 +364,10 @@ impl Counts {
 }
 
 impl InputPlugin for HttpListenInput {
+    fn stream_spec(&self) -> Option<(&StreamSpec, Option<&'static str>)> {
+        Some((&self.spec, Some("heka.httpdata.request")))
+    }
+
     fn listen_addresses(&self) -> Vec<ListenAddress> {
         vec![ListenAddress::Tcp(self.address)]
     }

@@ -249,6 +249,10 @@ pub(crate) async fn run_job(
 }
 
 impl InputPlugin for ProcessInput {
+    fn stream_spec(&self) -> Option<(&StreamSpec, Option<&'static str>)> {
+        Some((&self.spec, Some("ProcessInput")))
+    }
+
     fn placement(&self) -> InputPlacement {
         InputPlacement::OneShard
     }

@@ -108,6 +108,10 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
 }
 
 impl InputPlugin for ProcessDirectory {
+    fn stream_spec(&self) -> Option<(&StreamSpec, Option<&'static str>)> {
+        Some((&self.spec, Some("ProcessInput")))
+    }
+
     fn placement(&self) -> InputPlacement {
         InputPlacement::OneShard
     }

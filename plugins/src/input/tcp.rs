@@ -256,6 +256,10 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
 }
 
 impl InputPlugin for TcpInput {
+    fn stream_spec(&self) -> Option<(&StreamSpec, Option<&'static str>)> {
+        Some((&self.spec, None))
+    }
+
     fn listen_addresses(&self) -> Vec<ListenAddress> {
         match self.listen {
             Listen::Tcp(address) => vec![ListenAddress::Tcp(address)],

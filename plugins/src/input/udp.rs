@@ -144,6 +144,10 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
 }
 
 impl InputPlugin for UdpInput {
+    fn stream_spec(&self) -> Option<(&StreamSpec, Option<&'static str>)> {
+        Some((&self.spec, None))
+    }
+
     fn placement(&self) -> InputPlacement {
         match self.listen {
             Listen::Udp(_) => InputPlacement::EveryShard,

@@ -100,6 +100,11 @@ impl Test {
     }
 }
 
+/// Evaluates one test on its own (no field cache), for explanations.
+pub(crate) fn eval_test<M: MessageAccess + ?Sized>(test: &Test, msg: &M) -> bool {
+    test.eval(msg, &mut Direct)
+}
+
 /// How a test reads a field value.
 trait Lookup<'m> {
     fn field<M: MessageAccess + ?Sized>(

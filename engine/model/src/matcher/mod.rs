@@ -97,9 +97,61 @@ impl MatcherSpec {
         &self.source
     }
 
+    /// Why `msg` does not satisfy the expression: the first test (as written) that failed on
+    /// the way to the verdict, `FALSE` for a constant, or `None` when it matches. Slower than
+    /// [`MatcherSpec::matches`] (it parses the expression again): for tools, not routing.
+    pub fn explain<M: MessageAccess + ?Sized>(&self, msg: &M) -> Option<String> {
+        let (expr, spans) = parser::parse_with_spans(&self.source).ok()?;
+        let mut leaf = 0;
+        let (matched, failed) = explain(&expr, msg, &spans, &self.source, &mut leaf);
+        (!matched).then(|| failed.unwrap_or_else(|| "FALSE".to_owned()))
+    }
+
     /// Number of tests left after constant folding (0 for an expression that is constant).
     pub fn test_count(&self) -> usize {
         self.program.len()
+    }
+}
+
+/// Evaluates every test of `expr` (numbering the leaves left to right, as `spans` does); the
+/// verdict, and for a false one the first test that failed on the way to it.
+fn explain<M: MessageAccess + ?Sized>(
+    expr: &ast::Expr,
+    msg: &M,
+    spans: &[std::ops::Range<usize>],
+    source: &str,
+    leaf: &mut usize,
+) -> (bool, Option<String>) {
+    match expr {
+        ast::Expr::Const(b) => (*b, (!b).then(|| "FALSE".to_owned())),
+        ast::Expr::Test(test) => {
+            let span = spans.get(*leaf).cloned().unwrap_or(0..0);
+            *leaf += 1;
+            let ok = eval::eval_test(test, msg);
+            (ok, (!ok).then(|| source.get(span).unwrap_or("").to_owned()))
+        }
+        ast::Expr::And(items) => {
+            let mut verdict = (true, None);
+            for item in items {
+                let (ok, failed) = explain(item, msg, spans, source, leaf);
+                if !ok && verdict.0 {
+                    verdict = (false, failed);
+                }
+            }
+            verdict
+        }
+        ast::Expr::Or(items) => {
+            let mut any = false;
+            let mut first = None;
+            for item in items {
+                let (ok, failed) = explain(item, msg, spans, source, leaf);
+                any |= ok;
+                if first.is_none() {
+                    first = failed;
+                }
+            }
+            (any, if any { None } else { first })
+        }
     }
 }
 

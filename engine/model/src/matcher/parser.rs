@@ -14,10 +14,20 @@ pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Parses a whole matcher expression.
 pub(crate) fn parse(spec: &str) -> Result<Expr, MatcherError> {
+    parse_with_spans(spec).map(|(expr, _)| expr)
+}
+
+/// Parses a whole matcher expression, with the source range of every test, in the order the
+/// tests appear (which is the order of the tree's leaves, left to right).
+pub(crate) fn parse_with_spans(
+    spec: &str,
+) -> Result<(Expr, Vec<std::ops::Range<usize>>), MatcherError> {
     let mut p = Parser {
         lexer: Lexer::new(spec),
         peeked: None,
         depth: 0,
+        last_end: 0,
+        spans: Vec::new(),
     };
     if p.peek()?.kind == TokenKind::End {
         return Err(MatcherError::Empty);
@@ -27,21 +37,33 @@ pub(crate) fn parse(spec: &str) -> Result<Expr, MatcherError> {
     if tok.kind != TokenKind::End {
         return Err(p.expected(&tok, "'&&', '||' or the end of the expression".to_owned()));
     }
-    Ok(expr)
+    Ok((expr, p.spans))
 }
 
 struct Parser<'a> {
     lexer: Lexer<'a>,
     peeked: Option<Token>,
     depth: usize,
+    /// Where the last token taken ends.
+    last_end: usize,
+    /// The source range of every test so far.
+    spans: Vec<std::ops::Range<usize>>,
 }
 
 impl Parser<'_> {
     fn next(&mut self) -> Result<Token, MatcherError> {
-        match self.peeked.take() {
-            Some(tok) => Ok(tok),
-            None => self.lexer.next_token(),
-        }
+        let tok = match self.peeked.take() {
+            Some(tok) => tok,
+            None => self.lexer.next_token()?,
+        };
+        self.last_end = tok.end;
+        Ok(tok)
+    }
+
+    /// A test that began at `start` and ends with the last token taken.
+    fn test(&mut self, start: usize, test: Test) -> Expr {
+        self.spans.push(start..self.last_end);
+        Expr::Test(test)
     }
 
     fn peek(&mut self) -> Result<&Token, MatcherError> {
@@ -130,18 +152,19 @@ impl Parser<'_> {
             TokenKind::False => Ok(Expr::Const(false)),
             TokenKind::StrVar(var) => {
                 let subject = self.text(&tok).to_owned();
-                Ok(Expr::Test(Test::string(var, self.string_op(&subject)?)))
+                let op = self.string_op(&subject)?;
+                Ok(self.test(tok.start, Test::string(var, op)))
             }
             TokenKind::NumVar(var) => {
                 let subject = self.text(&tok).to_owned();
                 let (op, value) = self.numeric_op(&subject)?;
-                Ok(Expr::Test(Test::Numeric { var, op, value }))
+                Ok(self.test(tok.start, Test::Numeric { var, op, value }))
             }
             TokenKind::Field(ref field) => {
                 let subject = self.text(&tok).to_owned();
                 let field = field.clone();
                 let test = self.field_op(&subject)?;
-                Ok(Expr::Test(Test::field(field, test)))
+                Ok(self.test(tok.start, Test::field(field, test)))
             }
             _ => Err(self.expected(
                 &tok,

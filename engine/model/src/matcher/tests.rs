@@ -858,6 +858,12 @@ proptest! {
         let bytes = msg.to_bytes();
         let view = MessageView::new(&bytes).unwrap();
         prop_assert_eq!(spec.matches(&view), want, "{} on the view of {:?}", source, msg);
+        // `hekate trace`'s explanation reaches the same verdict, and names a test of the source.
+        let why = spec.explain(&view);
+        prop_assert_eq!(why.is_none(), want, "{} explained as {:?}", source, why);
+        if let Some(term) = why {
+            prop_assert!(term == "FALSE" || source.contains(&term), "{} not in {}", term, source);
+        }
     }
 }
 
@@ -1127,4 +1133,39 @@ fn arb_expr() -> impl Strategy<Value = RefExpr> {
             inner.prop_map(|e| RefExpr::Paren(e.into())),
         ]
     })
+}
+
+#[test]
+fn explain_names_the_first_test_that_failed() {
+    let msg = full();
+    let cases: &[(&str, Option<&str>)] = &[
+        ("Type == 'nginx.access'", None),
+        ("Type == 'syslog'", Some("Type == 'syslog'")),
+        (
+            "Type == 'nginx.access' && Severity < 4 && Logger == 'x'",
+            Some("Severity < 4"),
+        ),
+        (
+            "(Logger == 'a' || Fields[int] > 1000) && Type == 'nginx.access'",
+            Some("Logger == 'a'"),
+        ),
+        ("Logger == 'a' || Type =~ /access$/", None),
+        ("Type=='x'||Hostname!~/example/", Some("Type=='x'")),
+        ("FALSE", Some("FALSE")),
+        (
+            "TRUE && Fields[missing] != NIL",
+            Some("Fields[missing] != NIL"),
+        ),
+        (
+            "Fields[int][0][1] == 404 && Payload =~ /nope/",
+            Some("Payload =~ /nope/"),
+        ),
+    ];
+    for (spec, want) in cases {
+        let m = MatcherSpec::parse(spec).unwrap();
+        let got = m.explain(&msg);
+        assert_eq!(got.as_deref(), *want, "{spec}");
+        // The explanation agrees with the compiled program.
+        assert_eq!(got.is_none(), m.matches(&msg), "{spec}");
+    }
 }

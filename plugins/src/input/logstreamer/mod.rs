@@ -374,6 +374,10 @@ impl Instance {
 }
 
 impl InputPlugin for Logstreamer {
+    fn stream_spec(&self) -> Option<(&StreamSpec, Option<&'static str>)> {
+        Some((&self.spec, Some("logfile")))
+    }
+
     fn placement(&self) -> InputPlacement {
         InputPlacement::EveryShard
     }
