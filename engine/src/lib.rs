@@ -134,3 +134,4 @@ pub mod plugin;
 pub mod queue;
 pub mod runtime;
 pub mod stats;
+pub mod telemetry;
