@@ -83,7 +83,9 @@ struct Row<'a> {
 fn rows(sample: &Sample) -> Vec<Row<'_>> {
     let mut rows = Vec::new();
     for (p, labels) in sample.plugins.iter().enumerate() {
-        let Some(labels) = labels else { continue };
+        let Some(labels) = labels.as_ref().filter(|l| counted(l.category)) else {
+            continue;
+        };
         for (shard, snap) in sample.shards.iter().enumerate() {
             let Some(snapshot) = snap.as_ref().and_then(|s| s.plugins.get(p)) else {
                 continue;
@@ -102,6 +104,24 @@ fn rows(sample: &Sample) -> Vec<Row<'_>> {
         }
     }
     rows
+}
+
+/// Splitters, decoders and encoders run inside inputs and outputs and count nothing of their
+/// own.
+fn counted(c: Category) -> bool {
+    matches!(c, Category::Input | Category::Filter | Category::Output)
+}
+
+fn inputs(c: Category) -> bool {
+    c == Category::Input
+}
+
+fn filters(c: Category) -> bool {
+    c == Category::Filter
+}
+
+fn any(_: Category) -> bool {
+    true
 }
 
 fn consumes(c: Category) -> bool {
@@ -145,51 +165,65 @@ fn int_field(s: &PluginSnapshot, field: &str) -> Option<i64> {
 pub fn render(sample: &Sample, stopping: bool) -> String {
     let rows = rows(sample);
     let mut out = String::with_capacity(4096 + rows.len() * 2048);
-    let counters: [(&str, &str, fn(&PluginSnapshot) -> u64); 8] = [
+    type Counter = (
+        &'static str,
+        &'static str,
+        fn(Category) -> bool,
+        fn(&PluginSnapshot) -> u64,
+    );
+    let counters: [Counter; 8] = [
         (
             "hekate_plugin_messages_received_total",
             "Messages that reached the plugin (inputs: records read).",
+            any,
             |s| s.received,
         ),
         (
             "hekate_plugin_messages_matched_total",
             "Messages the router of this core matched for the filter or output.",
+            consumes,
             |s| s.matched,
         ),
         (
             "hekate_plugin_messages_delivered_total",
             "Messages routed (inputs), processed (filters) or written (outputs).",
+            any,
             |s| s.delivered,
         ),
         (
             "hekate_plugin_messages_dropped_total",
             "Messages lost to an error or a full_action = \"drop\" overflow.",
+            any,
             |s| s.dropped,
         ),
         (
             "hekate_plugin_messages_injected_total",
             "Messages the plugin injected.",
+            filters,
             |s| s.injected,
         ),
         (
             "hekate_plugin_decode_failures_total",
             "Records that failed to decode.",
+            inputs,
             |s| s.decode_failures,
         ),
         (
             "hekate_plugin_records_rejected_total",
-            "Records the input's splitter refused.",
+            "Records the input's splitter refused; for filters and outputs, matched messages refused for lack of the message_signer.",
+            any,
             |s| s.rejected,
         ),
         (
             "hekate_plugin_skipped_bytes_total",
             "Corrupt bytes the input's splitter skipped.",
+            inputs,
             |s| s.skipped_bytes,
         ),
     ];
-    for (name, help, value) in counters {
+    for (name, help, applies, value) in counters {
         family(&mut out, name, "counter", help);
-        for r in &rows {
+        for r in rows.iter().filter(|r| applies(r.category)) {
             let _ = writeln!(out, "{name}{{{}}} {}", r.labels, value(r.snapshot));
         }
     }
