@@ -395,3 +395,50 @@ fn an_http_address_another_process_holds_is_refused_at_start() {
         h.stderr()
     );
 }
+
+#[test]
+fn health_recovers_when_a_buffered_outputs_upstream_comes_back() {
+    let dir = temp_dir("metrics-recover");
+    let (port, http, up) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let outputs = format!(
+        r#"{FILE_OUTPUT}
+[upstream]
+type = "TcpOutput"
+message_matcher = "Type == 'load'"
+address = "127.0.0.1:{up}"
+
+[upstream.retries]
+delay = "100ms"
+max_delay = "300ms"
+max_jitter = "10ms"
+"#
+    );
+    let mut h = Hekate::start(
+        &dir,
+        &config(&dir, port, Some(http), &outputs),
+        &[port, http],
+    );
+    send_load(port);
+    let mut health = (0, String::new());
+    let down = wait_for(Duration::from_secs(20), || {
+        health = get(http, "/health");
+        health.0 == 503
+    });
+    assert!(down, "still {health:?}");
+    assert!(
+        health.1.contains("output 'upstream' (TcpOutput)"),
+        "{}",
+        health.1
+    );
+    let sink = Sink::start_on(up, false);
+    let recovered = wait_for(Duration::from_secs(20), || {
+        health = get(http, "/health");
+        health.0 == 200
+    });
+    assert!(recovered, "still {health:?}");
+    // The sink keeps a connection's bytes once it closes.
+    assert!(h.terminate().success());
+    assert!(wait_for(Duration::from_secs(10), || {
+        parse_stream(&sink.received.lock().unwrap()).len() as u64 == SENT
+    }));
+}
