@@ -19,6 +19,8 @@ pub struct OutputState<'a> {
     pub waiting: u64,
     /// Messages it dropped so far, over every shard.
     pub dropped: u64,
+    /// Times its disk queue was found full so far (buffered outputs: `QueueFullCount`).
+    pub queue_full: u64,
 }
 
 /// Remembers what `/health` needs beyond one sample: outputs that terminated, and when each
@@ -26,9 +28,9 @@ pub struct OutputState<'a> {
 #[derive(Debug, Default)]
 pub struct HealthTracker {
     terminated: Vec<String>,
-    /// Per output: (when, dropped so far) of the observations within [`DROP_WINDOW`], oldest
-    /// first, plus the newest one before it.
-    drops: HashMap<String, VecDeque<(Instant, u64)>>,
+    /// Per output: (when, [dropped, queue full] so far) of the observations within
+    /// [`DROP_WINDOW`], oldest first, plus the newest one before it.
+    drops: HashMap<String, VecDeque<(Instant, [u64; 2])>>,
 }
 
 impl HealthTracker {
@@ -58,7 +60,7 @@ impl HealthTracker {
                 ));
             }
             let seen = self.drops.entry(o.name.to_string()).or_default();
-            seen.push_back((now, o.dropped));
+            seen.push_back((now, [o.dropped, o.queue_full]));
             // Keep one observation at or before the window's start: the baseline.
             while seen.len() > 1 && now.saturating_duration_since(seen[1].0) >= DROP_WINDOW {
                 seen.pop_front();
@@ -68,9 +70,17 @@ impl HealthTracker {
             let baseline = if now.saturating_duration_since(seen[0].0) >= DROP_WINDOW {
                 seen[0].1
             } else {
-                0
+                [0, 0]
             };
-            let recent = o.dropped.saturating_sub(baseline);
+            if o.queue_full > baseline[1] {
+                problems.push(format!(
+                    "output '{}' ({}): its disk queue reached max_buffer_size in the last {} s",
+                    o.name,
+                    o.type_name,
+                    DROP_WINDOW.as_secs()
+                ));
+            }
+            let recent = o.dropped.saturating_sub(baseline[0]);
             if recent > 0 {
                 problems.push(format!(
                     "output '{}' ({}) dropped {recent} messages in the last {} s ({} in all)",
@@ -97,6 +107,7 @@ mod tests {
             flushing,
             waiting,
             dropped,
+            queue_full: 0,
         }
     }
 
@@ -136,6 +147,26 @@ mod tests {
         // Dropped before the first look: the counters started at zero.
         let mut fresh = HealthTracker::default();
         assert_eq!(fresh.observe(at(0), &[output(vec![], 0, 2)]).len(), 1);
+    }
+
+    #[test]
+    fn a_full_disk_queue_is_a_problem_for_the_window_after_it() {
+        let mut h = HealthTracker::default();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let full = |n| OutputState {
+            queue_full: n,
+            ..output(vec![], 0, 0)
+        };
+        assert!(h.observe(at(0), &[full(0)]).is_empty());
+        assert_eq!(
+            h.observe(at(1), &[full(3)]),
+            [
+                "output 'upstream' (TcpOutput): its disk queue reached max_buffer_size in the last 30 s"
+            ]
+        );
+        assert_eq!(h.observe(at(30), &[full(3)]).len(), 1);
+        assert!(h.observe(at(31), &[full(3)]).is_empty());
     }
 
     #[test]

@@ -22,7 +22,8 @@
 //! [`STALL_AFTER`] (its peer is down, its disk is stuck: a TcpOutput reconnecting, a buffered
 //! output whose upstream is down while its queue grows), an output that dropped messages within
 //! [`DROP_WINDOW`] (a `full_action = "drop"` overflow, a delivery that failed for good), an
-//! output that terminated, and a hekate that is shutting down.
+//! output whose disk queue reached `max_buffer_size` within the same window, an output that
+//! terminated, and a hekate that is shutting down.
 //!
 //! **Pages** ([`Page`]): other paths can be served beside `/metrics` and `/health`; this is the
 //! hook for the dashboard (DashboardOutput), which registers its page with

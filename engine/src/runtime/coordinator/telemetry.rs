@@ -145,6 +145,7 @@ impl Coordinator {
                 flushing: Vec::new(),
                 waiting: 0,
                 dropped: 0,
+                queue_full: 0,
             };
             let (mut queued, mut holding) = (0, 0);
             for (shard, snap) in self.latest.iter().enumerate() {
@@ -155,10 +156,15 @@ impl Coordinator {
                 if let Some(since) = s.flushing_since {
                     state.flushing.push((self.layout.workers[shard], since));
                 }
-                let on_disk = s.extra.iter().find(|f| f.name == "QueueRecords");
-                if let Some(ReportValue::Int(n)) = on_disk.map(|f| &f.value) {
-                    state.waiting += (*n).max(0) as u64;
-                }
+                let field = |name: &str| match s.extra.iter().find(|f| f.name == name) {
+                    Some(f) => match f.value {
+                        ReportValue::Int(n) => n.max(0) as u64,
+                        _ => 0,
+                    },
+                    None => 0,
+                };
+                state.waiting += field("QueueRecords");
+                state.queue_full += field("QueueFullCount");
             }
             for l in lanes.iter().filter(|l| l.plugin == p) {
                 queued += l.messages;
