@@ -8,6 +8,7 @@ mod queue;
 mod run;
 mod sbmgr;
 mod show;
+mod top;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -102,6 +103,20 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// A live view of a running hekate, read from its metrics endpoint (`http_address` in
+    /// [hekate]): per core, input rate, ring fill and the output holding it back; per plugin,
+    /// rates, drops, failures and queue depth.
+    Top {
+        /// The endpoint's address, as `http_address` says (`:9110` is 127.0.0.1:9110).
+        #[arg(short, long, default_value = "127.0.0.1:9110")]
+        address: String,
+        /// Seconds between refreshes.
+        #[arg(short, long, default_value_t = 1.0)]
+        interval: f64,
+        /// Print one frame (after two scrapes an interval apart) and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Print the version.
     Version,
 }
@@ -147,6 +162,17 @@ fn main() -> ExitCode {
         Command::Queue { command } => queue::run(command),
         Command::Plugins { type_name } => plugins::show(type_name.as_deref()),
         Command::Logstreamer { config } => logstreamer(&config),
+        Command::Top {
+            address,
+            interval,
+            once,
+        } => {
+            if !(interval.is_finite() && interval > 0.0) {
+                eprintln!("hekate top: --interval must be a positive number of seconds");
+                return ExitCode::FAILURE;
+            }
+            top::run(&address, std::time::Duration::from_secs_f64(interval), once)
+        }
         Command::Version => {
             println!("hekate {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
