@@ -1,7 +1,8 @@
 //! The metrics endpoint (`[hekate] http_address`) through the real binary: off unless set;
 //! `/metrics` counts the messages actually sent and passes `promtool check metrics`; a real
 //! Prometheus scrapes it and answers queries about hekate's series; `/health` is 503 naming an
-//! output whose peer is down and 200 while every output delivers.
+//! output whose peer is down and 200 while every output delivers; `hekate top` in a tmux pane
+//! shows the rates, the output holding a core back and the health problems.
 
 mod common;
 
@@ -441,4 +442,101 @@ max_jitter = "10ms"
     assert!(wait_for(Duration::from_secs(10), || {
         parse_stream(&sink.received.lock().unwrap()).len() as u64 == SENT
     }));
+}
+
+/// A tmux server on a socket of its own; killed (that server alone) when dropped.
+struct Tmux(String);
+
+impl Tmux {
+    fn command(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.0]).env("TERM", "xterm-256color");
+        c
+    }
+
+    fn pane(&self) -> String {
+        let out = self
+            .command()
+            .args(["capture-pane", "-p", "-t", "top"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.command().arg("kill-server").output();
+    }
+}
+
+#[test]
+fn top_shows_rates_the_output_holding_a_core_back_and_health_in_a_terminal() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux cannot run; scripts/setup installs it"
+        );
+        eprintln!("SKIPPED: tmux is not installed; scripts/setup installs it");
+        return;
+    }
+    let dir = temp_dir("metrics-top");
+    let (port, http, closed) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let outputs = format!(
+        r#"{FILE_OUTPUT}
+[upstream]
+type = "TcpOutput"
+message_matcher = "Type == 'load'"
+address = "127.0.0.1:{closed}"
+use_buffering = false
+"#
+    );
+    let mut h = Hekate::start_with_env(
+        &dir,
+        &config(&dir, port, Some(http), &outputs),
+        &[port, http],
+        &[("HEKATE_SHUTDOWN_TIMEOUT", "1")],
+    );
+    let tmux = Tmux(format!("hekate-top-{}", std::process::id()));
+    let started = tmux
+        .command()
+        .args(["new-session", "-d", "-s", "top", "-x", "200", "-y", "50"])
+        .arg(format!(
+            "{} top --address :{http} --interval 0.5",
+            env!("CARGO_BIN_EXE_hekate")
+        ))
+        .status()
+        .unwrap();
+    assert!(started.success());
+    let mut pane = String::new();
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            pane = tmux.pane();
+            pane.contains("health: ok") && pane.contains("TcpInput")
+        }),
+        "{pane}"
+    );
+    send_load(port);
+    let shown = wait_for(Duration::from_secs(20), || {
+        pane = tmux.pane();
+        pane.contains("health: NOT OK (503)")
+            && pane.contains("! output 'upstream' (TcpOutput)")
+            && pane
+                .lines()
+                .any(|l| l.contains("upstream (TcpOutput) on core") && l.contains("of its lane"))
+    });
+    assert!(shown, "{pane}");
+    let file = pane
+        .lines()
+        .find(|l| l.starts_with("file "))
+        .unwrap_or_else(|| panic!("no row for 'file':\n{pane}"));
+    assert!(file.contains("FileOutput"), "{file}");
+    let upstream = pane
+        .lines()
+        .find(|l| l.starts_with("upstream "))
+        .unwrap_or_else(|| panic!("no row for 'upstream':\n{pane}"));
+    let queue: u64 = upstream.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(queue > 0, "messages wait for upstream: {upstream}");
+    h.signal(libc::SIGTERM);
+    h.wait(Duration::from_secs(30));
 }
