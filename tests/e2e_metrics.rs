@@ -540,3 +540,46 @@ use_buffering = false
     h.signal(libc::SIGTERM);
     h.wait(Duration::from_secs(30));
 }
+
+#[test]
+fn the_endpoint_serves_sixteen_connections_at_once_and_answers_only_get() {
+    let dir = temp_dir("metrics-bounds");
+    let (port, http) = (free_tcp_port(), free_tcp_port());
+    let mut h = Hekate::start(
+        &dir,
+        &config(&dir, port, Some(http), FILE_OUTPUT),
+        &[port, http],
+    );
+    // Sixteen idle connections hold every place (each answered once, so it is surely admitted).
+    let mut idle = Vec::new();
+    for _ in 0..16 {
+        let mut s = TcpStream::connect(("127.0.0.1", http)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = [0u8; 256];
+        assert!(s.read(&mut buf).unwrap() > 0);
+        idle.push(s);
+    }
+    // The seventeenth is closed without an answer.
+    let mut extra = TcpStream::connect(("127.0.0.1", http)).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = write!(extra, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut buf = Vec::new();
+    let _ = extra.read_to_end(&mut buf);
+    assert!(buf.is_empty(), "{}", String::from_utf8_lossy(&buf));
+    drop(idle);
+    assert!(wait_for(Duration::from_secs(5), || get(http, "/metrics").0 == 200));
+    // Only GET and HEAD.
+    let mut post = TcpStream::connect(("127.0.0.1", http)).unwrap();
+    write!(
+        post,
+        "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    post.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    assert!(h.terminate().success());
+}
