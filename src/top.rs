@@ -168,8 +168,8 @@ pub fn render(address: &str, now: &Scrape, before: Option<&Scrape>) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{:>5} {:>10} {:>10} {:>9} {:>9}  {}",
-        "CORE", "INPUT/s", "ROUTED/s", "RING", "PENDING", "HELD BACK BY"
+        "{:>5} {:>10} {:>10} {:>9} {:>9}  HELD BACK BY",
+        "CORE", "INPUT/s", "ROUTED/s", "RING", "PENDING"
     );
     for core in &cores {
         let on_core = |s: &Series| s.label("core") == Some(core);
