@@ -166,6 +166,17 @@ fn metrics_count_the_messages_sent_and_pass_promtool() {
     let mut ports = vec![port, http];
     ports.sort_unstable();
     assert_eq!(listening_ports(h.pid()), ports);
+    // The endpoint's thread shares the coordinator's core (the main thread's).
+    let threads = h.thread_affinities();
+    let main = threads
+        .iter()
+        .find(|t| t.0 == "hekate")
+        .map(|t| t.1.clone());
+    let endpoint = threads
+        .iter()
+        .find(|t| t.0 == "hekate-metrics")
+        .map(|t| t.1.clone());
+    assert!(endpoint.is_some() && endpoint == main, "{threads:?}");
     send_load(port);
     let metrics = wait_counted(http);
     assert_eq!(read_stream(&dir.join("base/out.hekad")).len() as u64, SENT);
