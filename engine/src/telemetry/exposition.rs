@@ -362,7 +362,7 @@ pub fn render(sample: &Sample, stopping: bool) -> String {
         &mut out,
         "hekate_core_ring_fill_ratio",
         "gauge",
-        "Fill of the fullest lane the router of this core feeds (1: the inputs of this core wait).",
+        "Fill of the fullest lane the router of this core feeds: its messages over ring_capacity x batch_size (a ring of part-filled batches is full sooner; hekate_core_router_pending_messages above 0 means a lane is full and the inputs of this core wait).",
     );
     for shard in 0..shards {
         let fullest = sample
