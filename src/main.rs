@@ -8,6 +8,7 @@ mod queue;
 mod run;
 mod sbmgr;
 mod show;
+mod top;
 mod trace;
 
 use std::io::{self, Write};
@@ -130,6 +131,20 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// A live view of a running hekate, read from its metrics endpoint (`http_address` in
+    /// [hekate]): per core, input rate, ring fill and the output holding it back; per plugin,
+    /// rates, drops, failures and queue depth.
+    Top {
+        /// The endpoint's address, as `http_address` says (`:9110` is 127.0.0.1:9110).
+        #[arg(short, long, default_value = "127.0.0.1:9110")]
+        address: String,
+        /// Seconds between refreshes.
+        #[arg(short, long, default_value_t = 1.0)]
+        interval: f64,
+        /// Print one frame (after two scrapes an interval apart) and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Print the version.
     Version,
 }
@@ -186,6 +201,17 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Manpage { dir } => manpage(dir.as_deref()),
+        Command::Top {
+            address,
+            interval,
+            once,
+        } => {
+            if !(interval.is_finite() && interval > 0.0) {
+                eprintln!("hekate top: --interval must be a positive number of seconds");
+                return ExitCode::FAILURE;
+            }
+            top::run(&address, std::time::Duration::from_secs_f64(interval), once)
+        }
         Command::Version => {
             println!("hekate {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -255,12 +281,12 @@ Messages that could not be delivered were lost at shutdown (counted on stderr).
 \fI/etc/hekate/hekate.toml\fR
 The configuration the packaged service runs (\fBhekate check \-c\fR it before a restart).
 .TP
-\fIbase_dir\fR (\fI/var/cache/hekad\fR; the service: \fI/var/lib/hekate\fR)
+\fIbase_dir\fR (\fI/var/cache/hekad\fR; the example configurations: \fI/var/lib/hekate\fR)
 Disk queues (\fIoutput_queue/<output>\fR), LogstreamerInput journals, sandbox state.
 .TP
 \fI/usr/share/doc/hekate/examples/\fR
 Example configurations: syslog aggregator, statsd to Graphite, edge to upstream with a disk
-buffer, nginx access logs, system metrics.
+buffer, nginx access logs.
 .SH SEE ALSO
 \fBhekate\-run\fR(1), \fBhekate\-check\fR(1), \fBhekate\-cat\fR(1), \fBhekate\-queue\fR(1),
 \fBhekate\-plugins\fR(1), \fBsystemd.service\fR(5)

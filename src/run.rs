@@ -14,6 +14,10 @@
 //! - **Report**: a `heka.all-report` message with per-plugin counters every 60 seconds, and the
 //!   text report on stdout on `kill -USR1 <pid>`.
 //!
+//! With `http_address` in `[hekate]` (off by default; `":9110"` is loopback), hekate also serves
+//! `/metrics` (Prometheus text format) and `/health` (503 naming each output that does not
+//! deliver) — `hekate_engine::telemetry`.
+//!
 //! `base_dir` (`/var/cache/hekad`) is created if missing; if it cannot be written, hekate says so
 //! and exits — run it as a user that may write there, or copy the default configuration (shown
 //! by the README) and set another `base_dir`. Worker shards run on every core the process may

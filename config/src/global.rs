@@ -1,6 +1,7 @@
 //! The global section, `[hekate]` (or Heka's `[hekad]`): Heka's daemon options plus hekate's core
 //! layout and queue tuning.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -149,6 +150,11 @@ pub struct GlobalConfig {
     /// `report_interval` (60 s; integer seconds or a duration string): how often shards send stats
     /// snapshots to the coordinator for reports.
     pub report_interval: Duration,
+    /// `http_address` (off): where hekate serves `/metrics` (Prometheus text format) and
+    /// `/health`. `":9110"` and `"localhost:9110"` mean the loopback address 127.0.0.1; any
+    /// other host must be written out (`"0.0.0.0:9110"`), since the endpoint has no
+    /// authentication.
+    pub http_address: Option<SocketAddr>,
 }
 
 impl Default for GlobalConfig {
@@ -177,6 +183,7 @@ impl Default for GlobalConfig {
             ring_capacity: 1024,
             batch_size: 64,
             report_interval: Duration::from_secs(60),
+            http_address: None,
         }
     }
 }
@@ -208,6 +215,7 @@ pub const GLOBAL_OPTIONS: &[&str] = &[
     "ring_capacity",
     "batch_size",
     "report_interval",
+    "http_address",
 ];
 
 /// The host name as the OS reports it (what Go's `os.Hostname()` returns on Linux).
@@ -319,7 +327,41 @@ impl GlobalConfig {
             r.error(span, message);
             self.report_interval = GlobalConfig::default().report_interval;
         }
+        if let Some(address) = r.string("http_address") {
+            match parse_http_address(&address) {
+                Ok(at) => self.http_address = at,
+                Err(why) => {
+                    let span = r.get("http_address").map(|i| i.span()).unwrap_or_default();
+                    let message = format!("`http_address` in section [{}]: {why}", r.section);
+                    r.error(span, message);
+                }
+            }
+        }
     }
+}
+
+/// `http_address`: "" turns the endpoint off; `:PORT` and `localhost:PORT` are the loopback
+/// address; otherwise an IP address and a port.
+fn parse_http_address(value: &str) -> Result<Option<SocketAddr>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let loopback = value
+        .strip_prefix(':')
+        .or_else(|| value.strip_prefix("localhost:"));
+    let parsed = match loopback {
+        Some(port) => port
+            .parse::<u16>()
+            .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+            .ok(),
+        None => value.parse::<SocketAddr>().ok(),
+    };
+    parsed.map(Some).ok_or_else(|| {
+        format!(
+            "{value:?} is not an address and port; write \":9110\" (loopback) or an IP address and port such as \"127.0.0.1:9110\""
+        )
+    })
 }
 
 fn set<T>(field: &mut T, value: Option<T>) {
@@ -434,6 +476,31 @@ fn read_coordinator_core(r: &mut Reader<'_, '_>) -> Option<CoordinatorCore> {
             );
             r.error(item.span(), message);
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_address_is_loopback_unless_a_host_is_written_out() {
+        let at = |s: &str| parse_http_address(s).unwrap().map(|a| a.to_string());
+        assert_eq!(at(""), None);
+        assert_eq!(at(":9110").as_deref(), Some("127.0.0.1:9110"));
+        assert_eq!(at("localhost:9110").as_deref(), Some("127.0.0.1:9110"));
+        assert_eq!(at("0.0.0.0:9110").as_deref(), Some("0.0.0.0:9110"));
+        assert_eq!(at("[::1]:9110").as_deref(), Some("[::1]:9110"));
+        for bad in [
+            "9110",
+            "localhost",
+            "example.org:9110",
+            ":http",
+            "127.0.0.1:99999",
+        ] {
+            let err = parse_http_address(bad).unwrap_err();
+            assert!(err.contains("is not an address and port"), "{bad}: {err}");
         }
     }
 }

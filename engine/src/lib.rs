@@ -18,6 +18,7 @@
 //!   filters inject ──▶ the router of their shard (loop count ≤ max_message_loops)
 //!
 //!  coordinator (the main thread, pinned): signals, stats snapshots, reports, shutdown
+//!  metrics endpoint (`http_address`; a tokio thread on the coordinator's core): /metrics, /health
 //! ```
 //!
 //! - **One shard per worker core.** Each runs a glommio `LocalExecutor` pinned to its core;
@@ -97,6 +98,14 @@
 //!   shard. To take one out — unloaded, or a sandbox that terminated ([`plugin::Termination`])
 //!   — every router shard drops the route first; then the instance finishes (or, terminated,
 //!   counts as dropped) what its lanes still hold and its lanes are released.
+//! - **The metrics endpoint** ([`telemetry`]), when `[hekate] http_address` is set: `/metrics`
+//!   in Prometheus text format (per plugin and core: counts, queue depth, ring fill, matcher
+//!   and process time histograms, sandbox memory) and `/health` (503 naming each output that
+//!   does not deliver). Hyper serves it on a tokio thread of its own, pinned to the coordinator's
+//!   core; it renders what the coordinator publishes each time the shards' snapshots arrive
+//!   (`runtime/coordinator/telemetry.rs`), so it adds nothing to the message path but one
+//!   timestamp per output flush. Other pages — the dashboard — hook in with
+//!   [`telemetry::Telemetry::add_page`].
 //! - **Foreign runtimes** ([`plugin::bridge`]). A plugin that needs a well-kept crate running on
 //!   tokio (HttpListenInput and HttpInput on hyper; database and broker clients next) starts a
 //!   [`plugin::bridge::ForeignRuntime`]: a current-thread tokio runtime on a thread of its own,
@@ -107,12 +116,14 @@
 //!
 //! # Rooms
 //!
-//! Four modules, each depending only on the ones below it (no module cycle; checked with
+//! Five modules, each depending only on the ones below it (no module cycle; checked with
 //! `cargo modules dependencies`):
 //!
 //! ```text
 //!  runtime   the binary's door: Pipeline::build, start, the Coordinator (placement, start,
 //!            reports, dynamic filters, shutdown), shards, runners, core layout, signals
+//!  telemetry the metrics endpoint: the samples the coordinator publishes, Prometheus text,
+//!            health, the HTTP server (on plugin's foreign-runtime bridge)
 //!  plugin    the plugins' door: the plugin traits and registry, InputContext and RecordStream,
 //!            PipelineControl, the rate-limited log; plugins import nothing else of the engine
 //!  mesh      router shards, lanes (SPSC rings of batches), doorbells
@@ -134,3 +145,4 @@ pub mod plugin;
 pub mod queue;
 pub mod runtime;
 pub mod stats;
+pub mod telemetry;

@@ -323,6 +323,17 @@ pub(crate) async fn run_output(mut out: Box<dyn Output>, mut inbound: Inbound, c
 
 /// Flushes, retrying after a pause while the output keeps its messages (back-pressure).
 pub(super) async fn flush_output(out: &mut dyn Output, ctx: &RunnerCtx) {
+    // The health check (`/health`) sees how long a flush has been under way; cleared however
+    // the flush ends, its future dropped included.
+    struct Flushing<'a>(&'a PluginCounters);
+    impl Drop for Flushing<'_> {
+        fn drop(&mut self) {
+            self.0.flushing_since.set(None);
+        }
+    }
+    let counters = ctx.counters();
+    counters.flushing_since.set(Some(Instant::now()));
+    let _flushing = Flushing(counters);
     let mut pause = Duration::from_millis(100);
     loop {
         match out.flush().await {

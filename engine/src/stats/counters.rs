@@ -47,6 +47,9 @@ pub struct PluginCounters {
     pub process_ns: RefCell<Histogram<u64>>,
     /// The plugin's own report fields, refreshed by its runner.
     pub extra: RefCell<Vec<ReportField>>,
+    /// Outputs: when the flush under way started (`None` between flushes). Set once per flush,
+    /// never per message; the health check reads it to find an output that cannot deliver.
+    pub flushing_since: Cell<Option<Instant>>,
     match_tick: Cell<u32>,
     process_tick: Cell<u32>,
 }
@@ -65,6 +68,7 @@ impl Default for PluginCounters {
             match_ns: RefCell::new(new_histogram()),
             process_ns: RefCell::new(new_histogram()),
             extra: RefCell::new(Vec::new()),
+            flushing_since: Cell::new(None),
             match_tick: Cell::new(0),
             process_tick: Cell::new(0),
         }
@@ -131,6 +135,7 @@ impl PluginCounters {
         self.match_ns.borrow_mut().reset();
         self.process_ns.borrow_mut().reset();
         self.extra.borrow_mut().clear();
+        self.flushing_since.set(None);
     }
 
     /// Replaces the plugin's own report fields.
@@ -151,6 +156,7 @@ impl PluginCounters {
             match_ns: self.match_ns.borrow().clone(),
             process_ns: self.process_ns.borrow().clone(),
             extra: self.extra.borrow().clone(),
+            flushing_since: self.flushing_since.get(),
         }
     }
 }
@@ -216,6 +222,8 @@ pub struct PluginSnapshot {
     pub process_ns: Histogram<u64>,
     /// The plugin's own report fields (from its instances; the last shard's win).
     pub extra: Vec<ReportField>,
+    /// See [`PluginCounters::flushing_since`] (merged: the earliest).
+    pub flushing_since: Option<Instant>,
 }
 
 impl Default for PluginSnapshot {
@@ -232,6 +240,7 @@ impl Default for PluginSnapshot {
             match_ns: new_histogram(),
             process_ns: new_histogram(),
             extra: Vec::new(),
+            flushing_since: None,
         }
     }
 }
@@ -253,6 +262,10 @@ impl PluginSnapshot {
         if !other.extra.is_empty() {
             merge_extra(&mut self.extra, &other.extra);
         }
+        self.flushing_since = match (self.flushing_since, other.flushing_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 }
 

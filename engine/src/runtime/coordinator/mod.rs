@@ -7,6 +7,8 @@
 //!   plans;
 //! - this file: [`Coordinator`] and its control loop — signals, shard events, commands;
 //! - [`reports`](self::reports): the shards' snapshots merged into reports;
+//! - [`telemetry`](self::telemetry): what the metrics endpoint serves, published from the
+//!   same snapshots, and whether every output delivers;
 //! - [`dynamic`](self::dynamic): filters loaded and unloaded while traffic flows, and
 //!   retirements;
 //! - [`shutdown`](self::shutdown): inputs, then filters, then outputs, checking between phases
@@ -17,6 +19,7 @@ mod placement;
 mod reports;
 mod shutdown;
 pub(super) mod start;
+mod telemetry;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -88,7 +91,11 @@ pub struct Coordinator {
     ring_capacity: usize,
     homes: Homes,
     snapshots: Vec<rtrb::Consumer<ShardSnapshot>>,
-    latest: Vec<Option<ShardSnapshot>>,
+    latest: Vec<Option<Arc<ShardSnapshot>>>,
+    /// A snapshot arrived since the metrics endpoint's sample was last published.
+    fresh: bool,
+    /// The metrics endpoint, when `http_address` is set.
+    telemetry: Option<telemetry::Telemetered>,
     injections: rtrb::Producer<Vec<u8>>,
     pending: Vec<Arc<AtomicU64>>,
     layout: Layout,
@@ -184,6 +191,7 @@ impl Coordinator {
             self.serve_requests();
             self.advance_retirements();
             self.collect();
+            self.publish_if_fresh();
             if Instant::now() >= next_report {
                 self.refresh();
                 self.inject_report();
@@ -244,6 +252,7 @@ impl Coordinator {
                         ));
                         self.stop.store(true, Ordering::Release);
                     }
+                    self.note_termination(plugin, &reason);
                     self.retire(plugin);
                 }
                 ShardEvent::Shutdown { reason } => {
@@ -546,6 +555,8 @@ mod tests {
             homes: Homes::new(shards),
             snapshots,
             latest: (0..shards).map(|_| None).collect(),
+            fresh: false,
+            telemetry: None,
             injections,
             pending: (0..shards).map(|_| Arc::new(AtomicU64::new(0))).collect(),
             layout: Layout {

@@ -6,6 +6,7 @@
 //! plugin ([`PluginSnapshot::merge`]: counts add up, histograms combine, a plugin's own fields
 //! merge by kind — `Max…` the largest, `…AvgDuration` weighted by samples).
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,8 @@ impl Coordinator {
     pub(super) fn collect(&mut self) {
         for (i, rx) in self.snapshots.iter_mut().enumerate() {
             while let Ok(s) = rx.pop() {
-                self.latest[i] = Some(s);
+                self.latest[i] = Some(Arc::new(s));
+                self.fresh = true;
             }
         }
     }
@@ -112,7 +114,7 @@ impl Coordinator {
 /// Every plugin's counters summed over the shards' latest snapshots, with the messages routed
 /// and the injections refused.
 fn merge_shards(
-    latest: &[Option<ShardSnapshot>],
+    latest: &[Option<Arc<ShardSnapshot>>],
     plugins: usize,
 ) -> (Vec<PluginSnapshot>, u64, u64) {
     let mut merged: Vec<PluginSnapshot> = (0..plugins).map(|_| PluginSnapshot::default()).collect();
@@ -132,7 +134,7 @@ fn merge_shards(
 fn build_report(
     plugins: &[Option<PluginInfo>],
     consumers: &[ConsumerInfo],
-    latest: &[Option<ShardSnapshot>],
+    latest: &[Option<Arc<ShardSnapshot>>],
     pending: u64,
     lane_messages: u64,
 ) -> Report {
@@ -263,7 +265,7 @@ mod tests {
         add(&a.routed, 5);
         add(&b.routed, 6);
         add(&b.inject_refused, 1);
-        let latest = [Some(a.snapshot()), Some(b.snapshot())];
+        let latest = [Some(Arc::new(a.snapshot())), Some(Arc::new(b.snapshot()))];
         let report = build_report(&plugins, &[], &latest, 7, 100);
         assert_eq!(value(&report, 0, "Router", "ProcessMessageCount"), int(11));
         assert_eq!(value(&report, 0, "Router", "InChanLength"), int(7));
@@ -288,7 +290,7 @@ mod tests {
         add(&a.plugins[0].received, 1000);
         a.plugins[0].set_extra(own(100, 300, 1, 100, 10));
         b.plugins[0].set_extra(own(50, 200, 3, 200, 20));
-        let latest = [Some(a.snapshot()), Some(b.snapshot())];
+        let latest = [Some(Arc::new(a.snapshot())), Some(Arc::new(b.snapshot()))];
         let report = build_report(&plugins, &[], &latest, 0, 100);
         // Sums, the largest maximum, the mean weighted by samples.
         assert_eq!(value(&report, 4, "Sandbox", "Memory"), int(150));
@@ -322,7 +324,7 @@ mod tests {
         let plugins = some(vec![input("Tcp", InputPlacement::EveryShard)]);
         let a = ShardStats::new(0, 1);
         add(&a.plugins[0].received, 3);
-        let report = build_report(&plugins, &[], &[Some(a.snapshot()), None], 0, 1);
+        let report = build_report(&plugins, &[], &[Some(Arc::new(a.snapshot())), None], 0, 1);
         assert_eq!(value(&report, 1, "Tcp", "ProcessMessageCount"), int(3));
     }
 

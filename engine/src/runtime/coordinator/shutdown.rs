@@ -73,6 +73,7 @@ impl Coordinator {
     /// whatever could not be delivered before the shutdown timeout.
     pub(super) fn shutdown(mut self) -> RunOutcome {
         tracing::info!("Shutdown initiated.");
+        self.telemetry_stopping();
         let deadline = Instant::now() + self.shutdown_timeout;
         self.control.advance(Phase::StopInputs);
         self.wait_zero(&self.control.inputs_live, deadline);

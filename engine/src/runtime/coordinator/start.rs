@@ -39,6 +39,26 @@ fn prepare_base_dir(dir: &Path) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Refuses an `http_address` that an input listens on too.
+fn refuse_input_address(pipeline: &Pipeline, at: std::net::SocketAddr) -> Result<(), StartError> {
+    for info in &pipeline.plugins {
+        let Built::Input(input) = &info.built else {
+            continue;
+        };
+        if input
+            .listen_addresses()
+            .iter()
+            .any(|a| matches!(a, crate::plugin::ListenAddress::Tcp(t) if *t == at))
+        {
+            return Err(StartError::AddressInUse(format!(
+                "`http_address` {at} in the [hekate] section is also the address of input '{}'",
+                info.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Plugin slots to reserve for filters loaded at run time: as many as the plugins that load
 /// them may load.
 fn spare_slots(plugins: &[PluginInfo]) -> usize {
@@ -78,6 +98,14 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
     });
     prepare_base_dir(&global.base_dir)?;
     crate::runtime::claim::claim_listen_addresses(&pipeline)?;
+    // The metrics endpoint's address, bound before any shard binds an input's.
+    let metrics_listener = match global.http_address {
+        Some(at) => {
+            refuse_input_address(&pipeline, at)?;
+            Some(super::telemetry::bind(at)?)
+        }
+        None => None,
+    };
     let shards = layout.workers.len();
     let spare = spare_slots(&pipeline.plugins);
     let settings = Settings {
@@ -172,7 +200,7 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
     let first_dynamic = pipeline.plugins.len();
     let mut plugins: Vec<Option<PluginInfo>> = pipeline.plugins.into_iter().map(Some).collect();
     plugins.resize_with(first_dynamic + spare, || None);
-    let coordinator = Coordinator {
+    let mut coordinator = Coordinator {
         control,
         threads,
         plugins,
@@ -186,6 +214,8 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
         ring_capacity,
         homes: plans.homes,
         latest: (0..shards).map(|_| None).collect(),
+        fresh: false,
+        telemetry: None,
         snapshots,
         injections: inject_tx,
         pending,
@@ -200,6 +230,11 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
         forced: std::cell::Cell::new(false),
         abort_sandboxes: None,
     };
+    if let Some(listener) = metrics_listener.filter(|_| errors.is_empty())
+        && let Err(e) = coordinator.start_telemetry(listener, settings.sample_every)
+    {
+        errors.push(e.to_string());
+    }
     if !errors.is_empty() {
         coordinator.control.advance(Phase::StopOutputs);
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -210,7 +245,6 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
         }
         return Err(StartError::Shard(errors.join("; ")));
     }
-    let mut coordinator = coordinator;
     // Filters requested while the shards started (a sandbox manager loading the filters of an
     // earlier run) start now, before the first round of the coordinator.
     coordinator.serve_requests();
