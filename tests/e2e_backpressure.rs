@@ -63,7 +63,11 @@ address = "{sink}"
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_secs(1));
         let after = sent.load(Ordering::Acquire);
-        still = if after == before && after > 0 { still + 1 } else { 0 };
+        still = if after == before && after > 0 {
+            still + 1
+        } else {
+            0
+        };
         before = after;
         if still == 2 {
             stalled_at = Some(after);
