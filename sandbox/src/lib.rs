@@ -100,6 +100,7 @@ mod read;
 mod sandbox;
 mod sax;
 mod state;
+mod strlib;
 mod struct_lib;
 mod time_util;
 
