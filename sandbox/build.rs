@@ -18,6 +18,9 @@ fn main() {
         .file("csrc/hekate_strlib.c")
         .include(include)
         .warnings(true)
+        // optimised in every profile, as mlua's Lua is: a matcher step must cost no more than
+        // the VM instruction it is charged as
+        .opt_level(2)
         .compile("hekate_strlib");
     let file = format!("lib{LIB}.a");
     let mut candidates: Vec<PathBuf> = Vec::new();
