@@ -67,7 +67,8 @@ pub struct SandboxStats {
     /// Messages (or encoder outputs) handed to the host.
     pub inject_message_count: u64,
     /// Most Lua instructions one `process_message` or `timer_event` call ran, counted in steps
-    /// of [`INSTRUCTION_STEP`] (a call shorter than one step counts 0).
+    /// of [`INSTRUCTION_STEP`] (a call shorter than one step counts 0), with the steps of the
+    /// pattern matcher of `string.find`, `match`, `gmatch` and `gsub` counted as instructions.
     pub max_instructions: u64,
 }
 
