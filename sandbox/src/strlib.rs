@@ -5,11 +5,11 @@
 //! Lua's instruction-count hook does not fire inside a C function, so stock `string.match`
 //! with a backtracking pattern (`^(.-) (.-) (.-) (.-) end$` on a long line) ran for minutes,
 //! past `instruction_limit` and deaf to SIGUSR2. Here every matcher step — an entry into the
-//! matcher, a character a repetition or `%b` tries — counts as one instruction; every
-//! 1000 steps (`CHARGE_STEPS` in the C file), and when the call ends, the count is added to the call's budget
-//! ([`charge`]), and the matcher stops with the hook's own errors: "instruction_limit exceeded"
-//! once the budget is spent, "aborted by SIGUSR2" once the sandbox is aborted. Results and
-//! error messages are stock Lua 5.1.5's.
+//! matcher, a character a repetition or `%b` tries — counts as one instruction; every 1000 steps
+//! (`CHARGE_STEPS` in the C file), and when the call ends, the count is added to the call's
+//! budget (`sandbox::charge`), and the matcher stops with the hook's own errors:
+//! "instruction_limit exceeded" once the budget is spent, "aborted by SIGUSR2" once the sandbox
+//! is aborted. Results and error messages are stock Lua 5.1.5's.
 
 use std::ffi::c_int;
 
