@@ -9,7 +9,7 @@
 //! | `filename` | required | the Lua script; a relative path is under `share_dir` |
 //! | `preserve_data` | false | keep global data across restarts, in `<base_dir>/sandbox_preservation/<name>.data` |
 //! | `memory_limit` | 8388608 | bytes of Lua heap |
-//! | `instruction_limit` | 1000000 | Lua instructions per call (not an input's `process_message`) |
+//! | `instruction_limit` | 1000000 | Lua instructions per call, `string.find`/`match`/`gmatch`/`gsub` matcher steps included (not an input's `process_message`; 0: none) |
 //! | `output_limit` | 64512 | bytes of one payload or injected message |
 //! | `module_directory` | `<share_dir>/lua_modules` | where `require` looks (`;`-separated) |
 //! | `[name.config]` | empty | values `read_config` returns (strings, numbers, booleans) |
@@ -50,7 +50,8 @@ pub(crate) struct SandboxOptions {
     /// Bytes of Lua heap the script may use.
     #[schemars(extend("default" = 8388608))]
     memory_limit: Option<u64>,
-    /// Lua instructions per call (not an input's `process_message`).
+    /// Lua instructions per call, the steps of `string.find`/`match`/`gmatch`/`gsub`'s pattern
+    /// matcher included (not an input's `process_message`; 0: no limit).
     #[schemars(extend("default" = 1000000))]
     instruction_limit: Option<u64>,
     /// Bytes of one payload or injected message.

@@ -63,10 +63,16 @@
 //! # Limits
 //!
 //! `memory_limit` (Lua heap + circular buffers, hyperloglogs, bloom and cuckoo filters),
-//! `instruction_limit` (per call, count hook), `output_limit` (payload buffer, injected message,
+//! `instruction_limit` (per call: VM instructions through the count hook, plus the steps of the
+//! pattern matcher of `string.find`, `match`, `gmatch` and `gsub`, which is Lua 5.1.5's own with
+//! a step counter, `csrc/hekate_strlib.c`), `output_limit` (payload buffer, injected message,
 //! `cjson.encode`), `max_process_inject` / `max_timer_inject` (filters). Breaking a limit, an
 //! uncaught Lua error, a fatal (> 0) or non-numeric status terminates the sandbox: every later
-//! call returns the same [`Terminated`].
+//! call returns the same [`Terminated`]. [`abort_all`] (SIGUSR2) is checked at the same points.
+//!
+//! LPeg's matching machine is out of reach of both: a match runs to its end (linear for most
+//! grammars, exponential for some that backtrack through nested choices); only the Lua functions
+//! it calls (`lpeg.Cmt`, function captures) are counted.
 //!
 //! # Modules
 //!
@@ -100,6 +106,7 @@ mod read;
 mod sandbox;
 mod sax;
 mod state;
+mod strlib;
 mod struct_lib;
 mod time_util;
 

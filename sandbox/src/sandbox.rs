@@ -18,7 +18,8 @@ use crate::lua_util::{error_text, loc};
 use crate::memory::MemoryAccount;
 use crate::modules::{BUILTINS_KEY, LOADED_KEY, ModuleConfig};
 use crate::state::{CallScope, MessageRef, Shared};
-use crate::{api, cfunc, preserve, read, time_util};
+use crate::strlib::Charged;
+use crate::{api, cfunc, preserve, read, strlib, time_util};
 
 /// What a successful `process_message` / `timer_event` call returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +67,8 @@ pub struct SandboxStats {
     /// Messages (or encoder outputs) handed to the host.
     pub inject_message_count: u64,
     /// Most Lua instructions one `process_message` or `timer_event` call ran, counted in steps
-    /// of [`INSTRUCTION_STEP`] (a call shorter than one step counts 0).
+    /// of [`INSTRUCTION_STEP`] (a call shorter than one step counts 0), with the steps of the
+    /// pattern matcher of `string.find`, `match`, `gmatch` and `gsub` counted as instructions.
     pub max_instructions: u64,
 }
 
@@ -85,7 +87,10 @@ const ABORTED_BY_SIGNAL: &str = "aborted by SIGUSR2";
 /// so one counter per thread serves every sandbox on it.
 #[derive(Clone, Copy, Default)]
 struct Budget {
-    /// Instructions counted so far (at each hook).
+    /// A call runs under the hook (outside one, e.g. while preserved data is restored, the
+    /// string functions charge nothing).
+    active: bool,
+    /// Instructions counted so far (at each hook), plus the string matcher's steps.
     used: u32,
     /// The count the hook was last set to fire after.
     step: u32,
@@ -156,6 +161,32 @@ unsafe extern "C-unwind" fn instruction_hook(l: *mut lua_State, _ar: *mut lua_De
     }
     // SAFETY: called by Lua on a live state.
     unsafe { raise_from_hook(l, c"instruction_limit exceeded") }
+}
+
+/// Charges `steps` of the string matcher ([`crate::strlib`]) to the running call's budget, and
+/// says whether the matcher may go on. When it may not, the hook is set to fire at the next
+/// instruction, so that a `pcall` around the string function cannot swallow the error the
+/// matcher raises: the hook raises it again.
+pub(crate) fn charge(l: *mut lua_State, steps: u32) -> Charged {
+    let mut b = BUDGET.with(Cell::get);
+    if !b.active {
+        return Charged::Go;
+    }
+    let verdict = if aborts() != b.abort_mark {
+        Charged::Aborted
+    } else if b.limit == 0 {
+        return Charged::Go;
+    } else {
+        b.used = b.used.saturating_add(steps);
+        BUDGET.with(|c| c.set(b));
+        if b.used < b.limit {
+            return Charged::Go;
+        }
+        Charged::LimitExceeded
+    };
+    // SAFETY: lua_sethook neither allocates nor raises; `l` is the running state.
+    unsafe { ffi::lua_sethook(l, Some(instruction_hook), ffi::LUA_MASKCOUNT, 1) };
+    verdict
 }
 
 /// Raises `what` at the running Lua function. From now on every instruction raises, so a pcall
@@ -349,6 +380,7 @@ impl Sandbox {
             };
             BUDGET.with(|c| {
                 c.set(Budget {
+                    active: true,
                     used: 0,
                     step,
                     limit,
@@ -359,6 +391,11 @@ impl Sandbox {
             // SAFETY: lua_sethook neither allocates nor raises; `state` is the live main thread.
             unsafe { ffi::lua_sethook(self.state, Some(instruction_hook), ffi::LUA_MASKCOUNT, n) };
         } else {
+            BUDGET.with(|c| {
+                let mut b = c.get();
+                b.active = false;
+                c.set(b);
+            });
             // SAFETY: as above.
             unsafe { ffi::lua_sethook(self.state, None, 0, 0) };
         }
@@ -672,6 +709,8 @@ fn setup_environment(
         }
     }
     builtins.raw_set("_G", &g)?;
+    // string.find, match, gmatch and gsub within the instruction limit and SIGUSR2's reach.
+    strlib::install(lua, &g.raw_get::<Table>("string")?)?;
     lua.set_named_registry_value(BUILTINS_KEY, builtins)?;
     lua.set_named_registry_value(LOADED_KEY, lua.create_table()?)?;
 

@@ -1,5 +1,6 @@
-//! SIGUSR2's abort (`hekate_sandbox::abort_all`): every sandbox that exists
-//! terminates, a running endless loop included; sandboxes created afterwards run normally.
+//! SIGUSR2's abort (`hekate_sandbox::abort_all`): every sandbox that exists terminates, a
+//! running endless loop and a long string match included; sandboxes created afterwards run
+//! normally.
 //! Its own test binary: the abort is process-wide.
 
 mod common;
@@ -17,17 +18,12 @@ fn abort_stops_running_and_idle_sandboxes_but_not_later_ones() {
     let (tx, rx) = mpsc::channel();
     // Results come back on a channel, so that a sandbox that is not aborted fails the test
     // instead of hanging it.
-    let spin = |ty: PluginType, tx: mpsc::Sender<()>| {
+    let spin = |ty: PluginType, code: &'static str, tx: mpsc::Sender<()>| {
         let (done_tx, done) = mpsc::channel();
         std::thread::spawn(move || {
             let mut cfg = config();
             cfg.instruction_limit = 0;
-            let mut sb = try_new(
-                "function process_message() local n = 0 while true do n = n + 1 end end",
-                ty,
-                cfg,
-            )
-            .unwrap();
+            let mut sb = try_new(code, ty, cfg).unwrap();
             tx.send(()).unwrap();
             let r = if ty == PluginType::Input {
                 sb.run_input(&mut VecHost::at(NOW))
@@ -44,8 +40,13 @@ fn abort_stops_running_and_idle_sandboxes_but_not_later_ones() {
             .expect("the endless loop was not aborted");
         r.unwrap_err().reason
     };
-    let filter = spin(PluginType::Filter, tx.clone());
-    let input = spin(PluginType::Input, tx);
+    const LOOP: &str = "function process_message() local n = 0 while true do n = n + 1 end end";
+    // Stuck inside one string.match for hours (stock Lua's matcher never looks up).
+    const MATCH: &str = r#"function process_message()
+        return ("word "):rep(1000):match("^(.-) (.-) (.-) (.-) end$") and 0 or 1 end"#;
+    let filter = spin(PluginType::Filter, LOOP, tx.clone());
+    let input = spin(PluginType::Input, LOOP, tx.clone());
+    let matching = spin(PluginType::Decoder, MATCH, tx);
     let idle_cfg = config();
     let mut idle = try_new(
         "function process_message() return 0 end",
@@ -53,9 +54,10 @@ fn abort_stops_running_and_idle_sandboxes_but_not_later_ones() {
         idle_cfg,
     )
     .unwrap();
-    rx.recv().unwrap();
-    rx.recv().unwrap();
-    // both are in their loops by now
+    for _ in 0..3 {
+        rx.recv().unwrap();
+    }
+    // all are in their loops by now
     std::thread::sleep(Duration::from_millis(200));
     abort_all();
     let filter = outcome(filter);
@@ -65,6 +67,8 @@ fn abort_stops_running_and_idle_sandboxes_but_not_later_ones() {
     );
     let input = outcome(input);
     assert!(input.ends_with(":1: aborted by SIGUSR2"), "{input}");
+    let matching = outcome(matching);
+    assert_eq!(matching, "process_message() test.lua:2: aborted by SIGUSR2");
     // Idle: terminated at its next call, and for good.
     for _ in 0..2 {
         assert_eq!(
