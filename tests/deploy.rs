@@ -103,6 +103,7 @@ fn every_example_configuration_checks() {
             ("0.0.0.0:514", free_tcp_port()),
             ("0.0.0.0:8125", free_tcp_port()),
             ("127.0.0.1:2003", free_tcp_port()),
+            ("127.0.0.1:9110", free_tcp_port()),
         ];
         let config = dir.join("hekate.toml");
         std::fs::write(&config, localized(&text, &dir, &ports)).unwrap();
@@ -126,9 +127,14 @@ fn the_syslog_aggregator_example_receives_syslog() {
     let central = free_tcp_port();
     let text =
         std::fs::read_to_string(root().join("config/examples/syslog-aggregator.toml")).unwrap();
-    let config = localized(&text, &dir, &[("0.0.0.0:514", port)])
-        .replace("127.0.0.1:5565", &format!("127.0.0.1:{central}"))
-        .replace("worker_cores = \"auto\"", "worker_cores = [0]");
+    let metrics = free_tcp_port();
+    let config = localized(
+        &text,
+        &dir,
+        &[("0.0.0.0:514", port), ("127.0.0.1:9110", metrics)],
+    )
+    .replace("127.0.0.1:5565", &format!("127.0.0.1:{central}"))
+    .replace("worker_cores = \"auto\"", "worker_cores = [0]");
     let mut h = Hekate::start(&dir, &config, &[port]);
     let port_s = port.to_string();
     for args in [vec!["-T", "--octet-count"], vec!["-d"]] {
@@ -149,6 +155,19 @@ fn the_syslog_aggregator_example_receives_syslog() {
         "{:?}\n{}",
         std::fs::read_to_string(&log),
         h.stderr()
+    );
+    // Its metrics endpoint counts what the TCP input received.
+    let scrape = Command::new("curl")
+        .args(["-sf", &format!("http://127.0.0.1:{metrics}/metrics")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&scrape.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("hekate_plugin_messages_received_total{")
+                && l.contains("plugin=\"syslog_tcp\"")
+                && l.ends_with(" 1")),
+        "{text}"
     );
     let status = h.terminate();
     // The central upstream is down: its messages stay queued, which is not a loss.
