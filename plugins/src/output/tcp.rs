@@ -650,8 +650,9 @@ fn send_queue_bytes(fd: std::os::fd::RawFd) -> std::io::Result<u64> {
     Ok(n.max(0) as u64)
 }
 
-/// Whether the connection can still deliver: established, or closed by the peer's FIN only
-/// (a reset, or a failed connection, is not).
+/// Whether the connection is established. A reset or a failed connection is not, and neither
+/// is one the peer closed (FIN): an upstream does not close while it takes data, so it stopped
+/// or died, and what it acknowledged just before may not have been handled; it is sent again.
 fn connection_alive(fd: std::os::fd::RawFd) -> bool {
     // SAFETY: `tcp_info` is plain data; getsockopt writes at most `len` bytes into it.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
@@ -667,8 +668,7 @@ fn connection_alive(fd: std::os::fd::RawFd) -> bool {
         )
     };
     const TCP_ESTABLISHED: u8 = 1;
-    const TCP_CLOSE_WAIT: u8 = 8;
-    rc == 0 && matches!(info.tcpi_state, TCP_ESTABLISHED | TCP_CLOSE_WAIT)
+    rc == 0 && info.tcpi_state == TCP_ESTABLISHED
 }
 
 /// Bytes written whole on the current connection, waiting for the peer's confirmation.
