@@ -168,3 +168,156 @@ fn a_silent_connection_is_closed_after_idle_timeout_a_talking_one_is_not() {
         counter(&dir, "IdleClosedCount")
     );
 }
+
+/// 10,000 connections that open, each send a message and close: every message is delivered,
+/// and once they are gone hekate's resident memory is back within 20% of where it was before
+/// them (the connections' buffers go back to the system).
+#[test]
+fn memory_returns_after_ten_thousand_connections_close() {
+    const CONNECTIONS: usize = 10_000;
+    // This test and hekate (which inherits the limit) each hold one descriptor per connection.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write and read the struct given.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        assert!(
+            limit.rlim_max >= (CONNECTIONS + 1_000) as u64,
+            "this test needs a hard descriptor limit above {}, not {}",
+            CONNECTIONS + 1_000,
+            limit.rlim_max
+        );
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    let dir = temp_dir("conn-memory");
+    let port = free_tcp_port();
+    let mut h = Hekate::start(&dir, &config(&dir, port, ""), &[port]);
+    let out = dir.join("base").join("out.hekad");
+    let mut sent = 0u64;
+    let wave = |n: usize, sent: &mut u64| {
+        let mut conns = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(&framed([message("e2e", 0, *sent, 100)]))
+                .unwrap();
+            *sent += 1;
+            conns.push(s);
+        }
+        conns
+    };
+    // A first wave, so that what is allocated once (and kept) is in the baseline.
+    drop(wave(200, &mut sent));
+    assert!(wait_for(
+        Duration::from_secs(20),
+        || read_stream(&out).len() as u64 == sent
+    ));
+    std::thread::sleep(Duration::from_secs(2));
+    let before = h.rss_kib();
+    let conns = wave(CONNECTIONS, &mut sent);
+    assert!(
+        wait_for(Duration::from_secs(60), || read_stream(&out).len() as u64
+            == sent),
+        "{} of {sent} delivered\n{}",
+        read_stream(&out).len(),
+        h.stderr()
+    );
+    let open = h.rss_kib();
+    drop(conns);
+    let limit = before + before / 5;
+    let returned = wait_for(Duration::from_secs(15), || h.rss_kib() <= limit);
+    let after = h.rss_kib();
+    eprintln!(
+        "RSS {before} KiB before, {open} KiB with {CONNECTIONS} connections, {after} KiB after they closed"
+    );
+    assert!(
+        returned,
+        "resident memory {after} KiB after the connections closed, {before} KiB before (limit {limit})"
+    );
+    let status = h.terminate();
+    assert!(status.success(), "{status}\n{}", h.stderr());
+}
+
+/// Out of descriptors (`ulimit -n` below `max_connections`): failed accepts are counted
+/// (`AcceptFailedCount`), logged a few times a second at most rather than once per attempt,
+/// hekate does not spin, and once connections close the waiting ones are served.
+#[test]
+fn running_out_of_descriptors_is_counted_and_survived() {
+    use std::os::unix::process::CommandExt as _;
+    let dir = temp_dir("emfile");
+    let port = free_tcp_port();
+    let path = dir.join("hekate.toml");
+    std::fs::write(&path, config(&dir, port, "max_connections = 5000")).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hekate"));
+    cmd.args(["run", "-c"])
+        .arg(&path)
+        .env_remove("RUST_LOG")
+        .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap());
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut h = Hekate {
+        child: cmd.spawn().unwrap(),
+        dir: dir.clone(),
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), || TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_ok()),
+        "{}",
+        h.stderr()
+    );
+    // Far more connections than hekate has descriptors for; the kernel's backlog takes them.
+    let mut conns: Vec<TcpStream> = (0..600)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    assert!(
+        wait_for(Duration::from_secs(10), || counter(
+            &dir,
+            "AcceptFailedCount"
+        )
+        .is_some_and(|n| n >= 5)),
+        "{:?}\n{}",
+        last_report(&dir.join("base").join("reports.hekad")),
+        h.stderr()
+    );
+    // It waits between attempts instead of spinning on the failing accept.
+    let cpu = h.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(2));
+    let used = h.cpu_ticks() - cpu;
+    assert!(
+        used < 100,
+        "{used} ticks of CPU in 2 s while out of descriptors"
+    );
+    let stderr = h.stderr();
+    let lines = stderr.matches("accepting a connection failed").count();
+    assert!((1..=40).contains(&lines), "{lines} log lines:\n{stderr}");
+    // Descriptors come back: the connections still waiting are served, and a message sent on
+    // one of them is delivered.
+    let mut last = conns.pop().unwrap();
+    conns.clear();
+    last.write_all(&framed([message("e2e", 0, 1, 50)])).unwrap();
+    let out = dir.join("base").join("out.hekad");
+    assert!(
+        wait_for(Duration::from_secs(20), || read_stream(&out).len() == 1),
+        "{}",
+        h.stderr()
+    );
+    let status = h.terminate();
+    assert!(status.success(), "{status}\n{}", h.stderr());
+}

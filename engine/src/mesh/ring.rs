@@ -78,6 +78,9 @@ pub struct LaneTx {
     capacity: usize,
 }
 
+/// Emptied batches a lane keeps for its producer at most (see [`LaneRx::done`]).
+const SPARE_BATCHES: usize = 32;
+
 /// The consuming end, held by the filter or output runner.
 #[derive(Debug)]
 pub struct LaneRx {
@@ -174,9 +177,14 @@ impl LaneRx {
         bump(&self.counters.done, batch.len() as u64);
         self.last_done = self.last_done.max(batch.seq());
         batch.clear();
-        // The return lane holds every batch that can exist, so this only fails if the producer
-        // is gone; the batch is then simply freed.
-        let _ = self.free.push(batch);
+        // At most SPARE_BATCHES emptied batches wait for the producer; more are freed. A burst
+        // that filled the lane made the producer allocate up to its capacity (25 KiB a batch,
+        // 1024 a lane by default), and keeping every one would hold that memory for good.
+        // Otherwise the return lane holds every batch that can exist, so a push only fails if
+        // the producer is gone; the batch is then simply freed.
+        if self.free.buffer().capacity() - self.free.slots() < SPARE_BATCHES {
+            let _ = self.free.push(batch);
+        }
         self.producer_bell.ring();
     }
 

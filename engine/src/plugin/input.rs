@@ -3,12 +3,13 @@
 //! builds itself, to ask for shutdown, and a [`RecordStream`] per connection that splits, decodes
 //! and routes inline on the reading task (see [`stream`](super::stream)).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use super::control::ShardEvent;
 use super::kinds::{LocalBoxFuture, PluginError};
@@ -109,7 +110,42 @@ pub struct ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.conns.fds.borrow_mut()[self.slot] = None;
+        release_memory_soon();
     }
+}
+
+/// How long after the last of a run of connections closed the shard gives freed memory back.
+const RELEASE_DELAY: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// When a connection of this shard last closed, while a release is scheduled.
+    static RELEASE_AFTER: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Gives the heap memory freed by closed connections back to the system, [`RELEASE_DELAY`]
+/// after the last of a run of closes. A connection's allocations come from its shard thread's
+/// malloc arena, which keeps freed pages resident: without this, 10,000 connections that
+/// opened and closed left hundreds of MiB resident for good.
+fn release_memory_soon() {
+    let now = Instant::now();
+    if RELEASE_AFTER.with(|r| r.replace(Some(now))).is_some() {
+        return;
+    }
+    glommio::spawn_local(async {
+        while let Some(last) = RELEASE_AFTER.with(Cell::get) {
+            let due = last + RELEASE_DELAY;
+            if Instant::now() >= due {
+                break;
+            }
+            glommio::timer::sleep(due.saturating_duration_since(Instant::now())).await;
+        }
+        RELEASE_AFTER.with(|r| r.set(None));
+        // SAFETY: malloc_trim only returns free memory of the allocator's arenas to the system.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    })
+    .detach();
 }
 
 /// An input's view of the shard it runs on.

@@ -360,6 +360,7 @@ struct Counts {
     tls_failed: Cell<u64>,
     refused: Cell<u64>,
     idle_closed: Cell<u64>,
+    accept_failed: Cell<u64>,
 }
 
 impl Counts {
@@ -372,6 +373,11 @@ impl Counts {
         );
         fields.int("RefusedConnectionCount", self.refused.get() as i64, "count");
         fields.int("IdleClosedCount", self.idle_closed.get() as i64, "count");
+        fields.int(
+            "AcceptFailedCount",
+            self.accept_failed.get() as i64,
+            "count",
+        );
         ctx.counters().set_extra(fields.fields);
     }
 }
@@ -393,7 +399,7 @@ async fn accept_tcp(
             None => break,
             Some(Ok(s)) => s,
             Some(Err(e)) => {
-                accept_failed(&shared.name, &e).await;
+                accept_failed(&ctx, &shared, &e).await;
                 continue;
             }
         };
@@ -411,9 +417,17 @@ async fn accept_tcp(
     Ok(())
 }
 
-/// A failed accept (out of descriptors, say): logged with a limit, and a pause before the next.
-async fn accept_failed(name: &str, e: &dyn std::fmt::Display) {
-    hekate_engine::plugin::log::warn_limited!("Input '{name}': accepting a connection failed: {e}");
+/// A failed accept (out of descriptors, say): counted (`AcceptFailedCount`), logged with a
+/// limit, and a pause before the next, so that a process out of descriptors neither spins nor
+/// logs a line per attempt; the connection waits in the backlog meanwhile.
+async fn accept_failed(ctx: &InputContext, shared: &Shared, e: &dyn std::fmt::Display) {
+    let counts = &shared.counts;
+    counts.accept_failed.set(counts.accept_failed.get() + 1);
+    counts.publish(ctx);
+    hekate_engine::plugin::log::warn_limited!(
+        "Input '{}': accepting a connection failed: {e}",
+        shared.name
+    );
     glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
 }
 
@@ -464,7 +478,7 @@ async fn accept_unix(
             None => break,
             Some(Ok(s)) => s,
             Some(Err(e)) => {
-                accept_failed(&shared.name, &e).await;
+                accept_failed(&ctx, &shared, &e).await;
                 continue;
             }
         };
