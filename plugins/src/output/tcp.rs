@@ -530,9 +530,11 @@ impl TcpOutput {
         // The send queue first, then the state: a reset empties the queue, and the state seen
         // afterwards tells whether the count was taken on a live connection.
         let unacked = send_queue_bytes(fd).map_err(|e| e.to_string())?;
-        if !connection_alive(fd) {
-            return Err("the connection was reset".into());
-        }
+        let peer_closed = match connection_state(fd) {
+            State::Established => false,
+            State::PeerClosed => true,
+            State::Gone => return Err("the connection was reset".into()),
+        };
         let acked = match conn {
             Connection::Plain(_) => self.conn_written.saturating_sub(unacked),
             // The kernel counts TLS records, not our bytes: only an empty queue says how far.
@@ -544,7 +546,7 @@ impl TcpOutput {
         }
         let mut confirmed = None;
         while let Some(&(offset, seen)) = self.acked.front() {
-            if now.saturating_duration_since(seen) < CONFIRM_DELAY {
+            if now.saturating_duration_since(seen) < CONFIRM_DELAY && !peer_closed {
                 break;
             }
             confirmed = Some(offset);
@@ -559,6 +561,17 @@ impl TcpOutput {
                 let chunk = self.inflight.pop_front().expect("checked");
                 self.release(chunk);
             }
+        }
+        if peer_closed {
+            // The peer closed its end (FIN). It would have reset the connection had it closed
+            // with bytes unread, so what it acknowledged is read (confirmed above); what it did
+            // not acknowledge goes again on a new connection.
+            if !self.inflight.is_empty() {
+                return Err("the peer closed the connection".into());
+            }
+            self.conn = None;
+            self.conn_written = 0;
+            self.acked.clear();
         }
         Ok(())
     }
@@ -650,10 +663,17 @@ fn send_queue_bytes(fd: std::os::fd::RawFd) -> std::io::Result<u64> {
     Ok(n.max(0) as u64)
 }
 
-/// Whether the connection is established. A reset or a failed connection is not, and neither
-/// is one the peer closed (FIN): an upstream does not close while it takes data, so it stopped
-/// or died, and what it acknowledged just before may not have been handled; it is sent again.
-fn connection_alive(fd: std::os::fd::RawFd) -> bool {
+/// What the kernel says of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Established,
+    /// The peer closed its end (FIN): it read everything it acknowledged.
+    PeerClosed,
+    /// Reset, failed or closed: what it acknowledged may be lost.
+    Gone,
+}
+
+fn connection_state(fd: std::os::fd::RawFd) -> State {
     // SAFETY: `tcp_info` is plain data; getsockopt writes at most `len` bytes into it.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -668,7 +688,12 @@ fn connection_alive(fd: std::os::fd::RawFd) -> bool {
         )
     };
     const TCP_ESTABLISHED: u8 = 1;
-    rc == 0 && info.tcpi_state == TCP_ESTABLISHED
+    const TCP_CLOSE_WAIT: u8 = 8;
+    match (rc, info.tcpi_state) {
+        (0, TCP_ESTABLISHED) => State::Established,
+        (0, TCP_CLOSE_WAIT) => State::PeerClosed,
+        _ => State::Gone,
+    }
 }
 
 /// Bytes written whole on the current connection, waiting for the peer's confirmation.
