@@ -19,14 +19,20 @@
 //! A filter that terminates (a sandbox that broke a limit) goes the same way, except that what
 //! its lanes still hold is counted as dropped.
 //!
+//! A plugin that shows the pipeline's health (DashboardOutput) asks through the same handle for
+//! reports more often than `report_interval` ([`PipelineControl::report_every`]) and for the
+//! samples the coordinator publishes ([`PipelineControl::telemetry`]).
+//!
 //! [`FilterPlugin::dynamic_filters`]: crate::plugin::FilterPlugin::dynamic_filters
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use super::kinds::FilterPlugin;
+use crate::telemetry::Telemetry;
 use hekate_model::matcher::MatcherSpec;
 
 /// A filter to start while the pipeline runs.
@@ -86,6 +92,10 @@ struct Shared {
     requests: Vec<ControlRequest>,
     /// Every dynamic filter requested and not yet gone: name → owner.
     loaded: BTreeMap<String, String>,
+    /// The shortest report period a plugin asked for.
+    report_every: Option<Duration>,
+    /// The board samples are published to, once a plugin asked for it.
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 /// The handle through which plugins change the filters of the running pipeline. Cheap to clone;
@@ -146,6 +156,35 @@ impl PipelineControl {
             .filter(|(_, o)| *o == owner)
             .map(|(n, _)| n.clone())
             .collect()
+    }
+
+    /// Asks for a `heka.all-report` message at least every `period` (DashboardOutput's
+    /// `ticker_interval`, as Heka's dashboard triggers the reports it shows). The shortest
+    /// period asked for wins, and `report_interval` when it is shorter; asked for while the
+    /// pipeline is built, it holds from the start.
+    pub fn report_every(&self, period: Duration) {
+        let period = period.max(Duration::from_secs(1));
+        let mut s = self.lock();
+        s.report_every = Some(s.report_every.map_or(period, |p| p.min(period)));
+    }
+
+    /// The board the coordinator publishes its samples to about once a second (per-shard
+    /// counters, lanes, health), the one `[hekate] http_address` serves: a plugin reads the
+    /// newest [`Sample`](crate::telemetry::Sample) from it and may add pages to it
+    /// ([`Telemetry::add_page`]), served under `http_address` when that is set. Asked for while
+    /// the pipeline is built, samples are published from the start even without `http_address`.
+    pub fn telemetry(&self) -> Arc<Telemetry> {
+        Arc::clone(self.lock().telemetry.get_or_insert_with(Arc::default))
+    }
+
+    /// The coordinator's side: the report period plugins asked for.
+    pub(crate) fn requested_report_period(&self) -> Option<Duration> {
+        self.lock().report_every
+    }
+
+    /// The coordinator's side: the board plugins asked for, if any did.
+    pub(crate) fn requested_telemetry(&self) -> Option<Arc<Telemetry>> {
+        self.lock().telemetry.clone()
     }
 
     /// The coordinator's side: every request queued so far.

@@ -27,7 +27,9 @@
 //!
 //! **Pages** ([`Page`]): other paths can be served beside `/metrics` and `/health`; this is the
 //! hook for the dashboard (DashboardOutput), which registers its page with
-//! [`Telemetry::add_page`] and renders it from the same [`Sample`].
+//! [`Telemetry::add_page`] and renders it from the same [`Sample`]. A plugin reaches the board
+//! through [`PipelineControl::telemetry`](crate::plugin::PipelineControl::telemetry), which also
+//! makes the coordinator publish samples when `http_address` is not set.
 
 mod exposition;
 mod health;
@@ -107,6 +109,8 @@ pub struct PageResponse {
     pub content_type: String,
     /// The body.
     pub body: Vec<u8>,
+    /// More headers (a DashboardOutput's `headers`).
+    pub headers: Vec<(String, String)>,
 }
 
 /// A page served by the endpoint beside `/metrics` and `/health` (the dashboard's hook).
@@ -217,6 +221,7 @@ mod tests {
                 status: 200,
                 content_type: "text/plain".into(),
                 body: path.as_bytes().to_vec(),
+                headers: Vec::new(),
             }
         }
     }
