@@ -35,8 +35,9 @@ impl Chromium {
             session: String::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
+        // A connection accepted while ChromeDriver starts may never be answered: ask again.
         while !c
-            .call("GET", "/status", None)
+            .call_within("GET", "/status", None, Duration::from_millis(500))
             .is_ok_and(|v| v["value"]["ready"] == true)
         {
             assert!(Instant::now() < deadline, "chromedriver does not start");
@@ -105,8 +106,18 @@ impl Chromium {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        self.call_within(method, path, body, Duration::from_secs(30))
+    }
+
+    fn call_within(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.set_read_timeout(Some(timeout)).unwrap();
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         write!(
             s,
@@ -114,11 +125,29 @@ impl Chromium {
             body.len()
         )
         .map_err(|e| e.to_string())?;
+        // ChromeDriver keeps the connection open after its answer: read what Content-Length says.
         let mut raw = Vec::new();
-        s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&raw);
-        let (_, body) = text.split_once("\r\n\r\n").ok_or("no HTTP response")?;
-        serde_json::from_str(body).map_err(|e| format!("{e}: {body}"))
+        let mut chunk = [0u8; 16 * 1024];
+        let body = loop {
+            let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("the connection closed before the answer ended".into());
+            }
+            raw.extend_from_slice(&chunk[..n]);
+            let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or("no Content-Length")?;
+            if raw.len() >= end + 4 + length {
+                break String::from_utf8_lossy(&raw[end + 4..end + 4 + length]).into_owned();
+            }
+        };
+        serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))
     }
 }
 

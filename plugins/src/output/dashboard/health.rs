@@ -50,9 +50,10 @@ pub(super) fn render(sample: &Sample) -> Vec<u8> {
                 }
                 continue;
             };
+            // A core where the plugin has an instance (lanes lead to it) or did something.
             let active = s.received + s.matched + s.delivered + s.injected + s.dropped > 0
-                || !s.extra.is_empty()
-                || ring_capacity > 0;
+                || ring_capacity > 0
+                || held > 0;
             if !active {
                 continue;
             }

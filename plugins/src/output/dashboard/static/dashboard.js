@@ -111,7 +111,29 @@
       td.colSpan = 13;
       head.appendChild(td);
       rows.push(head);
+      // Splitters, decoders and encoders without figures of their own (they run inside the
+      // inputs and outputs that use them) share one row.
+      const quiet = ["splitter", "decoder", "encoder"].includes(category)
+        ? plugins.filter((p) => p.cores.length === 0)
+        : [];
+      if (quiet.length) {
+        const tr = document.createElement("tr");
+        tr.className = "quiet";
+        const td = cell("", "name");
+        td.colSpan = 13;
+        quiet.forEach((p, i) => {
+          names.push(p.name);
+          const span = document.createElement("span");
+          span.dataset.plugin = p.name;
+          span.title = p.type;
+          span.textContent = (i ? ", " : "") + p.name;
+          td.appendChild(span);
+        });
+        tr.appendChild(td);
+        rows.push(tr);
+      }
       for (const p of plugins) {
+        if (quiet.includes(p)) continue;
         names.push(p.name);
         const cores = p.cores.length ? p.cores : [null];
         cores.forEach((c, i) => {
