@@ -232,6 +232,21 @@ mod tests {
     }
 
     #[test]
+    fn the_shortest_report_period_wins_and_every_clone_shares_one_board() {
+        let c = PipelineControl::new();
+        assert_eq!(c.requested_report_period(), None);
+        assert!(c.requested_telemetry().is_none());
+        c.report_every(Duration::from_secs(5));
+        c.clone().report_every(Duration::from_secs(2));
+        c.report_every(Duration::from_secs(9));
+        assert_eq!(c.requested_report_period(), Some(Duration::from_secs(2)));
+        c.report_every(Duration::ZERO);
+        assert_eq!(c.requested_report_period(), Some(Duration::from_secs(1)));
+        let board = c.clone().telemetry();
+        assert!(Arc::ptr_eq(&board, &c.requested_telemetry().unwrap()));
+    }
+
+    #[test]
     fn names_are_unique_and_owned() {
         let c = PipelineControl::new();
         c.load(filter("M-a", "M")).unwrap();

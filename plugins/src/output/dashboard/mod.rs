@@ -160,10 +160,7 @@ impl OutputPlugin for DashboardPlugin {
             .map_err(|e| PluginError::io("cannot prepare the dashboard's working_directory", e))?;
         let listener = Endpoint::bind(self.address).map_err(|e| {
             PluginError::io(
-                format!(
-                    "[{}] cannot serve the dashboard on `address` {}",
-                    self.name, self.address
-                ),
+                format!("cannot serve the dashboard on `address` {}", self.address),
                 e,
             )
         })?;
