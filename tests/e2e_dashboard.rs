@@ -51,13 +51,26 @@ struct Running {
     http: u16,
 }
 
-/// Starts hekate with a SandboxFilter publishing a circular buffer and a DashboardOutput, and
-/// sends the requests the filter counts.
-fn start(name: &str) -> Running {
+/// A filter that fails on its first message, and is terminated.
+const BROKEN: &str = r#"
+[Broken]
+type = "SandboxFilter"
+filename = "broken.lua"
+message_matcher = "Type == 'request'"
+"#;
+
+/// Starts hekate with a SandboxFilter publishing a circular buffer, a DashboardOutput and the
+/// `extra` sections, and sends the requests the filter counts.
+fn start(name: &str, extra: &str) -> Running {
     let dir = temp_dir(name);
     let share = dir.join("share");
     std::fs::create_dir_all(&share).unwrap();
     std::fs::write(share.join("requests.lua"), FILTER).unwrap();
+    std::fs::write(
+        share.join("broken.lua"),
+        "function process_message() error('broken on purpose') end\nfunction timer_event() end\n",
+    )
+    .unwrap();
     let (port, dashboard, http) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
     let config = format!(
         r#"
@@ -88,7 +101,7 @@ message_matcher = "Type == 'nothing'"
 encoder = "PayloadEncoder"
 
 [PayloadEncoder]
-"#,
+{extra}"#,
         base = dir.join("base").display(),
         share = share.display(),
     );
@@ -182,7 +195,7 @@ fn wait_for_cbuf(r: &Running) -> String {
 
 #[test]
 fn hekas_files_appear_in_the_working_directory_and_are_served() {
-    let mut r = start("dash-files");
+    let mut r = start("dash-files", BROKEN);
     let cbuf = wait_for_cbuf(&r);
     let header: serde_json::Value = serde_json::from_str(cbuf.lines().next().unwrap()).unwrap();
     assert_eq!(header["column_info"][0]["name"], "Requests");
@@ -250,6 +263,19 @@ fn hekas_files_appear_in_the_working_directory_and_are_served() {
     }
     assert_eq!(get(r.dashboard, "/data/../hekate.toml").0, 404);
 
+    // A terminated sandbox is a line of heka_sandbox_termination.tsv.
+    let tsv_path = data(&r.dir).join("heka_sandbox_termination.tsv");
+    let mut tsv = String::new();
+    let terminated = wait_for(Duration::from_secs(10), || {
+        tsv = std::fs::read_to_string(&tsv_path).unwrap_or_default();
+        !tsv.is_empty()
+    });
+    assert!(terminated, "{}", r.hekate.stderr());
+    let fields: Vec<&str> = tsv.lines().next().unwrap().split('\t').collect();
+    assert!(fields[0].parse::<i64>().unwrap() > 1_700_000_000, "{tsv}");
+    assert_eq!(fields[1], "Broken", "{tsv}");
+    assert!(fields[2].contains("broken on purpose"), "{tsv}");
+
     // Under /dashboard/ of http_address too, beside /metrics.
     let (status, head, _) = get(r.http, "/dashboard");
     assert_eq!(status, 301);
@@ -264,7 +290,7 @@ fn hekas_files_appear_in_the_working_directory_and_are_served() {
 
 #[test]
 fn the_page_in_headless_chromium_lists_every_plugin_and_graphs_the_filters_buffer() {
-    let mut r = start("dash-chromium");
+    let mut r = start("dash-chromium", "");
     wait_for_cbuf(&r);
     let browser = Chromium::start(1280, 1100);
     browser.goto(&format!("http://127.0.0.1:{}/", r.dashboard));
