@@ -20,19 +20,20 @@
 //! its lanes still hold is counted as dropped.
 //!
 //! A plugin that shows the pipeline's health (DashboardOutput) asks through the same handle for
-//! reports more often than `report_interval` ([`PipelineControl::report_every`]) and for the
-//! samples the coordinator publishes ([`PipelineControl::telemetry`]).
+//! reports more often than `report_interval` ([`PipelineControl::report_every`]) and for objects
+//! it shares with the coordinator ([`PipelineControl::shared`]: the telemetry board the
+//! coordinator publishes its samples to, `Telemetry::of`).
 //!
 //! [`FilterPlugin::dynamic_filters`]: crate::plugin::FilterPlugin::dynamic_filters
 
-use std::collections::BTreeMap;
+use std::any::{Any, TypeId};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::kinds::FilterPlugin;
-use crate::telemetry::Telemetry;
 use hekate_model::matcher::MatcherSpec;
 
 /// A filter to start while the pipeline runs.
@@ -94,8 +95,8 @@ struct Shared {
     loaded: BTreeMap<String, String>,
     /// The shortest report period a plugin asked for.
     report_every: Option<Duration>,
-    /// The board samples are published to, once a plugin asked for it.
-    telemetry: Option<Arc<Telemetry>>,
+    /// Objects shared with the coordinator, one per type, created by the first to ask.
+    shared: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
 
 /// The handle through which plugins change the filters of the running pipeline. Cheap to clone;
@@ -168,13 +169,20 @@ impl PipelineControl {
         s.report_every = Some(s.report_every.map_or(period, |p| p.min(period)));
     }
 
-    /// The board the coordinator publishes its samples to about once a second (per-shard
-    /// counters, lanes, health), the one `[hekate] http_address` serves: a plugin reads the
-    /// newest [`Sample`](crate::telemetry::Sample) from it and may add pages to it
-    /// ([`Telemetry::add_page`]), served under `http_address` when that is set. Asked for while
-    /// the pipeline is built, samples are published from the start even without `http_address`.
-    pub fn telemetry(&self) -> Arc<Telemetry> {
-        Arc::clone(self.lock().telemetry.get_or_insert_with(Arc::default))
+    /// The object of type `T` that the plugins of this pipeline and the coordinator share,
+    /// created by the first to ask. The coordinator looks at the ones it knows once the
+    /// pipeline is built (the telemetry board: asked for, it is published to from the start,
+    /// also without `http_address`).
+    pub fn shared<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let object = Arc::clone(
+            self.lock()
+                .shared
+                .entry(TypeId::of::<T>())
+                .or_insert_with(|| Arc::new(T::default())),
+        );
+        object
+            .downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("entries are keyed by their type"))
     }
 
     /// The coordinator's side: the report period plugins asked for.
@@ -182,9 +190,10 @@ impl PipelineControl {
         self.lock().report_every
     }
 
-    /// The coordinator's side: the board plugins asked for, if any did.
-    pub(crate) fn requested_telemetry(&self) -> Option<Arc<Telemetry>> {
-        self.lock().telemetry.clone()
+    /// The coordinator's side: the shared object of type `T`, if a plugin asked for it.
+    pub(crate) fn shared_if_asked<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        let object = self.lock().shared.get(&TypeId::of::<T>()).cloned()?;
+        object.downcast::<T>().ok()
     }
 
     /// The coordinator's side: every request queued so far.
@@ -232,18 +241,21 @@ mod tests {
     }
 
     #[test]
-    fn the_shortest_report_period_wins_and_every_clone_shares_one_board() {
+    fn the_shortest_report_period_wins_and_every_clone_shares_one_object_per_type() {
         let c = PipelineControl::new();
         assert_eq!(c.requested_report_period(), None);
-        assert!(c.requested_telemetry().is_none());
         c.report_every(Duration::from_secs(5));
         c.clone().report_every(Duration::from_secs(2));
         c.report_every(Duration::from_secs(9));
         assert_eq!(c.requested_report_period(), Some(Duration::from_secs(2)));
         c.report_every(Duration::ZERO);
         assert_eq!(c.requested_report_period(), Some(Duration::from_secs(1)));
-        let board = c.clone().telemetry();
-        assert!(Arc::ptr_eq(&board, &c.requested_telemetry().unwrap()));
+        assert!(c.shared_if_asked::<Mutex<u32>>().is_none());
+        let board = c.clone().shared::<Mutex<u32>>();
+        *board.lock().unwrap() = 7;
+        assert_eq!(*c.shared::<Mutex<u32>>().lock().unwrap(), 7);
+        assert!(Arc::ptr_eq(&board, &c.shared_if_asked().unwrap()));
+        assert!(c.shared_if_asked::<Mutex<u64>>().is_none());
     }
 
     #[test]

@@ -28,8 +28,8 @@
 //! **Pages** ([`Page`]): other paths can be served beside `/metrics` and `/health`; this is the
 //! hook for the dashboard (DashboardOutput), which registers its page with
 //! [`Telemetry::add_page`] and renders it from the same [`Sample`]. A plugin reaches the board
-//! through [`PipelineControl::telemetry`](crate::plugin::PipelineControl::telemetry), which also
-//! makes the coordinator publish samples when `http_address` is not set.
+//! while it is built with [`Telemetry::of`] its pipeline's control, which also makes the
+//! coordinator publish samples when `http_address` is not set.
 
 mod exposition;
 mod health;
@@ -132,6 +132,14 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
+    /// The board of the pipeline `control` belongs to, the one the coordinator publishes its
+    /// samples to about once a second (per-shard counters, lanes, health) and `http_address`
+    /// serves. Asked for while the pipeline is built (DashboardOutput's build), samples are
+    /// published from the start, also without `http_address`.
+    pub fn of(control: &crate::plugin::PipelineControl) -> Arc<Telemetry> {
+        control.shared()
+    }
+
     /// Replaces the sample scrapes see.
     pub fn publish(&self, sample: Sample) {
         *self.sample.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(sample);

@@ -15,6 +15,7 @@ use crate::runtime::layout::{allowed_cores, memlock_limit, resolve};
 use crate::runtime::pipeline::{Pipeline, PluginInfo, StartError};
 use crate::runtime::shard::{Control, Phase, Settings, ShardPlan, spawn};
 use crate::runtime::signals;
+use crate::telemetry::Telemetry;
 
 /// How long a shard may take to start.
 const SHARD_START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -235,7 +236,7 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
         forced: std::cell::Cell::new(false),
         abort_sandboxes: None,
     };
-    let wanted_board = coordinator.requests.requested_telemetry();
+    let wanted_board = coordinator.requests.shared_if_asked::<Telemetry>();
     if errors.is_empty()
         && (metrics_listener.is_some() || wanted_board.is_some())
         && let Err(e) =

@@ -133,7 +133,7 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
     let telemetry = match ctx.control() {
         Some(control) => {
             control.report_every(every);
-            let board = control.telemetry();
+            let board = Telemetry::of(control);
             board.add_page(Arc::new(site::Mounted::new(
                 "/dashboard",
                 Arc::clone(&site),
