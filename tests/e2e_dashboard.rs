@@ -1,9 +1,10 @@
 //! DashboardOutput through the real binary: Heka's files (`data/heka_report.json`,
-//! `data/sandboxes.json`, a SandboxFilter's `cbuf` output as `data/<Filter>.<name>.cbuf`) appear
-//! in `working_directory` and are served at `address` and under `/dashboard/` of
-//! `http_address`; in headless Chromium the page lists every plugin of the config and graphs the
-//! circular buffer with the very points the filter produced. The screenshot is kept in
-//! `target/test-artifacts/dashboard.png`.
+//! `data/sandboxes.json`, a SandboxFilter's `cbuf` output as `data/<Filter>.<name>.cbuf`,
+//! `data/heka_sandbox_termination.tsv`) appear in `working_directory` and are served at `address`
+//! and under `/dashboard/` of `http_address`; in headless Chromium (without `http_address`) the
+//! page lists every plugin of the config with its per-core figures, graphs the circular buffer
+//! with the very points the filter produced, and redraws it when the filter counts more. The
+//! screenshot is kept in `target/test-artifacts/dashboard.png`.
 
 mod common;
 
@@ -47,6 +48,10 @@ const SECTIONS: [&str; 4] = ["requests", "Stats", "Dashboard", "discard"];
 struct Running {
     hekate: Hekate,
     dir: PathBuf,
+    /// The TcpInput's port.
+    input: u16,
+    /// The first second of the buffer.
+    first: i64,
     dashboard: u16,
     http: u16,
 }
@@ -59,9 +64,19 @@ filename = "broken.lua"
 message_matcher = "Type == 'request'"
 "#;
 
+/// A request at `second` that took `latency` ms.
+fn request(second: i64, latency: f64) -> Message {
+    let mut m = Message::new_now();
+    m.r#type = Some("request".into());
+    m.timestamp = second * 1_000_000_000 + 250_000_000;
+    m.add_field(Field::double("latency", latency));
+    m
+}
+
 /// Starts hekate with a SandboxFilter publishing a circular buffer, a DashboardOutput and the
-/// `extra` sections, and sends the requests the filter counts.
-fn start(name: &str, extra: &str) -> Running {
+/// `extra` sections (and the metrics endpoint when `http_address`), and sends the requests the
+/// filter counts.
+fn start(name: &str, extra: &str, http_address: bool) -> Running {
     let dir = temp_dir(name);
     let share = dir.join("share");
     std::fs::create_dir_all(&share).unwrap();
@@ -77,7 +92,7 @@ fn start(name: &str, extra: &str) -> Running {
 [hekate]
 base_dir = "{base}"
 share_dir = "{share}"
-http_address = "127.0.0.1:{http}"
+{http_line}
 
 [requests]
 type = "TcpInput"
@@ -104,8 +119,18 @@ encoder = "PayloadEncoder"
 {extra}"#,
         base = dir.join("base").display(),
         share = share.display(),
+        http_line = if http_address {
+            format!("http_address = \"127.0.0.1:{http}\"")
+        } else {
+            String::new()
+        },
     );
-    let hekate = Hekate::start(&dir, &config, &[port, dashboard, http]);
+    let ports = if http_address {
+        vec![port, dashboard, http]
+    } else {
+        vec![port, dashboard]
+    };
+    let hekate = Hekate::start(&dir, &config, &ports);
     // Five whole seconds that ended a minute ago.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -115,17 +140,15 @@ encoder = "PayloadEncoder"
     let mut msgs = Vec::new();
     for (i, _) in REQUESTS.iter().enumerate() {
         for _ in 0..=i {
-            let mut m = Message::new_now();
-            m.r#type = Some("request".into());
-            m.timestamp = (first + i as i64) * 1_000_000_000 + 250_000_000;
-            m.add_field(Field::double("latency", LATENCY[i]));
-            msgs.push(m);
+            msgs.push(request(first + i as i64, LATENCY[i]));
         }
     }
     send_tcp(port, &framed(msgs));
     Running {
         hekate,
         dir: dir.clone(),
+        input: port,
+        first,
         dashboard,
         http,
     }
@@ -195,7 +218,7 @@ fn wait_for_cbuf(r: &Running) -> String {
 
 #[test]
 fn hekas_files_appear_in_the_working_directory_and_are_served() {
-    let mut r = start("dash-files", BROKEN);
+    let mut r = start("dash-files", BROKEN, true);
     let cbuf = wait_for_cbuf(&r);
     let header: serde_json::Value = serde_json::from_str(cbuf.lines().next().unwrap()).unwrap();
     assert_eq!(header["column_info"][0]["name"], "Requests");
@@ -290,26 +313,30 @@ fn hekas_files_appear_in_the_working_directory_and_are_served() {
 
 #[test]
 fn the_page_in_headless_chromium_lists_every_plugin_and_graphs_the_filters_buffer() {
-    let mut r = start("dash-chromium", "");
+    let mut r = start("dash-chromium", "", false);
     wait_for_cbuf(&r);
     let browser = Chromium::start(1280, 1100);
     browser.goto(&format!("http://127.0.0.1:{}/", r.dashboard));
-    let mut seen = serde_json::Value::Null;
-    let shown = wait_for(Duration::from_secs(10), || {
-        seen = browser.eval(
+    let look = || {
+        browser.eval(
             "const d = window.hekateDashboard || {};
              const box = document.querySelector('.graph[data-file=\"Stats.Requests.cbuf\"]');
              return {
-               plugins: d.plugins || [],
                rows: Array.from(document.querySelectorAll('#plugins [data-plugin]'))
                  .map(tr => tr.dataset.plugin),
+               stats: Array.from(document.querySelectorAll('#plugins tr[data-plugin=Stats]'))
+                 .map(tr => Number(tr.cells[4].textContent || 0)).reduce((a, b) => a + b, 0),
                points: box ? JSON.parse(box.dataset.points) : null,
                canvas: box ? box.querySelectorAll('canvas').length : 0,
                times: d.graphs && d.graphs['Stats.Requests.cbuf']
                  ? d.graphs['Stats.Requests.cbuf'].times : null,
                updated: d.updated || 0,
              };",
-        );
+        )
+    };
+    let mut seen = serde_json::Value::Null;
+    let shown = wait_for(Duration::from_secs(10), || {
+        seen = look();
         let rows: Vec<&str> = seen["rows"]
             .as_array()
             .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
@@ -317,10 +344,8 @@ fn the_page_in_headless_chromium_lists_every_plugin_and_graphs_the_filters_buffe
         SECTIONS.iter().all(|s| rows.contains(s))
             && numbers(&seen["points"]["Requests"]) == REQUESTS
             && seen["canvas"].as_u64().unwrap_or(0) > 0
-            && seen["updated"].as_u64().unwrap_or(0) >= 2
+            && seen["stats"] == 15
     });
-    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts/dashboard.png");
-    browser.screenshot(&shot);
     assert!(
         shown,
         "the page does not show every plugin and the buffer: {}\n{}",
@@ -328,15 +353,30 @@ fn the_page_in_headless_chromium_lists_every_plugin_and_graphs_the_filters_buffe
         r.hekate.stderr()
     );
     assert_eq!(numbers(&seen["points"]["Latency"]), LATENCY);
-    // Row i of the buffer is second i: consecutive times, one second apart.
+    // Row i of the buffer is second i.
     let times: Vec<i64> = seen["times"]
         .as_array()
         .unwrap()
         .iter()
         .map(|t| t.as_i64().unwrap())
         .collect();
-    assert_eq!(times.len(), 5);
-    assert!(times.windows(2).all(|w| w[1] - w[0] == 1), "{times:?}");
+    assert_eq!(times, (r.first..r.first + 5).collect::<Vec<_>>());
+
+    // Live: three more requests in the last second reach the open page.
+    send_tcp(r.input, &framed((0..3).map(|_| request(r.first + 4, 5.0))));
+    let refreshed = wait_for(Duration::from_secs(10), || {
+        seen = look();
+        numbers(&seen["points"]["Requests"]) == [1.0, 2.0, 3.0, 4.0, 8.0]
+    });
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts/dashboard.png");
+    browser.screenshot(&shot);
+    assert!(
+        refreshed,
+        "the page does not refresh the graph: {}\n{}",
+        serde_json::to_string_pretty(&seen).unwrap(),
+        r.hekate.stderr()
+    );
+    assert_eq!(numbers(&seen["points"]["Latency"]), LATENCY);
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
     drop(browser);
     assert!(r.hekate.terminate().success(), "{}", r.hekate.stderr());
