@@ -7,12 +7,14 @@
 //! | `heka.sandbox-output` | `<Logger>.<payload_name>.<payload_type>` (the payload; name and type without non-word characters, the name cut at 64) |
 //! | `heka.sandbox-terminated` | a line appended to `heka_sandbox_termination.tsv`: seconds, plugin, payload |
 //!
-//! A message only updates what the next [`DataFiles::write`] writes: a file that changes many
-//! times between two flushes is written once, with its newest content.
+//! A message only updates what the next [`Batch`] holds: a file that changes many times between
+//! two flushes is written once, with its newest content. The output hands each batch to a thread
+//! of its own that writes it ([`Batch::write`]), so that no file system call ever blocks the
+//! shard.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hekate_model::message::{FieldValue, MessageAccess, MessageView};
 use serde::Serialize;
@@ -48,14 +50,20 @@ struct SandboxList<'a> {
     sandboxes: &'a [Sandbox],
 }
 
+/// Files to write in `working_directory/data/`.
+#[derive(Debug, Default)]
+pub(super) struct Batch {
+    /// File name → content, each replacing the file whole.
+    files: BTreeMap<String, Vec<u8>>,
+    /// Lines to append to the termination file.
+    terminations: Vec<u8>,
+}
+
 /// What the dashboard has to write, and the sandboxes it has seen.
 #[derive(Debug)]
 pub(super) struct DataFiles {
-    dir: PathBuf,
-    /// File name → content, overwritten at the next write.
-    pending: BTreeMap<String, Vec<u8>>,
-    /// Lines to append to the termination file.
-    terminations: Vec<u8>,
+    /// What the next batch writes.
+    pending: Batch,
     /// In the order they were first seen.
     sandboxes: Vec<Sandbox>,
 }
@@ -81,16 +89,20 @@ impl DataFiles {
             }
         }
         Ok(DataFiles {
-            dir: dir.to_path_buf(),
-            pending: BTreeMap::new(),
-            terminations: Vec::new(),
+            pending: Batch::default(),
             sandboxes: Vec::new(),
         })
     }
 
     /// Bytes waiting to be written.
     pub(super) fn held_bytes(&self) -> usize {
-        self.pending.values().map(Vec::len).sum::<usize>() + self.terminations.len()
+        self.pending.files.values().map(Vec::len).sum::<usize>() + self.pending.terminations.len()
+    }
+
+    /// What the messages taken so far change, if anything; from now on nothing.
+    pub(super) fn take_batch(&mut self) -> Option<Batch> {
+        let b = std::mem::take(&mut self.pending);
+        (!b.files.is_empty() || !b.terminations.is_empty()).then_some(b)
     }
 
     /// Takes what `msg` changes (other messages change nothing).
@@ -98,13 +110,14 @@ impl DataFiles {
         match msg.msg_type() {
             b"heka.all-report" => {
                 self.pending
+                    .files
                     .insert(REPORT.to_string(), msg.payload().to_vec());
                 let mut list = serde_json::to_vec(&SandboxList {
                     sandboxes: &self.sandboxes,
                 })
                 .unwrap_or_default();
                 list.push(b'\n');
-                self.pending.insert(SANDBOXES.to_string(), list);
+                self.pending.files.insert(SANDBOXES.to_string(), list);
             }
             b"heka.sandbox-output" => {
                 let Some(kind) = string_field(msg, b"payload_type") else {
@@ -113,7 +126,9 @@ impl DataFiles {
                 let name = string_field(msg, b"payload_name").unwrap_or_default();
                 let filter = String::from_utf8_lossy(msg.logger()).into_owned();
                 let file = output_file_name(&filter, &name, &kind);
-                self.pending.insert(file.clone(), msg.payload().to_vec());
+                self.pending
+                    .files
+                    .insert(file.clone(), msg.payload().to_vec());
                 let output = SandboxOutput {
                     name,
                     filename: format!("data/{file}"),
@@ -156,36 +171,38 @@ impl DataFiles {
                     }
                 }
                 line.push('\n');
-                self.terminations.extend_from_slice(line.as_bytes());
+                self.pending.terminations.extend_from_slice(line.as_bytes());
                 self.sandboxes.retain(|s| s.name != plugin);
             }
             _ => {}
         }
     }
+}
 
-    /// Writes every pending file (each replaced whole, through a temporary file, so that a
-    /// reader never sees half of one) and appends the termination lines.
-    pub(super) fn write(&mut self) -> std::io::Result<()> {
+impl Batch {
+    /// Writes every file into `dir` (each replaced whole, through a temporary file, so that a
+    /// reader never sees half of one) and appends the termination lines. Returns the first
+    /// error; the other files are written all the same.
+    pub(super) fn write(self, dir: &Path) -> std::io::Result<()> {
         let mut first_error = None;
-        for (name, content) in std::mem::take(&mut self.pending) {
-            let tmp = self.dir.join(format!(".{name}.tmp"));
+        for (name, content) in self.files {
+            let tmp = dir.join(format!(".{name}.tmp"));
             let done = std::fs::write(&tmp, &content)
-                .and_then(|()| std::fs::rename(&tmp, self.dir.join(&name)));
+                .and_then(|()| std::fs::rename(&tmp, dir.join(&name)));
             if let Err(e) = done {
                 first_error.get_or_insert(std::io::Error::new(
                     e.kind(),
-                    format!("{}: {e}", self.dir.join(&name).display()),
+                    format!("{}: {e}", dir.join(&name).display()),
                 ));
             }
         }
         if !self.terminations.is_empty() {
-            let path = self.dir.join(TERMINATIONS);
+            let path = dir.join(TERMINATIONS);
             let appended = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&path)
                 .and_then(|mut f| f.write_all(&self.terminations));
-            self.terminations.clear();
             if let Err(e) = appended {
                 first_error.get_or_insert(std::io::Error::new(
                     e.kind(),
@@ -300,7 +317,8 @@ mod tests {
             ..Default::default()
         };
         files.take(&MessageView::new(&view_of(&report)).unwrap());
-        files.write().unwrap();
+        files.take_batch().unwrap().write(&data).unwrap();
+        assert!(files.take_batch().is_none());
         let read = |n: &str| std::fs::read_to_string(data.join(n)).unwrap();
         assert_eq!(read("Stats.Requests.cbuf"), "second");
         assert_eq!(read("Stats..txt"), "text");
@@ -319,7 +337,7 @@ mod tests {
         };
         files.take(&MessageView::new(&view_of(&terminated)).unwrap());
         files.take(&MessageView::new(&view_of(&report)).unwrap());
-        files.write().unwrap();
+        files.take_batch().unwrap().write(&data).unwrap();
         assert_eq!(
             read(TERMINATIONS),
             "1700000000\tStats\tinstruction_limit exceeded\n"

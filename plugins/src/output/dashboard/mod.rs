@@ -25,8 +25,9 @@
 //! also served there under `/dashboard/`. The page and its charting library (uPlot, vendored
 //! with its licence) are built into the binary; `static_directory` serves other files instead.
 //! The server is bounded like the metrics endpoint (16 connections, 16 KiB request heads, GET
-//! and HEAD only). Files are written by the output on its shard, at most once per message
-//! type and file per flush.
+//! and HEAD only). The output keeps the newest content of each file and, at each flush, hands
+//! what changed to a thread of its own on its core that writes it (a flush waits while that
+//! thread is two batches behind), so that no file system call blocks the shard.
 
 mod files;
 mod health;
@@ -35,9 +36,12 @@ mod site;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hekate_config::{ConfigError, PluginSection};
+use hekate_engine::plugin::bridge::{self, BridgeSender, ForeignRuntime};
+use hekate_engine::plugin::log::warn_limited;
 use hekate_engine::plugin::{
     BuildContext, Built, Delivery, LocalBoxFuture, Output, OutputError, OutputPlugin, Placement,
     PluginContext, PluginError, PluginType, ProcessError, ReportSink, options_of,
@@ -49,7 +53,7 @@ use serde::Deserialize;
 
 use crate::common::address_option;
 use crate::http::{HeaderValues, header_map};
-use files::DataFiles;
+use files::{Batch, DataFiles};
 use site::Site;
 
 /// The registry entry.
@@ -172,6 +176,25 @@ impl OutputPlugin for DashboardPlugin {
             ctx.core,
         )
         .map_err(|e| PluginError::io("cannot start the dashboard's HTTP thread", e))?;
+        let (batches, mut to_write) = bridge::channel::<Batch>(2);
+        let failures = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let dir = self.site.data_dir().to_path_buf();
+            let failures = Arc::clone(&failures);
+            ForeignRuntime::start(
+                &format!("dashfiles-{}", ctx.name),
+                ctx.core,
+                move || async move {
+                    while let Some(batch) = to_write.recv().await {
+                        if let Err(e) = batch.write(&dir) {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                            warn_limited!("the dashboard cannot write its files: {e}");
+                        }
+                    }
+                },
+            )
+            .map_err(|e| PluginError::io("cannot start the dashboard's file writer", e))?
+        };
         tracing::info!(
             "[{}] dashboard on http://{}/",
             self.name,
@@ -179,21 +202,28 @@ impl OutputPlugin for DashboardPlugin {
         );
         Ok(Box::new(DashboardOutput {
             files,
+            batches: Some(batches),
+            failures,
             _endpoint: endpoint,
+            _writer: writer,
             pending: 0,
             written: 0,
-            failures: 0,
         }))
     }
 }
 
 struct DashboardOutput {
     files: DataFiles,
+    /// To the writer thread; `None` once closed.
+    batches: Option<BridgeSender<Batch>>,
+    /// Batches the writer could not write whole.
+    failures: Arc<AtomicU64>,
     /// Stops serving when the output is dropped.
     _endpoint: Endpoint,
+    /// Ends when `batches` is dropped (after writing what it was given) or the output is.
+    _writer: ForeignRuntime,
     pending: u64,
     written: u64,
-    failures: u64,
 }
 
 impl Output for DashboardOutput {
@@ -212,14 +242,14 @@ impl Output for DashboardOutput {
     }
 
     fn flush(&mut self) -> LocalBoxFuture<'_, Result<(), OutputError>> {
-        // A file that cannot be written is logged and left for the next message: the dashboard
-        // shows the newest state, so nothing is retried.
-        if let Err(e) = self.files.write() {
-            self.failures += 1;
-            hekate_engine::plugin::log::warn_limited!("the dashboard cannot write its files: {e}");
-        }
-        self.written += std::mem::take(&mut self.pending);
-        Box::pin(std::future::ready(Ok(())))
+        Box::pin(async move {
+            if let (Some(batch), Some(tx)) = (self.files.take_batch(), &self.batches) {
+                // The writer only goes away with the output: nothing is lost but a view.
+                let _ = tx.send(batch).await;
+            }
+            self.written += std::mem::take(&mut self.pending);
+            Ok(())
+        })
     }
 
     fn buffered(&self) -> u64 {
@@ -230,8 +260,18 @@ impl Output for DashboardOutput {
         std::mem::take(&mut self.written)
     }
 
+    fn close(&mut self) -> LocalBoxFuture<'_, ()> {
+        // The writer writes what it holds, then ends.
+        self.batches = None;
+        Box::pin(std::future::ready(()))
+    }
+
     fn report(&self, sink: &mut dyn ReportSink) {
-        sink.int("WriteFailureCount", self.failures as i64, "count");
+        sink.int(
+            "WriteFailureCount",
+            self.failures.load(Ordering::Relaxed) as i64,
+            "count",
+        );
     }
 }
 
