@@ -248,4 +248,24 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
         let _ = std::fs::remove_dir_all(statics);
     }
+
+    proptest::proptest! {
+        /// Whatever the path, nothing outside `data/` and `static_directory` is served.
+        #[test]
+        fn no_path_leaves_the_data_and_static_directories(
+            path in "(/|\\.\\.|\\.|data|static|secret|index\\.html|%2e|\\\\|x){0,12}"
+        ) {
+            let base = std::env::temp_dir().join(format!("hekate-dash-walk-{}", std::process::id()));
+            let (data, statics) = (base.join("data"), base.join("static"));
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::create_dir_all(&statics).unwrap();
+            std::fs::write(base.join("secret"), "SECRET").unwrap();
+            std::fs::write(data.join("x"), "data").unwrap();
+            std::fs::write(statics.join("index.html"), "page").unwrap();
+            let s = Site::new(data, Some(statics), Vec::new());
+            let answer = s.get(&path, &Sample::default());
+            proptest::prop_assert!(answer.body != b"SECRET", "{path} reached the secret");
+            proptest::prop_assert!(matches!(answer.status, 200 | 404));
+        }
+    }
 }
