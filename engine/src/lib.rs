@@ -123,7 +123,8 @@
 //!  runtime   the binary's door: Pipeline::build, start, the Coordinator (placement, start,
 //!            reports, dynamic filters, shutdown), shards, runners, core layout, signals
 //!  telemetry the metrics endpoint: the samples the coordinator publishes, Prometheus text,
-//!            health, the HTTP server (on plugin's foreign-runtime bridge)
+//!            health, the HTTP server (on plugin's foreign-runtime bridge), and the pages
+//!            plugins add (DashboardOutput, which finds the board with Telemetry::of)
 //!  plugin    the plugins' door: the plugin traits and registry, InputContext and RecordStream,
 //!            PipelineControl, the rate-limited log; plugins import nothing else of the engine
 //!  mesh      router shards, lanes (SPSC rings of batches), doorbells

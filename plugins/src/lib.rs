@@ -125,6 +125,7 @@ pub fn registry() -> Registry {
         output::udp::TYPE,
         output::carbon::TYPE,
         output::whisper::TYPE,
+        output::dashboard::TYPE,
     ])
 }
 

@@ -19,12 +19,19 @@
 //! A filter that terminates (a sandbox that broke a limit) goes the same way, except that what
 //! its lanes still hold is counted as dropped.
 //!
+//! A plugin that shows the pipeline's health (DashboardOutput) asks through the same handle for
+//! reports more often than `report_interval` ([`PipelineControl::report_every`]) and for objects
+//! it shares with the coordinator ([`PipelineControl::shared`]: the telemetry board the
+//! coordinator publishes its samples to, `Telemetry::of`).
+//!
 //! [`FilterPlugin::dynamic_filters`]: crate::plugin::FilterPlugin::dynamic_filters
 
-use std::collections::BTreeMap;
+use std::any::{Any, TypeId};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use super::kinds::FilterPlugin;
 use hekate_model::matcher::MatcherSpec;
@@ -86,6 +93,10 @@ struct Shared {
     requests: Vec<ControlRequest>,
     /// Every dynamic filter requested and not yet gone: name → owner.
     loaded: BTreeMap<String, String>,
+    /// The shortest report period a plugin asked for.
+    report_every: Option<Duration>,
+    /// Objects shared with the coordinator, one per type, created by the first to ask.
+    shared: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
 
 /// The handle through which plugins change the filters of the running pipeline. Cheap to clone;
@@ -148,6 +159,43 @@ impl PipelineControl {
             .collect()
     }
 
+    /// Asks for a `heka.all-report` message at least every `period` (DashboardOutput's
+    /// `ticker_interval`, as Heka's dashboard triggers the reports it shows). The shortest
+    /// period asked for wins, and `report_interval` when it is shorter; asked for while the
+    /// pipeline is built, it holds from the start.
+    pub fn report_every(&self, period: Duration) {
+        let period = period.max(Duration::from_secs(1));
+        let mut s = self.lock();
+        s.report_every = Some(s.report_every.map_or(period, |p| p.min(period)));
+    }
+
+    /// The object of type `T` that the plugins of this pipeline and the coordinator share,
+    /// created by the first to ask. The coordinator looks at the ones it knows once the
+    /// pipeline is built (the telemetry board: asked for, it is published to from the start,
+    /// also without `http_address`).
+    pub fn shared<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let object = Arc::clone(
+            self.lock()
+                .shared
+                .entry(TypeId::of::<T>())
+                .or_insert_with(|| Arc::new(T::default())),
+        );
+        object
+            .downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("entries are keyed by their type"))
+    }
+
+    /// The coordinator's side: the report period plugins asked for.
+    pub(crate) fn requested_report_period(&self) -> Option<Duration> {
+        self.lock().report_every
+    }
+
+    /// The coordinator's side: the shared object of type `T`, if a plugin asked for it.
+    pub(crate) fn shared_if_asked<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        let object = self.lock().shared.get(&TypeId::of::<T>()).cloned()?;
+        object.downcast::<T>().ok()
+    }
+
     /// The coordinator's side: every request queued so far.
     pub(crate) fn take_requests(&self) -> Vec<ControlRequest> {
         std::mem::take(&mut self.lock().requests)
@@ -190,6 +238,24 @@ mod tests {
             signer: None,
             files: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_shortest_report_period_wins_and_every_clone_shares_one_object_per_type() {
+        let c = PipelineControl::new();
+        assert_eq!(c.requested_report_period(), None);
+        c.report_every(Duration::from_secs(5));
+        c.clone().report_every(Duration::from_secs(2));
+        c.report_every(Duration::from_secs(9));
+        assert_eq!(c.requested_report_period(), Some(Duration::from_secs(2)));
+        c.report_every(Duration::ZERO);
+        assert_eq!(c.requested_report_period(), Some(Duration::from_secs(1)));
+        assert!(c.shared_if_asked::<Mutex<u32>>().is_none());
+        let board = c.clone().shared::<Mutex<u32>>();
+        *board.lock().unwrap() = 7;
+        assert_eq!(*c.shared::<Mutex<u32>>().lock().unwrap(), 7);
+        assert!(Arc::ptr_eq(&board, &c.shared_if_asked().unwrap()));
+        assert!(c.shared_if_asked::<Mutex<u64>>().is_none());
     }
 
     #[test]

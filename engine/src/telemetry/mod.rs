@@ -27,7 +27,9 @@
 //!
 //! **Pages** ([`Page`]): other paths can be served beside `/metrics` and `/health`; this is the
 //! hook for the dashboard (DashboardOutput), which registers its page with
-//! [`Telemetry::add_page`] and renders it from the same [`Sample`].
+//! [`Telemetry::add_page`] and renders it from the same [`Sample`]. A plugin reaches the board
+//! while it is built with [`Telemetry::of`] its pipeline's control, which also makes the
+//! coordinator publish samples when `http_address` is not set.
 
 mod exposition;
 mod health;
@@ -107,6 +109,8 @@ pub struct PageResponse {
     pub content_type: String,
     /// The body.
     pub body: Vec<u8>,
+    /// More headers (a DashboardOutput's `headers`).
+    pub headers: Vec<(String, String)>,
 }
 
 /// A page served by the endpoint beside `/metrics` and `/health` (the dashboard's hook).
@@ -128,6 +132,14 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
+    /// The board of the pipeline `control` belongs to, the one the coordinator publishes its
+    /// samples to about once a second (per-shard counters, lanes, health) and `http_address`
+    /// serves. Asked for while the pipeline is built (DashboardOutput's build), samples are
+    /// published from the start, also without `http_address`.
+    pub fn of(control: &crate::plugin::PipelineControl) -> Arc<Telemetry> {
+        control.shared()
+    }
+
     /// Replaces the sample scrapes see.
     pub fn publish(&self, sample: Sample) {
         *self.sample.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(sample);
@@ -217,6 +229,7 @@ mod tests {
                 status: 200,
                 content_type: "text/plain".into(),
                 body: path.as_bytes().to_vec(),
+                headers: Vec::new(),
             }
         }
     }

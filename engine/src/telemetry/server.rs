@@ -6,6 +6,9 @@
 //! [`READ_TIMEOUT`] (an idle keep-alive connection is closed after it too), and a connection
 //! lives at most [`CONNECTION_LIFETIME`]. Only GET and HEAD are answered (405 otherwise); request
 //! bodies are never read.
+//!
+//! The same server answers a plugin's own address with one [`Page`] for every path
+//! ([`Endpoint::start_page`]: DashboardOutput's `address`).
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -20,7 +23,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use super::Telemetry;
+use super::{Page, PageResponse, Telemetry};
 use crate::plugin::bridge::ForeignRuntime;
 
 /// Connections served at once.
@@ -57,7 +60,28 @@ impl Endpoint {
         core: usize,
     ) -> std::io::Result<Endpoint> {
         let address = listener.local_addr()?;
-        let runtime = ForeignRuntime::start("metrics", core, move || serve(listener, telemetry))?;
+        let runtime = ForeignRuntime::start("metrics", core, move || {
+            serve(listener, Site::Metrics(telemetry))
+        })?;
+        Ok(Endpoint {
+            address,
+            _runtime: runtime,
+        })
+    }
+
+    /// Serves `page` for every path on `listener` (bound with [`Endpoint::bind`]), rendered
+    /// from `telemetry`'s newest sample, from the thread `hekate-<name>` pinned to `core`.
+    pub fn start_page(
+        name: &str,
+        listener: std::net::TcpListener,
+        page: Arc<dyn Page>,
+        telemetry: Arc<Telemetry>,
+        core: usize,
+    ) -> std::io::Result<Endpoint> {
+        let address = listener.local_addr()?;
+        let runtime = ForeignRuntime::start(name, core, move || {
+            serve(listener, Site::Page { page, telemetry })
+        })?;
         Ok(Endpoint {
             address,
             _runtime: runtime,
@@ -70,6 +94,18 @@ impl Endpoint {
     }
 }
 
+/// What an endpoint answers.
+#[derive(Clone)]
+enum Site {
+    /// `/metrics`, `/health` and the pages added to the board.
+    Metrics(Arc<Telemetry>),
+    /// One page for every path.
+    Page {
+        page: Arc<dyn Page>,
+        telemetry: Arc<Telemetry>,
+    },
+}
+
 /// Leaves a place among the [`MAX_CONNECTIONS`] when dropped.
 struct Admitted(Rc<Cell<usize>>);
 
@@ -79,7 +115,7 @@ impl Drop for Admitted {
     }
 }
 
-async fn serve(listener: std::net::TcpListener, telemetry: Arc<Telemetry>) {
+async fn serve(listener: std::net::TcpListener, site: Site) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -103,7 +139,7 @@ async fn serve(listener: std::net::TcpListener, telemetry: Arc<Telemetry>) {
         }
         open.set(open.get() + 1);
         let admitted = Admitted(Rc::clone(&open));
-        let telemetry = Arc::clone(&telemetry);
+        let site = site.clone();
         tokio::task::spawn_local(async move {
             let _admitted = admitted;
             let _ = socket.set_nodelay(true);
@@ -112,7 +148,10 @@ async fn serve(listener: std::net::TcpListener, telemetry: Arc<Telemetry>) {
                 .header_read_timeout(READ_TIMEOUT)
                 .max_buf_size(MAX_HEAD);
             let service = hyper::service::service_fn(move |req| {
-                let answer = respond(&telemetry, &req);
+                let answer = match &site {
+                    Site::Metrics(telemetry) => respond(telemetry, &req),
+                    Site::Page { page, telemetry } => respond_page(&**page, telemetry, &req),
+                };
                 async move { Ok::<_, Infallible>(answer) }
             });
             let connection = http.serve_connection(TokioIo::new(socket), service);
@@ -130,18 +169,55 @@ fn response(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<F
     r
 }
 
+/// Answers GET and HEAD only.
+fn refuse_method(req: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        return None;
+    }
+    let mut r = response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "text/plain; charset=utf-8",
+        b"only GET and HEAD\n".to_vec(),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    Some(r)
+}
+
+/// A page's answer as an HTTP response (no body for HEAD).
+fn page_response(answer: PageResponse, head: bool) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = if head { Vec::new() } else { answer.body };
+    let mut r = response(status, &answer.content_type, body);
+    for (name, value) in &answer.headers {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            r.headers_mut().append(n, v);
+        }
+    }
+    r
+}
+
+/// The answer of a page that serves every path.
+fn respond_page(
+    page: &dyn Page,
+    telemetry: &Telemetry,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    if let Some(refused) = refuse_method(req) {
+        return refused;
+    }
+    let answer = page.get(req.uri().path(), &telemetry.sample());
+    page_response(answer, req.method() == Method::HEAD)
+}
+
 /// The answer to one request.
 fn respond(telemetry: &Telemetry, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     const TEXT: &str = "text/plain; charset=utf-8";
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut r = response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            TEXT,
-            b"only GET and HEAD\n".to_vec(),
-        );
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return r;
+    if let Some(refused) = refuse_method(req) {
+        return refused;
     }
     let head = req.method() == Method::HEAD;
     let body = |b: Vec<u8>| if head { Vec::new() } else { b };
@@ -160,12 +236,7 @@ fn respond(telemetry: &Telemetry, req: &Request<Incoming>) -> Response<Full<Byte
             ),
         },
         path => match telemetry.page_for(path) {
-            Some(page) => {
-                let answer = page.get(path, &telemetry.sample());
-                let status = StatusCode::from_u16(answer.status)
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                response(status, &answer.content_type, body(answer.body))
-            }
+            Some(page) => page_response(page.get(path, &telemetry.sample()), head),
             None => response(
                 StatusCode::NOT_FOUND,
                 TEXT,

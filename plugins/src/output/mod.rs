@@ -2,6 +2,7 @@
 //! or not.
 
 pub mod carbon;
+pub mod dashboard;
 pub mod file;
 pub mod log;
 pub mod sandbox;

@@ -15,6 +15,7 @@ use crate::runtime::layout::{allowed_cores, memlock_limit, resolve};
 use crate::runtime::pipeline::{Pipeline, PluginInfo, StartError};
 use crate::runtime::shard::{Control, Phase, Settings, ShardPlan, spawn};
 use crate::runtime::signals;
+use crate::telemetry::Telemetry;
 
 /// How long a shard may take to start.
 const SHARD_START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -197,6 +198,11 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
             }
         }
     }
+    // A DashboardOutput's `ticker_interval`, when shorter.
+    let report_interval = pipeline
+        .control
+        .requested_report_period()
+        .map_or(global.report_interval, |p| p.min(global.report_interval));
     let first_dynamic = pipeline.plugins.len();
     let mut plugins: Vec<Option<PluginInfo>> = pipeline.plugins.into_iter().map(Some).collect();
     plugins.resize_with(first_dynamic + spare, || None);
@@ -220,7 +226,7 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
         injections: inject_tx,
         pending,
         layout,
-        report_interval: global.report_interval,
+        report_interval,
         hostname: global.hostname.clone(),
         lane_messages: (ring_capacity * settings.batch_size) as u64,
         stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -230,8 +236,11 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
         forced: std::cell::Cell::new(false),
         abort_sandboxes: None,
     };
-    if let Some(listener) = metrics_listener.filter(|_| errors.is_empty())
-        && let Err(e) = coordinator.start_telemetry(listener, settings.sample_every)
+    let wanted_board = coordinator.requests.shared_if_asked::<Telemetry>();
+    if errors.is_empty()
+        && (metrics_listener.is_some() || wanted_board.is_some())
+        && let Err(e) =
+            coordinator.start_telemetry(metrics_listener, wanted_board, settings.sample_every)
     {
         errors.push(e.to_string());
     }

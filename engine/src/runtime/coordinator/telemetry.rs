@@ -20,8 +20,9 @@ use crate::telemetry::{HealthTracker, LaneFill, OutputState, PluginLabels, Sampl
 #[derive(Debug)]
 pub(crate) struct Telemetered {
     board: Arc<Telemetry>,
-    /// Dropped (the endpoint stops) with the coordinator.
-    _endpoint: Endpoint,
+    /// Dropped (the endpoint stops) with the coordinator; `None` when only a plugin reads the
+    /// samples (a DashboardOutput without `http_address`).
+    _endpoint: Option<Endpoint>,
     tracker: HealthTracker,
     sample_every: u32,
 }
@@ -42,21 +43,33 @@ pub(super) fn bind(address: SocketAddr) -> Result<std::net::TcpListener, StartEr
 }
 
 impl Coordinator {
-    /// Starts serving `/metrics` and `/health` on `listener`, from the coordinator's core.
+    /// Publishes samples to `board` (the one plugins asked for, or a new one) from now on, and
+    /// serves `/metrics` and `/health` on `listener` when there is one, from the coordinator's
+    /// core.
     pub(super) fn start_telemetry(
         &mut self,
-        listener: std::net::TcpListener,
+        listener: Option<std::net::TcpListener>,
+        board: Option<Arc<Telemetry>>,
         sample_every: u32,
     ) -> Result<(), StartError> {
-        let board = Arc::new(Telemetry::default());
-        let address = listener.local_addr().ok();
-        let endpoint = Endpoint::start(listener, Arc::clone(&board), self.layout.coordinator)
-            .map_err(|e| {
-                StartError::Shard(format!("cannot start the metrics endpoint's thread: {e}"))
-            })?;
-        if let Some(at) = address {
-            tracing::info!("metrics endpoint on http://{at}/metrics (health: /health)");
-        }
+        let board = board.unwrap_or_default();
+        let endpoint = match listener {
+            Some(listener) => {
+                let address = listener.local_addr().ok();
+                let endpoint =
+                    Endpoint::start(listener, Arc::clone(&board), self.layout.coordinator)
+                        .map_err(|e| {
+                            StartError::Shard(format!(
+                                "cannot start the metrics endpoint's thread: {e}"
+                            ))
+                        })?;
+                if let Some(at) = address {
+                    tracing::info!("metrics endpoint on http://{at}/metrics (health: /health)");
+                }
+                Some(endpoint)
+            }
+            None => None,
+        };
         self.telemetry = Some(Telemetered {
             board,
             _endpoint: endpoint,
