@@ -156,6 +156,16 @@ pub fn run(config_path: Option<&Path>, log_level: Option<LogLevel>) -> ExitCode 
     };
     // SIGUSR2 aborts every Lua sandbox; the sandbox owns that switch.
     coordinator.on_sandbox_abort(hekate_sandbox::abort_all);
+    // SIGHUP reads the configuration again and applies it, or refuses it.
+    let reload_path = config_path.map(Path::to_path_buf);
+    coordinator.on_reload(runtime::Reloader(Box::new(move || {
+        load(reload_path.as_deref(), &registry)
+            .map(|(_, pipeline)| pipeline)
+            .map_err(|errors| {
+                let lines: Vec<String> = errors.into_vec().iter().map(|e| e.to_string()).collect();
+                format!("{} problem(s): {}", lines.len(), lines.join("; "))
+            })
+    })));
     if let Some(timeout) = shutdown_timeout_from_env() {
         coordinator.set_shutdown_timeout(timeout);
     }
