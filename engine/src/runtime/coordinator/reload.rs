@@ -519,8 +519,17 @@ impl Coordinator {
             }
         }
 
-        // 5. Added and changed inputs start.
-        for info in new_plugins.into_iter().flatten() {
+        // 5. Added and changed inputs start (unchanged ones were never touched).
+        let starting: Vec<usize> = d
+            .added
+            .iter()
+            .copied()
+            .chain(d.changed.iter().map(|&(_, i)| i))
+            .collect();
+        for i in starting {
+            let Some(info) = new_plugins[i].take() else {
+                continue;
+            };
             if info.category != Category::Input {
                 continue;
             }
