@@ -721,9 +721,72 @@ fn wait_acks(acks: Vec<mpsc::Receiver<Result<(), String>>>) -> Result<(), String
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{decoder, filter, input, output, some};
+    use super::super::tests::{consumer, coordinator, decoder, filter, input, output, some};
     use super::*;
-    use crate::plugin::InputPlacement;
+    use crate::plugin::{InputPlacement, PipelineControl};
+
+    fn reloading(plugins: Vec<PluginInfo>, global: GlobalConfig) -> Reloader {
+        Reloader(Box::new(move || {
+            Ok(Pipeline {
+                global: global.clone(),
+                plugins: plugins.clone(),
+                control: PipelineControl::new(),
+            })
+        }))
+    }
+
+    /// A changed output is swapped on every router in one step, and its successor starts only
+    /// once the old instance has finished (the same file never has two writers).
+    #[test]
+    fn a_changed_output_starts_after_the_old_one_finished() {
+        let old = with(output("Out", Placement::Single), "a", &[]);
+        let (mut coord, shards) = coordinator(2, vec![old], 4);
+        let (c, _lanes) = consumer(0, &[(0, 0), (1, 0)], &[0]);
+        let life = Arc::clone(&c.instances[0].1);
+        coord.consumers.push(c);
+        let served = shards.serve();
+        let new = vec![with(output("Out", Placement::Single), "b", &[])];
+        coord.on_reload(reloading(new, GlobalConfig::default()));
+        coord.reload();
+        assert_eq!(coord.pending_starts.len(), 1);
+        let q = coord.pending_starts[0].plugin;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !life.retire.load(Ordering::Acquire) && Instant::now() < deadline {
+            coord.advance_retirements();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(life.retire.load(Ordering::Acquire), "told to finish");
+        coord.advance_retirements();
+        assert_eq!(coord.pending_starts.len(), 1, "waits for the old one");
+        life.finished.store(true, Ordering::Release);
+        coord.advance_retirements();
+        assert!(coord.pending_starts.is_empty());
+        assert!(coord.plugins[0].is_none());
+        assert_eq!(coord.plugins[q].as_ref().unwrap().section, "b");
+        let log = served.stop();
+        let swap = format!("CloseRoutes(0 -> {q})");
+        assert_eq!(log.iter().filter(|c| **c == swap).count(), 2, "{log:?}");
+        let swapped = log.iter().rposition(|c| *c == swap).unwrap();
+        let started = log.iter().position(|c| c == "StartFilter(Out)").unwrap();
+        assert!(swapped < started, "{log:?}");
+    }
+
+    #[test]
+    fn a_refused_reload_changes_nothing() {
+        let old = with(output("Out", Placement::Single), "a", &[]);
+        let (mut coord, shards) = coordinator(1, vec![old], 4);
+        let served = shards.serve();
+        let mut global = GlobalConfig::default();
+        global.batch_size += 1;
+        let new = vec![with(output("Out", Placement::Single), "b", &[])];
+        coord.on_reload(reloading(new, global));
+        coord.reload();
+        coord.on_reload(Reloader(Box::new(|| Err("a typo".to_string()))));
+        coord.reload();
+        assert!(coord.retiring.is_empty() && coord.pending_starts.is_empty());
+        assert_eq!(coord.plugins[0].as_ref().unwrap().section, "a");
+        assert!(served.stop().is_empty(), "no command was sent");
+    }
 
     fn with(mut info: PluginInfo, section: &str, uses: &[&str]) -> PluginInfo {
         info.section = section.to_string();
