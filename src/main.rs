@@ -329,7 +329,8 @@ Stop the inputs, drain every ring and flush the outputs within the shutdown time
 \fBHEKATE_SHUTDOWN_TIMEOUT\fR in seconds); a second signal ends the wait.
 .TP
 \fBSIGHUP\fR
-FileOutputs reopen their files (logrotate's \fBpostrotate\fR).
+FileOutputs reopen their files (logrotate's \fBpostrotate\fR), and the configuration is read
+again and applied without a restart, or refused whole (see \fBhekate reload\fR).
 .TP
 \fBSIGUSR1\fR
 Print Heka's text report of every plugin on stdout.

@@ -29,6 +29,10 @@
 //! output could not deliver by then are counted on stderr, per output and core. A second SIGINT
 //! or SIGTERM ends the wait at once.
 //!
+//! SIGHUP reopens the outputs' files and reloads the configuration: read again from the same
+//! path, built, and applied to the running pipeline or refused whole (the engine's
+//! `coordinator::reload` says how; the README's "Reload" section what it does).
+//!
 //! Log lines go to stderr, one per event (`YYYY/MM/DD HH:MM:SS LEVEL message`), from the level
 //! `--log-level` names, else `RUST_LOG`, else the config's `log_level` ("info").
 //!
