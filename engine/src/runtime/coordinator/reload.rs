@@ -51,8 +51,9 @@ impl std::fmt::Debug for Reloader {
 /// New instances of a changed filter or output, started once the old ones have finished.
 #[derive(Default)]
 pub(super) struct PendingStart {
-    /// The slot of the old plugin.
-    pub(super) after: usize,
+    /// The slots of the plugins that must finish first: the old plugin (a changed one), or the
+    /// outputs the same reload removed (an added output may write a removed one's file).
+    pub(super) after: Vec<usize>,
     /// The slot of the new one.
     pub(super) plugin: usize,
     pub(super) instances: Vec<(usize, InstancePlan)>,
@@ -60,7 +61,7 @@ pub(super) struct PendingStart {
 
 impl std::fmt::Debug for PendingStart {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PendingStart({} after {})", self.plugin, self.after)
+        write!(f, "PendingStart({} after {:?})", self.plugin, self.after)
     }
 }
 
@@ -469,7 +470,7 @@ impl Coordinator {
                     }
                     self.vacate.push(p);
                     self.pending_starts.push(PendingStart {
-                        after: p,
+                        after: vec![p],
                         plugin: q,
                         instances,
                     });
@@ -481,12 +482,35 @@ impl Coordinator {
             }
         }
 
-        // 4. Added filters and outputs start, then get their routes.
+        // 4. Added filters and outputs start, then get their routes. An added output starts
+        // after the outputs this reload removed have closed (it may write one's file, renamed).
+        let removed_outputs: Vec<usize> = d
+            .removed
+            .iter()
+            .copied()
+            .filter(|&p| self.vacate.contains(&p) && self.is_output(p))
+            .collect();
         for &i in &d.added {
             let Some(info) = new_plugins[i].take() else {
                 continue;
             };
             match info.category {
+                Category::Output if !removed_outputs.is_empty() => {
+                    let q = free.pop().expect("slots were counted");
+                    let (consumer, routes, instances) = self.plan_consumer(q, &info);
+                    for (s, rs) in routes.into_iter().enumerate() {
+                        for route in rs {
+                            self.command(s, ShardCommand::AddRoute(route));
+                        }
+                    }
+                    self.pending_starts.push(PendingStart {
+                        after: removed_outputs.clone(),
+                        plugin: q,
+                        instances,
+                    });
+                    self.consumers.push(consumer);
+                    self.plugins[q] = Some(info);
+                }
                 Category::Filter | Category::Output => {
                     let q = free.pop().expect("slots were counted");
                     let (consumer, routes, instances) = self.plan_consumer(q, &info);
@@ -564,6 +588,12 @@ impl Coordinator {
                 }
             }
         }
+    }
+
+    fn is_output(&self, p: usize) -> bool {
+        self.plugins[p]
+            .as_ref()
+            .is_some_and(|i| i.category == Category::Output)
     }
 
     fn name(&self, p: usize) -> String {
@@ -683,9 +713,12 @@ impl Coordinator {
                 );
             }
         }
+        for s in &mut self.pending_starts {
+            s.after.retain(|&a| a != p);
+        }
         let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_starts)
             .into_iter()
-            .partition(|s| s.after == p);
+            .partition(|s| s.after.is_empty());
         self.pending_starts = later;
         for start in now {
             let q = start.plugin;
