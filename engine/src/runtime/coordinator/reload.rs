@@ -134,9 +134,12 @@ pub(super) fn diff(running: &[Option<PluginInfo>], new: &[PluginInfo]) -> Diff {
         };
         match new.iter().position(|n| n.name == info.name) {
             None => d.removed.push(slot),
-            Some(i) if new[i].section != info.section || new[i].category != info.category => {
-                d.changed.push((slot, i))
+            // A name now used by another kind of plugin: one goes, the other comes.
+            Some(i) if new[i].category != info.category => {
+                d.removed.push(slot);
+                d.added.push(i);
             }
+            Some(i) if new[i].section != info.section => d.changed.push((slot, i)),
             Some(_) => {}
         }
     }
@@ -150,6 +153,7 @@ pub(super) fn diff(running: &[Option<PluginInfo>], new: &[PluginInfo]) -> Diff {
             d.added.push(i);
         }
     }
+    d.added.sort_unstable();
     // A plugin using a splitter, decoder or encoder that changed, came or went changed too
     // (a MultiDecoder through its subs, and so on).
     loop {
@@ -297,7 +301,14 @@ impl Coordinator {
                 global.join(", ")
             ));
         }
-        let d = diff(&self.plugins, &new.plugins);
+        // Plugins an earlier reload took out and that are still finishing are gone already.
+        let running: Vec<Option<PluginInfo>> = self
+            .plugins
+            .iter()
+            .enumerate()
+            .map(|(p, i)| i.clone().filter(|_| !self.vacate.contains(&p)))
+            .collect();
+        let d = diff(&running, &new.plugins);
         let touched = d
             .removed
             .iter()
@@ -858,6 +869,14 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn a_name_taken_by_another_kind_of_plugin_is_a_removal_and_an_addition() {
+        let running = some(vec![with(output("X", Placement::Single), "o", &[])]);
+        let new = vec![with(filter("X", Placement::Single), "f", &[])];
+        let d = diff(&running, &new);
+        assert_eq!((d.removed, d.added, d.changed), (vec![0], vec![0], vec![]));
     }
 
     #[test]
