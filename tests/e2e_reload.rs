@@ -378,3 +378,71 @@ address = "127.0.0.1:{port}"
     assert_eq!(file_seqs(&out), (0..20).collect::<Vec<_>>());
     assert_eq!(count(&hekate.stderr(), "Reload applied"), 1);
 }
+
+/// A buffered output taken out by a reload while its upstream is down keeps its backlog in its
+/// disk queue; put back by a later reload, it delivers every message once the upstream is up.
+#[test]
+fn a_removed_buffered_output_keeps_its_queue_for_its_return() {
+    let dir = temp_dir("reload-buffered");
+    let (port, up) = (free_tcp_port(), free_tcp_port());
+    let upstream = format!(
+        r#"
+[upstream]
+type = "TcpOutput"
+message_matcher = "Type == 'log'"
+address = "127.0.0.1:{up}"
+
+[upstream.retries]
+delay = "100ms"
+max_delay = "300ms"
+max_jitter = "10ms"
+"#
+    );
+    let without = format!("{}{}", base_config(&dir, port), file_output("file", "TRUE"));
+    let with_upstream = format!("{without}{upstream}");
+    let mut hekate = Hekate::start(&dir, &with_upstream, &[port]);
+    const MESSAGES: u64 = 200;
+    send_tcp(
+        port,
+        &framed((0..MESSAGES).map(|i| message("log", 0, i, 50))),
+    );
+    let file = dir.join("base/file.hekad");
+    assert!(wait_for(Duration::from_secs(10), || file_seqs(&file).len()
+        as u64
+        == MESSAGES));
+
+    reload(&hekate, &without);
+    assert!(
+        wait_for(Duration::from_secs(15), || hekate
+            .stderr()
+            .contains("Reload: output 'upstream' finished and closed")),
+        "{}",
+        hekate.stderr()
+    );
+    let qdir = dir.join("base/output_queue/upstream");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hekate"))
+        .args(["queue", "check"])
+        .arg(&qdir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains(&format!("{MESSAGES} pending")), "{text}");
+
+    let sink = Sink::start_on(up, false);
+    reload(&hekate, &with_upstream);
+    assert!(
+        wait_for(Duration::from_secs(15), || count(
+            &hekate.stderr(),
+            "Reload applied"
+        ) == 2),
+        "{}",
+        hekate.stderr()
+    );
+    // Delivered from the queue (the sink keeps what a connection sent once it closes).
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(hekate.terminate().success(), "{}", hekate.stderr());
+    let received = || seqs_of(&parse_stream(&sink.received.lock().unwrap()));
+    assert!(wait_for(Duration::from_secs(5), || received().len() as u64
+        >= MESSAGES));
+    assert_eq!(received(), (0..MESSAGES).collect::<Vec<_>>());
+}
