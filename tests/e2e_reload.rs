@@ -505,3 +505,34 @@ max_jitter = "10ms"
         >= MESSAGES));
     assert_eq!(received(), (0..MESSAGES).collect::<Vec<_>>());
 }
+
+/// `hekate reload` names what it cannot signal: a pid file no hekate holds, a config without
+/// `pid_file`.
+#[test]
+fn hekate_reload_says_when_no_hekate_runs() {
+    let dir = temp_dir("reload-cli");
+    let stale = dir.join("stale.pid");
+    std::fs::write(&stale, "999999\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hekate"))
+        .args(["reload", "--pid-file"])
+        .arg(&stale)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not locked: no hekate runs with it"),
+        "{err}"
+    );
+
+    let config = dir.join("hekate.toml");
+    std::fs::write(&config, base_config(&dir, 1)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hekate"))
+        .args(["reload", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sets no pid_file in [hekate]"), "{err}");
+}
