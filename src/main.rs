@@ -86,6 +86,21 @@ enum Command {
         #[arg(long = "filtername")]
         filter_name: Option<String>,
     },
+    /// Ask a running hekate to reload: it reopens its output files (as after logrotate) and
+    /// applies its configuration file as it is now, or refuses it and goes on unchanged (its log
+    /// says which). Sends SIGHUP to the process `--pid`, or to the one holding `--pid-file`, or
+    /// the `pid_file` of the configuration `-c` names.
+    Reload {
+        /// The process id of the running hekate.
+        #[arg(short, long, conflicts_with_all = ["pid_file", "config"])]
+        pid: Option<i32>,
+        /// The `pid_file` the running hekate holds.
+        #[arg(long, conflicts_with = "config")]
+        pid_file: Option<PathBuf>,
+        /// The running hekate's configuration, whose `pid_file` names it.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
     /// Check, show or repair a disk queue (`<base_dir>/output_queue/<plugin>`).
     Queue {
         #[command(subcommand)]
@@ -149,6 +164,56 @@ enum Command {
     Version,
 }
 
+/// `hekate reload`: SIGHUP to the running hekate named by a pid, a pid file or a config.
+fn reload(pid: Option<i32>, pid_file: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
+    let pid_file = match (pid_file, config) {
+        (Some(f), _) => Some(f),
+        (None, Some(c)) => match hekate_config::Config::load(&c) {
+            Ok(config) => match config.global.pid_file {
+                Some(f) => Some(f),
+                None => {
+                    eprintln!(
+                        "hekate: {} sets no pid_file in [hekate]; name the process with --pid",
+                        c.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            },
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, None) => None,
+    };
+    let pid = match (pid, pid_file) {
+        (Some(pid), _) => pid,
+        (None, Some(f)) => match pid_file::running_pid(&f) {
+            Ok(pid) => pid as i32,
+            Err(e) => {
+                eprintln!("hekate: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, None) => {
+            eprintln!("hekate: name the running hekate with --pid, --pid-file or -c CONFIG");
+            return ExitCode::FAILURE;
+        }
+    };
+    // SAFETY: kill(2) with a signal number; no memory is passed.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        eprintln!(
+            "hekate: cannot signal process {pid}: {}",
+            io::Error::last_os_error()
+        );
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "hekate: asked process {pid} to reload; its log says whether the configuration was applied or refused"
+    );
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Run { .. }) {
@@ -188,6 +253,11 @@ fn main() -> ExitCode {
             filter_name,
         }),
         Command::Queue { command } => queue::run(command),
+        Command::Reload {
+            pid,
+            pid_file,
+            config,
+        } => reload(pid, pid_file, config),
         Command::Plugins { type_name } => plugins::show(type_name.as_deref()),
         Command::Logstreamer { config } => logstreamer(&config),
         Command::Trace {
@@ -259,7 +329,8 @@ Stop the inputs, drain every ring and flush the outputs within the shutdown time
 \fBHEKATE_SHUTDOWN_TIMEOUT\fR in seconds); a second signal ends the wait.
 .TP
 \fBSIGHUP\fR
-FileOutputs reopen their files (logrotate's \fBpostrotate\fR).
+FileOutputs reopen their files (logrotate's \fBpostrotate\fR), and the configuration is read
+again and applied without a restart, or refused whole (see \fBhekate reload\fR).
 .TP
 \fBSIGUSR1\fR
 Print Heka's text report of every plugin on stdout.

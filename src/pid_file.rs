@@ -70,6 +70,26 @@ impl Drop for PidFile {
     }
 }
 
+/// The id of the hekate holding the lock on `path` (`hekate reload`): a file nobody holds
+/// locked names no running process, whatever it says.
+pub fn running_pid(path: &Path) -> Result<u32, String> {
+    let mut file =
+        File::open(path).map_err(|e| format!("cannot read pid_file {}: {e}", path.display()))?;
+    match try_lock(&file) {
+        Ok(false) => holder(&mut file).ok_or_else(|| {
+            format!(
+                "pid_file {} is locked but names no process id",
+                path.display()
+            )
+        }),
+        Ok(true) => Err(format!(
+            "pid_file {} is not locked: no hekate runs with it",
+            path.display()
+        )),
+        Err(e) => Err(format!("cannot lock pid_file {}: {e}", path.display())),
+    }
+}
+
 /// `flock(LOCK_EX | LOCK_NB)`: `Ok(false)` when another open file description holds the lock.
 fn try_lock(file: &File) -> io::Result<bool> {
     // SAFETY: flock on a descriptor this `File` owns and keeps open for the call.

@@ -29,6 +29,10 @@
 //! output could not deliver by then are counted on stderr, per output and core. A second SIGINT
 //! or SIGTERM ends the wait at once.
 //!
+//! SIGHUP reopens the outputs' files and reloads the configuration: read again from the same
+//! path, built, and applied to the running pipeline or refused whole (the engine's
+//! `coordinator::reload` says how; the README's "Reload" section what it does).
+//!
 //! Log lines go to stderr, one per event (`YYYY/MM/DD HH:MM:SS LEVEL message`), from the level
 //! `--log-level` names, else `RUST_LOG`, else the config's `log_level` ("info").
 //!
@@ -156,6 +160,16 @@ pub fn run(config_path: Option<&Path>, log_level: Option<LogLevel>) -> ExitCode 
     };
     // SIGUSR2 aborts every Lua sandbox; the sandbox owns that switch.
     coordinator.on_sandbox_abort(hekate_sandbox::abort_all);
+    // SIGHUP reads the configuration again and applies it, or refuses it.
+    let reload_path = config_path.map(Path::to_path_buf);
+    coordinator.on_reload(runtime::Reloader(Box::new(move || {
+        load(reload_path.as_deref(), &registry)
+            .map(|(_, pipeline)| pipeline)
+            .map_err(|errors| {
+                let lines: Vec<String> = errors.into_vec().iter().map(|e| e.to_string()).collect();
+                format!("{} problem(s): {}", lines.len(), lines.join("; "))
+            })
+    })));
     if let Some(timeout) = shutdown_timeout_from_env() {
         coordinator.set_shutdown_timeout(timeout);
     }

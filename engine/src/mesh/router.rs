@@ -57,6 +57,9 @@ pub struct Route {
     /// The last batch sealed was dropped (`full_action`): an empty batch must follow it so that
     /// the consumer's acknowledgement passes its number.
     marker_due: bool,
+    /// Being taken out without loss (see [`RouterShard::close_routes`]): it takes no new
+    /// message, its batches still go into its lane, then it is removed and this is incremented.
+    closing: Option<Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 impl Route {
@@ -75,6 +78,7 @@ impl Route {
             queued: VecDeque::new(),
             sealed: 0,
             marker_due: false,
+            closing: None,
         }
     }
 
@@ -211,6 +215,9 @@ impl RouterShard {
         let mut index = self.index.borrow_mut();
         let msg = IndexedView::new(view, &mut index);
         for r in st.routes.iter_mut() {
+            if r.closing.is_some() {
+                continue;
+            }
             let counters = &self.stats.plugins[r.plugin];
             let matched = if counters.sample_match(self.sample_every) {
                 let t = Instant::now();
@@ -267,6 +274,52 @@ impl RouterShard {
         self.publish();
         self.space.ring();
         dropped
+    }
+
+    /// Takes every destination of `plugin` out **without loss** (a reload): from now on they take
+    /// no message, the batches they hold still go into their lanes, and once a destination has
+    /// none left it is removed and `done` incremented. With `then` (a changed plugin), `then`
+    /// takes over at once, in the same step, so that every message goes to exactly one of them.
+    /// Returns whether batches are left to push (someone must flush: see
+    /// [`RouterShard::flush`]).
+    pub fn close_routes(
+        &self,
+        plugin: usize,
+        done: Arc<std::sync::atomic::AtomicUsize>,
+        then: Option<Route>,
+    ) -> bool {
+        let left = {
+            let mut st = self.state.borrow_mut();
+            let mut found = false;
+            for r in st.routes.iter_mut().filter(|r| r.plugin == plugin) {
+                if !r.filling.is_empty() {
+                    r.seal(self.batch_size);
+                }
+                r.closing = Some(Arc::clone(&done));
+                found = true;
+            }
+            if !found {
+                done.fetch_add(1, Ordering::AcqRel);
+            }
+            if let Some(route) = then {
+                st.routes.push(route);
+            }
+            Self::reap(&mut st);
+            st.routes.iter().any(|r| r.closing.is_some())
+        };
+        self.space.ring();
+        left
+    }
+
+    /// Removes the closing routes whose batches are all in their lanes.
+    fn reap(st: &mut RouterState) {
+        st.routes.retain(|r| match &r.closing {
+            Some(done) if r.queued.is_empty() && r.filling.is_empty() => {
+                done.fetch_add(1, Ordering::AcqRel);
+                false
+            }
+            _ => true,
+        });
     }
 
     /// Views and routes an encoded message.
@@ -408,6 +461,10 @@ impl RouterShard {
                     hook(&r.name, action, n);
                 }
             }
+        }
+        // After the overflows: they name routes by index.
+        if st.routes.iter().any(|r| r.closing.is_some()) {
+            Self::reap(st);
         }
         blocked
     }
@@ -551,6 +608,59 @@ mod tests {
         router.route_bytes(&msg("a"), None, 0).unwrap();
         assert_eq!(router.pending(), 0);
         assert_eq!(stats.plugins[1].matched.get(), 6);
+    }
+
+    /// A reload swaps a destination for its successor: what the old one holds still reaches its
+    /// lane (nothing lost), every later message goes to the new one only (nothing twice).
+    #[test]
+    fn a_closing_route_hands_over_without_loss() {
+        let space = Arc::new(Doorbell::new());
+        let bell = Arc::new(Doorbell::new());
+        let stats = Rc::new(ShardStats::new(0, 3));
+        let (old_tx, mut old_rx) = lane(1, Arc::clone(&bell), Arc::clone(&space));
+        let routes = vec![Route::new(
+            1,
+            MatcherSpec::parse("TRUE").unwrap(),
+            None,
+            old_tx,
+        )];
+        let router = RouterShard::new(
+            routes,
+            Arc::clone(&space),
+            Rc::clone(&stats),
+            1,
+            2,
+            Arc::new(AtomicU64::new(0)),
+        );
+        // Two batches sealed (the lane takes one) and one being filled.
+        for _ in 0..5 {
+            router.route_bytes(&msg("a"), None, 0).unwrap();
+        }
+        router.flush_now(false);
+        let (new_tx, mut new_rx) = lane(4, Arc::clone(&bell), Arc::clone(&space));
+        let new = Route::new(2, MatcherSpec::parse("TRUE").unwrap(), None, new_tx);
+        let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        assert!(router.close_routes(1, Arc::clone(&done), Some(new)));
+        router.route_bytes(&msg("a"), None, 0).unwrap();
+        assert_eq!(done.load(Ordering::Acquire), 0, "batches are left");
+        let mut old = 0;
+        while done.load(Ordering::Acquire) == 0 {
+            let b = old_rx.try_pop().expect("the old lane gets the rest");
+            old += b.len();
+            old_rx.done(b);
+            router.flush_now(false);
+        }
+        while let Some(b) = old_rx.try_pop() {
+            old += b.len();
+        }
+        assert_eq!(old, 5, "everything routed before the switch");
+        router.flush_now(true);
+        assert_eq!(new_rx.try_pop().unwrap().len(), 1, "everything after it");
+        assert_eq!(router.pending(), 0);
+        // Closing a plugin with no route here is done at once.
+        let none = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        assert!(!router.close_routes(7, Arc::clone(&none), None));
+        assert_eq!(none.load(Ordering::Acquire), 1);
     }
 
     /// A runner's flush waits for room in an output's lane (when it routed something), never in

@@ -121,7 +121,7 @@ pub(crate) async fn run_buffered_output(
     }
     if kept > 0 {
         tracing::warn!(
-            "Output '{}': {kept} messages kept in {dir}, delivered after restart",
+            "Output '{}': {kept} messages kept in {dir}, delivered after restart (or a reload that brings the output back)",
             ctx.name
         );
     }

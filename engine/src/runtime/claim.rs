@@ -62,7 +62,7 @@ pub(crate) fn claim_listen_addresses(pipeline: &Pipeline) -> Result<(), StartErr
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// [`probe`], tried again while it is refused, for up to [`PATIENCE`].
-fn probe_patiently(address: ListenAddress) -> io::Result<()> {
+pub(crate) fn probe_patiently(address: ListenAddress) -> io::Result<()> {
     let until = std::time::Instant::now() + PATIENCE;
     loop {
         match probe(address) {

@@ -25,6 +25,7 @@ mod runner;
 mod shard;
 mod signals;
 
+pub use coordinator::reload::Reloader;
 pub use coordinator::start::start;
 pub use coordinator::{Coordinator, DEFAULT_SHUTDOWN_TIMEOUT, RunOutcome, StopHandle};
 pub use layout::{Layout, allowed_cores};

@@ -46,6 +46,11 @@ pub struct PluginInfo {
     pub full_action: FullAction,
     /// Outputs with `use_buffering`: the options of their disk queue.
     pub buffering: Option<BufferingOptions>,
+    /// The section as configured, in a canonical form (its type and options as TOML): a reload
+    /// compares it to tell a changed plugin from an unchanged one.
+    pub section: String,
+    /// The splitters, decoders and encoders it uses (a reload restarts it when one changes).
+    pub uses: Vec<String>,
 }
 
 /// A config turned into plugins, ready to start.
@@ -179,6 +184,8 @@ impl Pipeline {
                     route,
                     full_action,
                     buffering,
+                    section: canonical(section),
+                    uses: references(section).map(str::to_string).collect(),
                 });
             }
         }
@@ -253,6 +260,34 @@ pub fn check_matcher(expr: &str) -> Result<(), String> {
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
+/// A section's type and options as TOML, keys sorted: equal for equal sections.
+fn canonical(section: &hekate_config::PluginSection) -> String {
+    fn sorted(v: &toml::Value) -> String {
+        match v {
+            toml::Value::Table(t) => {
+                let mut keys: Vec<&String> = t.keys().collect();
+                keys.sort();
+                let items: Vec<String> = keys
+                    .into_iter()
+                    .map(|k| format!("{k:?} = {}", sorted(&t[k])))
+                    .collect();
+                format!("{{{}}}", items.join(", "))
+            }
+            toml::Value::Array(a) => {
+                let items: Vec<String> = a.iter().map(sorted).collect();
+                format!("[{}]", items.join(", "))
+            }
+            other => other.to_string(),
+        }
+    }
+    let mut doc = section.values().clone();
+    doc.insert(
+        "type".to_string(),
+        toml::Value::String(section.type_name().to_string()),
+    );
+    sorted(&toml::Value::Table(doc))
+}
+
 /// The splitter, decoder and encoder sections a section uses.
 fn references(section: &hekate_config::PluginSection) -> impl Iterator<Item = &str> {
     let input = section.input();

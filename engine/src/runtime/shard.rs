@@ -130,6 +130,25 @@ pub(crate) enum ShardCommand {
         plugin: usize,
         done: Arc<AtomicUsize>,
     },
+    /// Stop routing to `plugin` without loss (a reload): what the router holds for it still
+    /// goes into its lanes; `done` is incremented once it has. `then` (its successor, a changed
+    /// plugin) takes over in the same step.
+    CloseRoutes {
+        plugin: usize,
+        done: Arc<AtomicUsize>,
+        then: Option<Route>,
+    },
+    /// Start an input here (a reload); the outcome goes back on `ack`.
+    StartInput {
+        plan: InputPlan,
+        ack: mpsc::Sender<Result<(), String>>,
+    },
+    /// Stop input `plugin` here (a reload): it stops accepting, its connections are half-closed
+    /// and end once they routed what they read; `done` is incremented then.
+    StopInput {
+        plugin: usize,
+        done: Arc<AtomicUsize>,
+    },
 }
 
 impl std::fmt::Debug for ShardCommand {
@@ -139,6 +158,12 @@ impl std::fmt::Debug for ShardCommand {
             ShardCommand::StartFilter { plan, .. } => write!(f, "StartFilter({})", plan.name),
             ShardCommand::AddRoute(r) => write!(f, "AddRoute({})", r.plugin),
             ShardCommand::RemoveRoutes { plugin, .. } => write!(f, "RemoveRoutes({plugin})"),
+            ShardCommand::CloseRoutes { plugin, then, .. } => match then {
+                Some(r) => write!(f, "CloseRoutes({plugin} -> {})", r.plugin),
+                None => write!(f, "CloseRoutes({plugin})"),
+            },
+            ShardCommand::StartInput { plan, .. } => write!(f, "StartInput({})", plan.name),
+            ShardCommand::StopInput { plugin, .. } => write!(f, "StopInput({plugin})"),
         }
     }
 }
@@ -173,7 +198,8 @@ pub(crate) fn spawn(
         .spawn(move || {
             // Blocking calls (a FileOutput's write) run on threads of the shard's core, one per
             // plugin instance at most, so that one stalled call never queues another's.
-            let threads = (plan.instances.len() + 1).min(64);
+            // A few more for outputs a reload starts.
+            let threads = (plan.instances.len() + 4).min(64);
             let pool = match CpuSet::online() {
                 Ok(cpus) => {
                     let core = plan.core;
@@ -305,6 +331,72 @@ impl ShardEnv {
     }
 }
 
+/// An input running on this shard, with its own stop event and connections, so that a reload
+/// can stop it alone.
+struct RunningInput {
+    plugin: usize,
+    stop: LocalEvent,
+    conns: Rc<Connections>,
+    task: glommio::task::JoinHandle<()>,
+}
+
+/// What starting an input on this shard needs.
+struct InputsEnv {
+    shard: usize,
+    core: usize,
+    settings: Settings,
+    hostname: Rc<str>,
+    router: Rc<RouterShard>,
+    stats: Rc<ShardStats>,
+    decoders: Rc<DecoderCache>,
+    events: mpsc::Sender<ShardEvent>,
+    control: Arc<Control>,
+}
+
+impl InputsEnv {
+    /// Starts `input` (it binds now) and spawns its task.
+    fn start(&self, input: InputPlan) -> Result<RunningInput, String> {
+        let stop = LocalEvent::new();
+        let conns = Rc::new(Connections::default());
+        let ctx = InputContext {
+            name: Rc::from(input.name.as_str()),
+            shard: self.shard,
+            core: self.core,
+            shards: self.settings.shards,
+            hostname: Rc::clone(&self.hostname),
+            max_message_size: self.settings.max_message_size,
+            plugin: input.plugin,
+            router: Rc::clone(&self.router),
+            stats: Rc::clone(&self.stats),
+            stop: stop.clone(),
+            conns: Rc::clone(&conns),
+            decoders: Rc::clone(&self.decoders),
+            events: self.events.clone(),
+        };
+        let fut = input
+            .input
+            .start(ctx)
+            .map_err(|e| format!("input '{}' cannot start: {e}", input.name))?;
+        self.control.inputs_live.fetch_add(1, Ordering::AcqRel);
+        let control = Arc::clone(&self.control);
+        let name = input.name.clone();
+        let core = self.core;
+        let task = glommio::spawn_local(async move {
+            if let Err(e) = fut.await {
+                tracing::error!("Input '{name}' on core {core} stopped: {e}");
+            }
+            control.inputs_live.fetch_sub(1, Ordering::AcqRel);
+        })
+        .detach();
+        Ok(RunningInput {
+            plugin: input.plugin,
+            stop,
+            conns,
+            task,
+        })
+    }
+}
+
 /// What the router of the shard on `core` does when an output that does not block overflows:
 /// `drop` warns (rate-limited); `shutdown` says why and asks the coordinator to stop hekate.
 fn overflow_hook(core: usize, events: mpsc::Sender<ShardEvent>) -> crate::mesh::OverflowHook {
@@ -350,7 +442,6 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
         pending,
     ));
     router.set_overflow_hook(overflow_hook(core, events.clone()));
-    let stop_inputs = LocalEvent::new();
     let env = ShardEnv {
         shard,
         core,
@@ -362,7 +453,6 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
         stop_outputs: LocalEvent::new(),
         events: events.clone(),
     };
-    let conns = Rc::new(Connections::default());
     let mut errors = Vec::new();
     let mut runners = Vec::new();
 
@@ -374,40 +464,22 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
     }
 
     let decoders = Rc::new(DecoderCache::default());
-    let hostname: Rc<str> = Rc::from(settings.hostname.as_str());
-    let mut input_tasks = Vec::new();
+    let inputs_env = InputsEnv {
+        shard,
+        core,
+        settings: settings.clone(),
+        hostname: Rc::from(settings.hostname.as_str()),
+        router: Rc::clone(&router),
+        stats: Rc::clone(&stats),
+        decoders: Rc::clone(&decoders),
+        events: events.clone(),
+        control: Arc::clone(&control),
+    };
+    let mut running_inputs: Vec<RunningInput> = Vec::new();
     for input in inputs {
-        let ctx = InputContext {
-            name: Rc::from(input.name.as_str()),
-            shard,
-            core,
-            shards: settings.shards,
-            hostname: Rc::clone(&hostname),
-            max_message_size: settings.max_message_size,
-            plugin: input.plugin,
-            router: Rc::clone(&router),
-            stats: Rc::clone(&stats),
-            stop: stop_inputs.clone(),
-            conns: Rc::clone(&conns),
-            decoders: Rc::clone(&decoders),
-            events: events.clone(),
-        };
-        match input.input.start(ctx) {
-            Ok(fut) => {
-                control.inputs_live.fetch_add(1, Ordering::AcqRel);
-                let control = Arc::clone(&control);
-                let name = input.name.clone();
-                input_tasks.push(
-                    glommio::spawn_local(async move {
-                        if let Err(e) = fut.await {
-                            tracing::error!("Input '{name}' on core {core} stopped: {e}");
-                        }
-                        control.inputs_live.fetch_sub(1, Ordering::AcqRel);
-                    })
-                    .detach(),
-                );
-            }
-            Err(e) => errors.push(format!("input '{}' cannot start: {e}", input.name)),
+        match inputs_env.start(input) {
+            Ok(r) => running_inputs.push(r),
+            Err(e) => errors.push(e),
         }
     }
 
@@ -425,8 +497,10 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
     loop {
         let phase = control.phase();
         if phase >= Phase::StopInputs && seen < Phase::StopInputs {
-            stop_inputs.set();
-            conns.shutdown_reads();
+            for i in &running_inputs {
+                i.stop.set();
+                i.conns.shutdown_reads();
+            }
         }
         if phase >= Phase::StopFilters && seen < Phase::StopFilters {
             env.stop_filters.set();
@@ -447,6 +521,39 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
                     let lost = router.remove_routes(plugin);
                     add(&stats.plugins[plugin].dropped, lost);
                     done.fetch_add(1, Ordering::AcqRel);
+                }
+                ShardCommand::CloseRoutes { plugin, done, then } => {
+                    if router.close_routes(plugin, done, then) {
+                        // Batches wait for room in its lanes: push them even if no input
+                        // routes anything (every flush of this shard pushes them too).
+                        let router = Rc::clone(&router);
+                        glommio::spawn_local(async move { router.flush(false).await }).detach();
+                    }
+                }
+                ShardCommand::StartInput { plan, ack } => {
+                    // Later phases never start anything.
+                    let result = if seen >= Phase::StopInputs {
+                        Err(format!("input '{}' not started: shutting down", plan.name))
+                    } else {
+                        inputs_env.start(plan).map(|r| running_inputs.push(r))
+                    };
+                    let _ = ack.send(result);
+                }
+                ShardCommand::StopInput { plugin, done } => {
+                    let (stopping, keep): (Vec<_>, Vec<_>) =
+                        running_inputs.drain(..).partition(|i| i.plugin == plugin);
+                    running_inputs = keep;
+                    for i in &stopping {
+                        i.stop.set();
+                        i.conns.shutdown_reads();
+                    }
+                    glommio::spawn_local(async move {
+                        for i in stopping {
+                            i.task.await;
+                        }
+                        done.fetch_add(1, Ordering::AcqRel);
+                    })
+                    .detach();
                 }
             }
         }
@@ -482,8 +589,8 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
         future::or(changed, tick).await;
     }
     // Runners started by a command may still be added while inputs finish: take them all.
-    for t in input_tasks {
-        t.await;
+    for i in running_inputs {
+        i.task.await;
     }
     for t in runners {
         t.await;

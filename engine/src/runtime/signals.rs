@@ -11,7 +11,7 @@ pub(crate) enum Signal {
     Shutdown,
     /// SIGUSR1: print the text report.
     Report,
-    /// SIGHUP: outputs reopen their files (after log rotation); the config is not reloaded.
+    /// SIGHUP: outputs reopen their files (after log rotation) and the config is reloaded.
     Reload,
     /// SIGUSR2: abort every Lua sandbox (what [`Coordinator::on_sandbox_abort`] was given).
     ///

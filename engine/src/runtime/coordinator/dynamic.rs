@@ -29,9 +29,11 @@ fn free_slot(
     plugins: &[Option<PluginInfo>],
     first_dynamic: usize,
     retiring: &[Retirement],
+    burnt: &[usize],
 ) -> Option<usize> {
-    (first_dynamic..plugins.len())
-        .find(|&p| plugins[p].is_none() && !retiring.iter().any(|r| r.plugin == p))
+    (first_dynamic..plugins.len()).find(|&p| {
+        plugins[p].is_none() && !retiring.iter().any(|r| r.plugin == p) && !burnt.contains(&p)
+    })
 }
 
 /// The slot of the run-time filter called `name`.
@@ -91,7 +93,12 @@ impl Coordinator {
     /// Starts a filter while traffic flows: lanes from every shard, the instance built on its
     /// home shard, then its route added to every router shard.
     fn load(&mut self, filter: DynamicFilter) {
-        let Some(p) = free_slot(&self.plugins, self.first_dynamic, &self.retiring) else {
+        let Some(p) = free_slot(
+            &self.plugins,
+            self.first_dynamic,
+            &self.retiring,
+            &self.burnt,
+        ) else {
             self.load_failed(&filter, "no free plugin slot is left".to_string());
             return;
         };
@@ -170,6 +177,8 @@ impl Coordinator {
             route: Some((filter.matcher, filter.signer)),
             full_action: hekate_config::FullAction::Block,
             buffering: None,
+            section: String::new(),
+            uses: Vec::new(),
         });
         self.consumers.push(plan.info);
     }
@@ -221,11 +230,13 @@ impl Coordinator {
             self.retiring.retain(|r| r.plugin != p);
             self.consumers.retain(|c| c.plugin != p);
             if p >= self.first_dynamic
+                && !self.vacate.contains(&p)
                 && let Some(info) = self.plugins[p].take()
             {
                 tracing::info!("Filter '{}' removed", info.name);
                 self.requests.forget(&info.name);
             }
+            self.retired(p);
         }
     }
 }
@@ -250,16 +261,16 @@ mod tests {
     fn a_slot_is_free_when_empty_and_not_retiring() {
         let mut plugins = some(vec![filter("Manager", Placement::Single)]);
         plugins.extend([None, None, None]);
-        assert_eq!(free_slot(&plugins, 1, &[]), Some(1));
+        assert_eq!(free_slot(&plugins, 1, &[], &[]), Some(1));
         plugins[1] = Some(filter("Manager-a", Placement::Single));
-        assert_eq!(free_slot(&plugins, 1, &[]), Some(2));
-        assert_eq!(free_slot(&plugins, 1, &[retirement(2)]), Some(3));
+        assert_eq!(free_slot(&plugins, 1, &[], &[]), Some(2));
+        assert_eq!(free_slot(&plugins, 1, &[retirement(2)], &[]), Some(3));
         assert_eq!(
-            free_slot(&plugins, 1, &[retirement(2), retirement(3)]),
+            free_slot(&plugins, 1, &[retirement(2), retirement(3)], &[]),
             None
         );
         // Configured plugins are never taken for run-time filters.
-        assert_eq!(free_slot(&plugins[..1], 1, &[]), None);
+        assert_eq!(free_slot(&plugins[..1], 1, &[], &[]), None);
     }
 
     #[test]
@@ -342,7 +353,7 @@ mod tests {
         coord.requests.unload("Manager", "Manager-a").unwrap();
         coord.serve_requests();
         // The slot stays taken until the routers dropped the route and the instance finished.
-        assert_eq!(free_slot(&coord.plugins, 1, &coord.retiring), None);
+        assert_eq!(free_slot(&coord.plugins, 1, &coord.retiring, &[]), None);
         let deadline = Instant::now() + Duration::from_secs(5);
         while coord.plugins[1].is_some() && Instant::now() < deadline {
             coord.advance_retirements();
@@ -351,7 +362,7 @@ mod tests {
         assert!(coord.plugins[1].is_none());
         assert!(!coord.requests.is_loaded("Manager-a"));
         assert_eq!(coord.consumers.len(), 1);
-        assert_eq!(free_slot(&coord.plugins, 1, &coord.retiring), Some(1));
+        assert_eq!(free_slot(&coord.plugins, 1, &coord.retiring, &[]), Some(1));
         let log = shard.stop();
         assert_eq!(
             log.iter()

@@ -16,6 +16,7 @@
 
 mod dynamic;
 mod placement;
+pub(super) mod reload;
 mod reports;
 mod shutdown;
 pub(super) mod start;
@@ -112,6 +113,16 @@ pub struct Coordinator {
     forced: std::cell::Cell<bool>,
     /// What SIGUSR2 calls (see [`Coordinator::on_sandbox_abort`]).
     abort_sandboxes: Option<fn()>,
+    /// What SIGHUP builds the configuration with (see [`Coordinator::on_reload`]).
+    reloader: Option<reload::Reloader>,
+    /// The `[hekate]` section running: a reload that changes it is refused.
+    global: hekate_config::GlobalConfig,
+    /// Successors of changed plugins, started once the old ones finished.
+    pending_starts: Vec<reload::PendingStart>,
+    /// Plugins a reload took out: their slots are freed once they have finished.
+    vacate: Vec<usize>,
+    /// Slots never to reuse (a decoder a reload removed may still report into its slot).
+    burnt: Vec<usize>,
 }
 
 impl Coordinator {
@@ -167,12 +178,7 @@ impl Coordinator {
                     let _ = out.write_all(text.as_bytes());
                     let _ = out.flush();
                 }
-                Some(Signal::Reload) => {
-                    crate::plugin::request_reopen();
-                    tracing::info!(
-                        "SIGHUP received: outputs reopen their files before their next write (the configuration is not reloaded)"
-                    )
-                }
+                Some(Signal::Reload) => self.reload(),
                 Some(Signal::AbortSandboxes) => match self.abort_sandboxes {
                     Some(abort) => {
                         tracing::info!("SIGUSR2 received: aborting every Lua sandbox");
@@ -341,6 +347,8 @@ mod tests {
             route,
             full_action: hekate_config::FullAction::Block,
             buffering: None,
+            section: format!("type = {type_name:?}"),
+            uses: Vec::new(),
         }
     }
 
@@ -470,8 +478,13 @@ mod tests {
                                         let _ = ack.send(Ok(()));
                                     }
                                 }
-                                ShardCommand::RemoveRoutes { done, .. } => {
+                                ShardCommand::RemoveRoutes { done, .. }
+                                | ShardCommand::CloseRoutes { done, .. }
+                                | ShardCommand::StopInput { done, .. } => {
                                     done.fetch_add(1, Ordering::AcqRel);
+                                }
+                                ShardCommand::StartInput { ack, .. } => {
+                                    let _ = ack.send(Ok(()));
                                 }
                                 ShardCommand::ResetCounters(_) | ShardCommand::AddRoute(_) => {}
                             }
@@ -573,6 +586,11 @@ mod tests {
             shutdown_timeout: Duration::from_secs(5),
             forced: std::cell::Cell::new(false),
             abort_sandboxes: None,
+            reloader: None,
+            global: hekate_config::GlobalConfig::default(),
+            pending_starts: Vec::new(),
+            vacate: Vec::new(),
+            burnt: Vec::new(),
         };
         let shards = FakeShards {
             control,

@@ -77,6 +77,12 @@ impl Coordinator {
         let deadline = Instant::now() + self.shutdown_timeout;
         self.control.advance(Phase::StopInputs);
         self.wait_zero(&self.control.inputs_live, deadline);
+        // Successors a reload has yet to start (their predecessors are finishing) take their
+        // lanes before the lanes are waited for.
+        while !self.pending_starts.is_empty() && Instant::now() < deadline {
+            self.advance_retirements();
+            std::thread::sleep(Duration::from_millis(2));
+        }
         self.wait_quiescent(deadline);
         self.control.advance(Phase::StopFilters);
         self.wait_zero(&self.control.filters_live, deadline);

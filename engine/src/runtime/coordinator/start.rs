@@ -108,7 +108,7 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
         None => None,
     };
     let shards = layout.workers.len();
-    let spare = spare_slots(&pipeline.plugins);
+    let spare = spare_slots(&pipeline.plugins) + super::reload::RELOAD_SLOTS;
     let settings = Settings {
         shards,
         plugin_count: pipeline.plugins.len() + spare,
@@ -235,6 +235,11 @@ pub fn start(pipeline: Pipeline) -> Result<Coordinator, StartError> {
         shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         forced: std::cell::Cell::new(false),
         abort_sandboxes: None,
+        reloader: None,
+        global: pipeline.global.clone(),
+        pending_starts: Vec::new(),
+        vacate: Vec::new(),
+        burnt: Vec::new(),
     };
     let wanted_board = coordinator.requests.shared_if_asked::<Telemetry>();
     if errors.is_empty()
