@@ -83,6 +83,9 @@ fn paced_sender(
 ) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // A pipeline that stopped reading fails the test instead of hanging it.
+        conn.set_write_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         let started = Instant::now();
         let mut seq = 0u64;
         const CHUNK: u64 = 250;
