@@ -10,13 +10,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::time::Instant;
 
 use hekate_config::Category;
 
 use super::placement::{ConsumerInfo, ConsumerPlan, Mesh};
-use super::{COMMAND_TIMEOUT, Coordinator, Retirement};
+use super::{Coordinator, Retirement};
 use crate::plugin::Built;
 use crate::plugin::{ControlRequest, DynamicFilter};
 use crate::runtime::layout::format_cores;
@@ -124,33 +122,8 @@ impl Coordinator {
         for s in 0..shards {
             self.command(s, ShardCommand::ResetCounters(p));
         }
-        let mut acks = Vec::new();
-        for (home, inst) in plan.instances {
-            let (tx, rx) = mpsc::channel();
-            if self.command(
-                home,
-                ShardCommand::StartFilter {
-                    plan: inst,
-                    ack: tx,
-                },
-            ) {
-                acks.push(rx);
-            }
-        }
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
-        let mut error =
-            (acks.len() < homes.len()).then(|| "a shard did not take the filter".to_string());
-        for rx in acks {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => error = error.or(Some(e)),
-                Err(_) => {
-                    error = error.or(Some("the filter did not start in time".to_string()));
-                }
-            }
-        }
-        if let Some(e) = error {
+        let started = self.start_instances(plan.instances);
+        if let Err(e) = started {
             // Instances that did start have no route: they end at once.
             for (bell, lifecycle) in &plan.info.instances {
                 lifecycle.retire.store(true, Ordering::Release);
@@ -243,7 +216,7 @@ impl Coordinator {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use super::super::tests::{consumer, coordinator, dynamic_filter, filter, some};
     use super::*;

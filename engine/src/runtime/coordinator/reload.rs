@@ -690,7 +690,10 @@ impl Coordinator {
     }
 
     /// Has each home shard start its instance; the first error, if any.
-    fn start_instances(&mut self, instances: Vec<(usize, InstancePlan)>) -> Result<(), String> {
+    pub(super) fn start_instances(
+        &mut self,
+        instances: Vec<(usize, InstancePlan)>,
+    ) -> Result<(), String> {
         let mut acks = Vec::new();
         let wanted = instances.len();
         for (home, inst) in instances {
