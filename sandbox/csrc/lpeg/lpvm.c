@@ -1,9 +1,14 @@
 /*
 ** $Id: lpvm.c $
 ** Copyright 2007, Lua.org & PUC-Rio  (see 'lpeg.html' for license)
+**
+** hekate: LPeg 1.0.2's lpvm.c with one change, marked "hekate": 'match' counts its steps and
+** charges them to the sandbox's instruction budget (hekate_budget.h), which may stop it with
+** the instruction hook's own errors. Licence: ./LICENSE.
 */
 
 #include <limits.h>
+#include <stddef.h>
 #include <string.h>
 
 
@@ -14,6 +19,8 @@
 #include "lptypes.h"
 #include "lpvm.h"
 #include "lpprint.h"
+
+#include "hekate_budget.h"  /* hekate */
 
 
 /* initial size for call/backtrack stack */
@@ -155,10 +162,30 @@ static int removedyncap (lua_State *L, Capture *capture,
 
 
 /*
+** hekate: the step budget. Every instruction the machine runs counts one step, and every
+** character ISpan consumes one more; every HEKATE_CHARGE_STEPS steps, and when the match
+** ends, the steps are charged to the sandbox call's instruction budget (hekate_budget.h),
+** which raises "instruction_limit exceeded" or "aborted by SIGUSR2" when the match may not
+** go on. Raising here leaks nothing: the backtrack stack is the C array 'stackbase' or a Lua
+** userdata (doublestack), the capture list the caller's C array or a Lua userdata (growcap).
+*/
+static void hekate_charge_left (lua_State *L, ptrdiff_t left) {
+  ptrdiff_t steps = HEKATE_CHARGE_STEPS - left;
+  hekate_charge(L, (steps > INT_MAX) ? INT_MAX : (int)steps);
+}
+#define HEKATE_STEPS(n)	{ if ((hekate_left -= (n)) <= 0) { \
+    hekate_charge_left(L, hekate_left); hekate_left = HEKATE_CHARGE_STEPS; } }
+/* the steps of the match not charged yet */
+#define HEKATE_SETTLE()	{ if (hekate_left < HEKATE_CHARGE_STEPS) \
+    hekate_charge_left(L, hekate_left); }
+
+
+/*
 ** Opcode interpreter
 */
 const char *match (lua_State *L, const char *o, const char *s, const char *e,
                    Instruction *op, Capture *capture, int ptop) {
+  ptrdiff_t hekate_left = HEKATE_CHARGE_STEPS;  /* hekate: steps before the next charge */
   Stack stackbase[INITBACK];
   Stack *stacklimit = stackbase + INITBACK;
   Stack *stack = stackbase;  /* point to first empty slot in stack */
@@ -177,15 +204,18 @@ const char *match (lua_State *L, const char *o, const char *s, const char *e,
       printinst(op, p);
 #endif
     assert(stackidx(ptop) + ndyncap == lua_gettop(L) && ndyncap <= captop);
+    HEKATE_STEPS(1);  /* hekate */
     switch ((Opcode)p->i.code) {
       case IEnd: {
         assert(stack == getstackbase(L, ptop) + 1);
+        HEKATE_SETTLE();  /* hekate */
         capture[captop].kind = Cclose;
         capture[captop].s = NULL;
         return s;
       }
       case IGiveup: {
         assert(stack == getstackbase(L, ptop));
+        HEKATE_SETTLE();  /* hekate */
         return NULL;
       }
       case IRet: {
@@ -234,10 +264,12 @@ const char *match (lua_State *L, const char *o, const char *s, const char *e,
         continue;
       }
       case ISpan: {
+        const char *s0 = s;  /* hekate */
         for (; s < e; s++) {
           int c = (byte)*s;
           if (!testchar((p+1)->buff, c)) break;
         }
+        HEKATE_STEPS(s - s0);  /* hekate: one step per character spanned */
         p += CHARSETINSTSIZE;
         continue;
       }
