@@ -19,6 +19,8 @@
 
 #include "lauxlib.h"
 
+#include "hekate_budget.h"
+
 
 /* macro to `unsign' a character */
 #define uchar(c)        ((unsigned char)(c))
@@ -60,11 +62,12 @@ typedef struct MatchState {
 ** ends) the count is charged to the sandbox's instruction budget, which answers whether the
 ** call may go on: 0 yes, 1 the instruction limit is exceeded, 2 the sandbox was aborted.
 */
-#define CHARGE_STEPS	1000
+#define CHARGE_STEPS	HEKATE_CHARGE_STEPS
 
 extern int hekate_match_charge (lua_State *L, int steps);
 
-static void charge (lua_State *L, int steps) {
+/* declared in hekate_budget.h: LPeg's matching machine (lpeg/lpvm.c) charges through it too */
+void hekate_charge (lua_State *L, int steps) {
   switch (hekate_match_charge(L, steps)) {
     case 0: return;
     case 1: luaL_error(L, "instruction_limit exceeded"); return;
@@ -73,7 +76,7 @@ static void charge (lua_State *L, int steps) {
 }
 
 static void charge_steps (MatchState *ms) {
-  charge(ms->L, CHARGE_STEPS - ms->left);
+  hekate_charge(ms->L, CHARGE_STEPS - ms->left);
   ms->left = CHARGE_STEPS;
 }
 

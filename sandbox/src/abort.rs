@@ -1,7 +1,7 @@
 //! SIGUSR2's abort, owned by the sandbox: every Lua sandbox that exists when [`abort_all`] is
 //! called terminates — one running a script stops at its next instruction-count check (every
 //! 1000 instructions, or 100 000 without an instruction limit; inside `string.find`, `match`,
-//! `gmatch` or `gsub` every 1000 matcher steps; an LPeg match runs to its end first), an idle one
+//! `gmatch` or `gsub`, or an LPeg match, every 1000 matcher steps), an idle one
 //! before its next call — and the pipeline carries on without it (its
 //! `heka.sandbox-terminated` message says "aborted by SIGUSR2"). Sandboxes created afterwards are
 //! not affected. The daemon wires SIGUSR2 to [`abort_all`]; `tests/abort.rs` tests it in a

@@ -65,19 +65,19 @@
 //! `memory_limit` (Lua heap + circular buffers, hyperloglogs, bloom and cuckoo filters),
 //! `instruction_limit` (per call: VM instructions through the count hook, plus the steps of the
 //! pattern matcher of `string.find`, `match`, `gmatch` and `gsub`, which is Lua 5.1.5's own with
-//! a step counter, `csrc/hekate_strlib.c`), `output_limit` (payload buffer, injected message,
+//! a step counter, `csrc/hekate_strlib.c`, and the steps of LPeg's matching machine, LPeg 1.0.2
+//! built from `csrc/lpeg/` with the same counter), `output_limit` (payload buffer, injected message,
 //! `cjson.encode`), `max_process_inject` / `max_timer_inject` (filters). Breaking a limit, an
 //! uncaught Lua error, a fatal (> 0) or non-numeric status terminates the sandbox: every later
 //! call returns the same [`Terminated`]. [`abort_all`] (SIGUSR2) is checked at the same points.
 //!
-//! LPeg's matching machine is out of reach of both: a match runs to its end (linear for most
-//! grammars, exponential for some that backtrack through nested choices); only the Lua functions
-//! it calls (`lpeg.Cmt`, function captures) are counted.
+//! Out of reach of both is LPeg's pattern compiler (`lpeg.P` on a grammar, a new pattern's first
+//! match), exponential for grammars whose rules start with the rule below in both alternatives.
 //!
 //! # Modules
 //!
-//! `require` gives `string`, `table`, `math`, `os` (restricted, UTC), `lpeg` and `re` (LPeg 1.0,
-//! linked from Debian's `lua-lpeg-dev`), `cjson`, `struct` (binary pack/unpack, v0.2 as Heka
+//! `require` gives `string`, `table`, `math`, `os` (restricted, UTC), `lpeg` and `re` (LPeg 1.0.2,
+//! vendored from Debian's `lua-lpeg` 1.0.2-2), `cjson`, `struct` (binary pack/unpack, v0.2 as Heka
 //! builds it), `circular_buffer`, `hyperloglog`, `bloom_filter`, `cuckoo_filter`, `sax`, and
 //! `<name>.lua` files from the `;`-separated `module_directory`. Bytecode is never loaded.
 

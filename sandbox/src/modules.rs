@@ -11,11 +11,12 @@ use mlua::{Lua, Table, Value};
 use crate::lua_util::{check_string, rt};
 
 unsafe extern "C-unwind" {
-    /// LPeg's module entry point, from Debian's `liblua5.1-lpeg.a` (see build.rs).
+    /// LPeg's module entry point: LPeg 1.0.2, `csrc/lpeg/` (see build.rs), its matching
+    /// machine charging the instruction budget.
     fn luaopen_lpeg(l: *mut mlua::ffi::lua_State) -> c_int;
 }
 
-/// LPeg's `re` module, shipped with lua-lpeg.
+/// LPeg's `re` module, of the same LPeg release as `csrc/lpeg/`.
 const RE_LUA: &str = include_str!("../lua/re.lua");
 
 /// Registry key of the table of loaded modules.

@@ -68,7 +68,8 @@ pub struct SandboxStats {
     pub inject_message_count: u64,
     /// Most Lua instructions one `process_message` or `timer_event` call ran, counted in steps
     /// of [`INSTRUCTION_STEP`] (a call shorter than one step counts 0), with the steps of the
-    /// pattern matcher of `string.find`, `match`, `gmatch` and `gsub` counted as instructions.
+    /// pattern matcher of `string.find`, `match`, `gmatch` and `gsub` and of LPeg's matching
+    /// machine counted as instructions.
     pub max_instructions: u64,
 }
 
@@ -90,7 +91,7 @@ struct Budget {
     /// A call runs under the hook (outside one, e.g. while preserved data is restored, the
     /// string functions charge nothing).
     active: bool,
-    /// Instructions counted so far (at each hook), plus the string matcher's steps.
+    /// Instructions counted so far (at each hook), plus the string and LPeg matchers' steps.
     used: u32,
     /// The count the hook was last set to fire after.
     step: u32,
@@ -163,10 +164,11 @@ unsafe extern "C-unwind" fn instruction_hook(l: *mut lua_State, _ar: *mut lua_De
     unsafe { raise_from_hook(l, c"instruction_limit exceeded") }
 }
 
-/// Charges `steps` of the string matcher ([`crate::strlib`]) to the running call's budget, and
-/// says whether the matcher may go on. When it may not, the hook is set to fire at the next
-/// instruction, so that a `pcall` around the string function cannot swallow the error the
-/// matcher raises: the hook raises it again.
+/// Charges `steps` of the string matcher ([`crate::strlib`]) or of LPeg's matching machine
+/// (`csrc/lpeg/lpvm.c`) to the running call's budget, and says whether the matcher may go on.
+/// When it may not, the hook is set to fire at the next instruction, so that a `pcall` around
+/// the string or LPeg function cannot swallow the error the matcher raises: the hook raises it
+/// again.
 pub(crate) fn charge(l: *mut lua_State, steps: u32) -> Charged {
     let mut b = BUDGET.with(Cell::get);
     if !b.active {

@@ -35,7 +35,8 @@ pub(crate) enum Charged {
     Aborted = 2,
 }
 
-/// Called by the C matcher with the steps it ran since it last called.
+/// Called by the C matchers (through `hekate_charge`, `csrc/hekate_budget.h`: the string
+/// library's and LPeg's) with the steps they ran since they last called.
 #[unsafe(no_mangle)]
 extern "C" fn hekate_match_charge(l: *mut lua_State, steps: c_int) -> c_int {
     crate::sandbox::charge(l, u32::try_from(steps).unwrap_or(0)) as c_int

@@ -1,5 +1,6 @@
 //! SIGUSR2's abort (`hekate_sandbox::abort_all`): every sandbox that exists terminates, a
-//! running endless loop and a long string match included; sandboxes created afterwards run
+//! running endless loop, a long string match and a long LPeg match included; sandboxes created
+//! afterwards run
 //! normally.
 //! Its own test binary: the abort is process-wide.
 
@@ -44,9 +45,18 @@ fn abort_stops_running_and_idle_sandboxes_but_not_later_ones() {
     // Stuck inside one string.match for hours (stock Lua's matcher never looks up).
     const MATCH: &str = r#"function process_message()
         return ("word "):rep(1000):match("^(.-) (.-) (.-) (.-) end$") and 0 or 1 end"#;
+    // Stuck inside one LPeg match for days: 2^40 paths through nested ordered choices (as in
+    // tests/lpeg.rs).
+    const LPEG: &str = r##"local l = require "lpeg"
+        local g, x = { "r40", r0 = l.P"a"^0 }, l.P"a" + "bb"
+        for i = 1, 40 do g["r" .. i] = x * l.V("r" .. (i - 1)) * "#" + x * l.V("r" .. (i - 1)) * "$" end
+        local patt = l.P(g)
+        function process_message()
+        return patt:match(("a"):rep(1000)) and 0 or 1 end"##;
     let filter = spin(PluginType::Filter, LOOP, tx.clone());
     let input = spin(PluginType::Input, LOOP, tx.clone());
-    let matching = spin(PluginType::Decoder, MATCH, tx);
+    let matching = spin(PluginType::Decoder, MATCH, tx.clone());
+    let lpeg = spin(PluginType::Decoder, LPEG, tx);
     let idle_cfg = config();
     let mut idle = try_new(
         "function process_message() return 0 end",
@@ -54,7 +64,7 @@ fn abort_stops_running_and_idle_sandboxes_but_not_later_ones() {
         idle_cfg,
     )
     .unwrap();
-    for _ in 0..3 {
+    for _ in 0..4 {
         rx.recv().unwrap();
     }
     // all are in their loops by now
@@ -69,6 +79,8 @@ fn abort_stops_running_and_idle_sandboxes_but_not_later_ones() {
     assert!(input.ends_with(":1: aborted by SIGUSR2"), "{input}");
     let matching = outcome(matching);
     assert_eq!(matching, "process_message() test.lua:2: aborted by SIGUSR2");
+    let lpeg = outcome(lpeg);
+    assert_eq!(lpeg, "process_message() test.lua:6: aborted by SIGUSR2");
     // Idle: terminated at its next call, and for good.
     for _ in 0..2 {
         assert_eq!(

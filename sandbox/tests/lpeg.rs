@@ -1,6 +1,10 @@
-//! LPeg decoders on real log lines: nginx combined access log, RFC 3164 syslog; and `re`.
+//! LPeg decoders on real log lines: nginx combined access log, RFC 3164 syslog; and `re`. LPeg's
+//! matching machine under the instruction limit (an exponential grammar terminates the sandbox
+//! instead of stalling its thread).
 
 mod common;
+
+use std::time::{Duration, Instant};
 
 use common::*;
 use hekate_model::message::{FieldValue, Message, ValueType};
@@ -204,4 +208,136 @@ function process_message() return 0 end"#,
         .eval("local ok, e = pcall(lpeg.match, 1, 'x') return tostring(e)")
         .unwrap();
     assert!(!e.is_empty());
+}
+
+/// A grammar of 40 nested ordered choices, each trying its inner rule twice (`r[i] <- x r[i-1]
+/// '#' / x r[i-1] '$'`): on a line of a's the machine backtracks through 2^40 paths (stock LPeg:
+/// 22 levels take 2 s on 1 KB, each level doubles). `x` (`'a' / 'bb'`: neither nullable nor of
+/// a fixed length) keeps LPeg's compiler linear: its analyses (first sets, fixed lengths)
+/// follow both alternatives of every rule they reach, so `r[i-1] '#' / r[i-1] '$'` would take as
+/// long to compile as to match, and the compiler is not budgeted. `patt` is a global for the
+/// script's `process_message`.
+const NESTED_CHOICES: &str = r##"
+local l = require "lpeg"
+local g = { "r40", r0 = l.P"a"^0 }
+local x = l.P"a" + "bb"
+for i = 1, 40 do
+    local inner = l.V("r" .. (i - 1))
+    g["r" .. i] = x * inner * "#" + x * inner * "$"
+end
+patt = l.P(g)
+"##;
+
+fn a_line() -> String {
+    "a".repeat(1000)
+}
+
+fn nested_choices(body: &str, cfg: hekate_sandbox::SandboxConfig) -> Sandbox {
+    let code = format!(
+        "{NESTED_CHOICES}function process_message()\n    local line = read_message(\"Payload\")\n{body}\n    return 0\nend"
+    );
+    try_new(&code, PluginType::Filter, cfg).unwrap()
+}
+
+#[test]
+fn an_exponential_grammar_hits_the_instruction_limit() {
+    let mut cfg = config();
+    cfg.instruction_limit = 100_000;
+    let mut sb = nested_choices("    if patt:match(line) then error('matched') end", cfg);
+    let start = Instant::now();
+    let reason = terminated(process(&mut sb, &payload_msg(&a_line())).0);
+    assert_eq!(
+        reason,
+        "process_message() test.lua:12: instruction_limit exceeded"
+    );
+    // 100 000 steps take well under a millisecond; stock LPeg would run for days
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    // the sandbox stays terminated
+    assert_eq!(terminated(process(&mut sb, &sample()).0), reason);
+}
+
+#[test]
+fn pcall_cannot_swallow_an_lpeg_matchs_limit() {
+    let mut sb = nested_choices(
+        r#"    local ok, err = pcall(lpeg.match, patt, line)
+    inject_payload("txt", "caught", tostring(err))
+    ok, err = pcall(function() return patt:match(line) end)
+    inject_payload("txt", "caught", tostring(err))"#,
+        config(),
+    );
+    let (r, host) = process(&mut sb, &payload_msg(&a_line()));
+    let reason = terminated(r);
+    assert!(reason.ends_with("instruction_limit exceeded"), "{reason}");
+    assert!(
+        host.messages().is_empty(),
+        "the script ran on after the limit"
+    );
+}
+
+#[test]
+fn re_and_match_time_captures_are_budgeted_too() {
+    for body in [
+        // the same grammar written for re
+        r#"    local re = require "re"
+    local rules = {}
+    for i = 40, 1, -1 do
+        rules[#rules + 1] = ("r%d <- x r%d '#' / x r%d '$'"):format(i, i - 1, i - 1)
+    end
+    rules[#rules + 1] = "x <- 'a' / 'bb'"
+    rules[#rules + 1] = "r0 <- 'a'*"
+    re.match(line, table.concat(rules, "\n"))"#,
+        // an lpeg.Cmt callback's instructions and the machine's steps share one budget
+        r##"    local n = 0
+    local cb = lpeg.Cmt(lpeg.P"a", function(s, i) for k = 1, 10 do n = n + k end return i end)
+    local many = { "r20", r0 = cb^0 }
+    local x = lpeg.P"a" + "bb"
+    for i = 1, 20 do
+        many["r" .. i] = x * lpeg.V("r" .. (i - 1)) * "#" + x * lpeg.V("r" .. (i - 1)) * "$"
+    end
+    lpeg.match(lpeg.P(many), line)"##,
+    ] {
+        let mut sb = nested_choices(body, config());
+        let reason = terminated(process(&mut sb, &payload_msg(&a_line())).0);
+        assert!(
+            reason.ends_with("instruction_limit exceeded"),
+            "{body}: {reason}"
+        );
+    }
+}
+
+#[test]
+fn lpeg_steps_count_in_max_instructions() {
+    // 'a'^0 'b' on 100 000 a's: one step per character the span consumes, then a failure
+    let code = r#"
+local l = require "lpeg"
+local patt = l.P"a"^0 * "b"
+s = string.rep("a", 100000)
+function process_message()
+    if patt:match(s) then error("matched") end
+    return 0
+end"#;
+    let mut sb = try_new(code, PluginType::Filter, config()).unwrap();
+    process_ok(&mut sb, &sample());
+    let max = sb.stats().max_instructions;
+    assert!((100_000..=102_000).contains(&max), "{max}");
+}
+
+#[test]
+fn inputs_lpeg_matches_have_no_instruction_limit() {
+    let code = r#"
+local l = require "lpeg"
+local patt = l.P"a"^0 * "b"
+function process_message()
+    local s = string.rep("a", 3000000)
+    if patt:match(s) then error("matched") end
+    return 0
+end"#;
+    let mut cfg = config();
+    cfg.memory_limit = 0;
+    let mut sb = try_new(code, PluginType::Input, cfg).unwrap();
+    process_ok(&mut sb, &sample());
 }
