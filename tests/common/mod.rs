@@ -380,3 +380,29 @@ pub fn report_value(
         .find(|p| p["Name"] == name)?[key]["value"]
         .as_i64()
 }
+
+/// One GET over HTTP/1.1 with `Connection: close`, to see exactly what a server answers (its
+/// status line and headers as sent): (status, head, body). Status 0 when the server closed or
+/// reset the connection without an answer (a server at its connection limit does).
+pub fn http_get(port: u16, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("the server accepts");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    if write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
+        return (0, String::new(), String::new());
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_string(), body.to_string())
+}
