@@ -162,12 +162,12 @@ impl Coordinator {
         loop {
             let now = Instant::now();
             // Signals come at once; load and unload requests and terminations are looked at
-            // every 50 ms (a syscall, nothing more, when there are none), and every 5 ms while
-            // one is being carried out.
+            // every 100 ms (a syscall, nothing more, when there are none: 10 wake-ups a second
+            // of an idle hekate's budget), and every 5 ms while one is being carried out.
             let busy = !self.retiring.is_empty() || self.requests.has_requests();
             let wait = next_report
                 .saturating_duration_since(now)
-                .min(Duration::from_millis(if busy { 5 } else { 50 }));
+                .min(Duration::from_millis(if busy { 5 } else { 100 }));
             match signals::wait(wait) {
                 Some(Signal::Shutdown) => break,
                 Some(Signal::Report) => {
