@@ -453,3 +453,46 @@ fn an_upstream_that_resets_every_connection_loses_nothing() {
         seqs.len()
     );
 }
+
+/// An upstream that reads every message and then closes its end cleanly (FIN): it read what it
+/// acknowledged (a close with unread bytes would have been a reset), so the queue counts every
+/// message delivered at once — none is sent again, none stays queued — and hekate stops cleanly
+/// though the upstream is gone.
+#[test]
+fn an_upstream_that_reads_everything_and_closes_confirms_it() {
+    let dir = temp_dir("buffered-fin");
+    let port = free_tcp_port();
+    let up = free_tcp_port();
+    let base = dir.join("base");
+    const MESSAGES: u64 = 2_000;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", up)).unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64 * 1024];
+        while (parse_stream(&got).len() as u64) < MESSAGES {
+            match std::io::Read::read(&mut s, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        // Everything read: the close sends a FIN, and the listener goes with the thread.
+        parse_stream(&got).len() as u64
+    });
+    let mut hekate = Hekate::start(&dir, &buffered_config(&base, port, up), &[port]);
+    send_load(port, "load", MESSAGES, 200);
+    assert_eq!(reader.join().unwrap(), MESSAGES);
+    let reports = base.join("reports.hekad");
+    assert!(
+        wait_report(&reports, "QueueRecords", 0, 15),
+        "{:?}\n{}",
+        last_report(&reports),
+        hekate.stderr()
+    );
+    assert!(wait_report(&reports, "UnconfirmedCount", 0, 5));
+    assert!(wait_report(&reports, "ResentCount", 0, 5));
+    let status = hekate.terminate();
+    assert!(status.success(), "{status}\n{}", hekate.stderr());
+    assert!(!hekate.stderr().contains("kept in"), "{}", hekate.stderr());
+}

@@ -271,6 +271,8 @@ async fn deliver(out: &mut dyn Output, ctx: &RunnerCtx, shared: &Shared) {
         let mut read = 0;
         {
             let mut queue = shared.queue.borrow_mut();
+            // What the output holds, before each record and after it.
+            let mut holding = held(out);
             while read < READ_BATCH && !out.must_flush() {
                 let record = match queue.next() {
                     Ok(Some(r)) => r,
@@ -284,7 +286,6 @@ async fn deliver(out: &mut dyn Output, ctx: &RunnerCtx, shared: &Shared) {
                     }
                 };
                 read += 1;
-                let before = held(out);
                 let c = ctx.counters();
                 match MessageView::new(record.message) {
                     Ok(view) => {
@@ -301,7 +302,9 @@ async fn deliver(out: &mut dyn Output, ctx: &RunnerCtx, shared: &Shared) {
                         );
                     }
                 }
-                handed.push(record.cursor, held(out) > before);
+                let now_held = held(out);
+                handed.push(record.cursor, now_held > holding);
+                holding = now_held;
             }
             for w in queue.take_warnings() {
                 tracing::warn!("Output '{}': {w}", ctx.name);
