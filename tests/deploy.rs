@@ -156,18 +156,26 @@ fn the_syslog_aggregator_example_receives_syslog() {
         std::fs::read_to_string(&log),
         h.stderr()
     );
-    // Its metrics endpoint counts what the TCP input received.
-    let scrape = Command::new("curl")
-        .args(["-sf", &format!("http://127.0.0.1:{metrics}/metrics")])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&scrape.stdout);
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("hekate_plugin_messages_received_total{")
+    // Its metrics endpoint counts what the TCP input received. The shards send their counters
+    // to the endpoint once a second, so the first scrape may predate the line.
+    let scrape = || {
+        let out = Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{metrics}/metrics")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let counted = |text: &str| {
+        text.lines().any(|l| {
+            l.starts_with("hekate_plugin_messages_received_total{")
                 && l.contains("plugin=\"syslog_tcp\"")
-                && l.ends_with(" 1")),
-        "{text}"
+                && l.ends_with(" 1")
+        })
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || counted(&scrape())),
+        "{}",
+        scrape()
     );
     let status = h.terminate();
     // The central upstream is down: its messages stay queued, which is not a loss.
