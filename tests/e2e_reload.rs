@@ -539,3 +539,183 @@ fn hekate_reload_says_when_no_hekate_runs() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("sets no pid_file in [hekate]"), "{err}");
 }
+
+/// Waits for the `n`th "Reload applied" line and returns the log.
+fn applied(hekate: &Hekate, n: usize) -> String {
+    assert!(
+        wait_for(Duration::from_secs(15), || count(
+            &hekate.stderr(),
+            "Reload applied"
+        ) >= n),
+        "{}",
+        hekate.stderr()
+    );
+    hekate.stderr()
+}
+
+/// Inputs changed by a reload but not moved: the TCP listener and the UDP socket pass to the
+/// new inputs. A client connecting every millisecond is never refused, and datagrams sent
+/// throughout the reload all arrive.
+#[test]
+fn an_input_changed_on_the_same_address_refuses_nothing_and_loses_nothing() {
+    let dir = temp_dir("reload-same-address");
+    let (tcp, udp) = (free_tcp_port(), free_udp_port());
+    let text = |limit: usize, set_hostname: bool| {
+        format!(
+            r#"
+[hekate]
+base_dir = "{base}"
+
+[TcpInput]
+address = "127.0.0.1:{tcp}"
+max_connections = {limit}
+
+[UdpInput]
+address = "127.0.0.1:{udp}"
+splitter = "HekaFramingSplitter"
+decoder = "ProtobufDecoder"
+set_hostname = {set_hostname}
+{out}"#,
+            base = dir.join("base").display(),
+            out = file_output("out", "TRUE"),
+        )
+    };
+    let hekate = Hekate::start(&dir, &text(1000, false), &[tcp]);
+    let stop = Arc::new(AtomicBool::new(false));
+    // One connection per message (conn 1), one datagram per message (conn 2).
+    let connector = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let (mut sent, mut refused) = (0u64, Vec::new());
+            while !stop.load(Ordering::Acquire) {
+                match TcpStream::connect(("127.0.0.1", tcp)) {
+                    Ok(mut c) => {
+                        c.write_all(&framed([message("tcp", 1, sent, 40)])).unwrap();
+                        sent += 1;
+                    }
+                    Err(e) => refused.push(e.to_string()),
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            (sent, refused)
+        })
+    };
+    let datagrams = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                socket
+                    .send_to(&framed([message("udp", 2, sent, 40)]), ("127.0.0.1", udp))
+                    .unwrap();
+                sent += 1;
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            sent
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    for (n, limit, set_hostname) in [(1, 999, true), (2, 998, false)] {
+        reload(&hekate, &text(limit, set_hostname));
+        let log = applied(&hekate, n);
+        assert!(
+            log.contains("changed TcpInput, UdpInput"),
+            "both inputs changed: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop.store(true, Ordering::Release);
+    let (tcp_sent, refused) = connector.join().unwrap();
+    let udp_sent = datagrams.join().unwrap();
+    assert!(
+        refused.is_empty(),
+        "refused during the reloads: {refused:?}"
+    );
+    let out = dir.join("base/out.hekad");
+    let of = |conn: u32| -> BTreeSet<u64> {
+        read_stream(&out)
+            .iter()
+            .filter_map(conn_seq)
+            .filter(|&(c, _)| c == conn)
+            .map(|(_, s)| s)
+            .collect()
+    };
+    let complete = wait_for(Duration::from_secs(15), || {
+        of(1).len() as u64 == tcp_sent && of(2).len() as u64 == udp_sent
+    });
+    let (got_tcp, got_udp) = (of(1), of(2));
+    assert!(
+        complete,
+        "tcp {} of {tcp_sent}, udp {} of {udp_sent}; missing tcp {:?}, udp {:?}\n{}",
+        got_tcp.len(),
+        got_udp.len(),
+        (0..tcp_sent)
+            .filter(|s| !got_tcp.contains(s))
+            .take(20)
+            .collect::<Vec<_>>(),
+        (0..udp_sent)
+            .filter(|s| !got_udp.contains(s))
+            .take(20)
+            .collect::<Vec<_>>(),
+        hekate.stderr()
+    );
+}
+
+/// A reload applies a Lua script whose file changed though its section did not.
+#[test]
+fn a_changed_script_file_is_applied_by_a_reload() {
+    let dir = temp_dir("reload-script");
+    let port = free_tcp_port();
+    let script = dir.join("tag.lua");
+    let lua = |tag: &str| {
+        format!(
+            "function process_message()\n    inject_message({{Type = \"{tag}\", Payload = \"\",\n        Fields = {{conn = read_message(\"Fields[conn]\"), seq = read_message(\"Fields[seq]\")}}}})\n    return 0\nend\n"
+        )
+    };
+    std::fs::write(&script, lua("v1")).unwrap();
+    let config = format!(
+        r#"{base}
+[tag]
+type = "SandboxFilter"
+filename = "{script}"
+message_matcher = "Type == 'log'"
+{out}"#,
+        base = base_config(&dir, port),
+        script = script.display(),
+        out = file_output("out", "Type =~ /^heka.sandbox.v/"),
+    );
+    let hekate = Hekate::start(&dir, &config, &[port]);
+    let out = dir.join("base/out.hekad");
+    let types = || -> Vec<String> {
+        read_stream(&out)
+            .iter()
+            .filter_map(|m| m.r#type.clone())
+            .collect()
+    };
+    send_tcp(port, &framed((0..5).map(|i| message("log", 0, i, 30))));
+    assert!(wait_for(Duration::from_secs(10), || types().len() == 5));
+
+    // The same config, the script edited: the filter is changed.
+    std::fs::write(&script, lua("v2")).unwrap();
+    hekate.signal(libc::SIGHUP);
+    let log = applied(&hekate, 1);
+    assert!(log.contains("changed tag"), "{log}");
+    send_tcp(port, &framed((5..10).map(|i| message("log", 0, i, 30))));
+    assert!(
+        wait_for(Duration::from_secs(10), || types().len() == 10),
+        "{:?}\n{}",
+        types(),
+        hekate.stderr()
+    );
+    assert_eq!(
+        types(),
+        [["heka.sandbox.v1"; 5], ["heka.sandbox.v2"; 5]].concat()
+    );
+
+    // Unchanged file and config: nothing to do.
+    hekate.signal(libc::SIGHUP);
+    assert!(wait_for(Duration::from_secs(10), || hekate
+        .stderr()
+        .contains("the configuration is unchanged")));
+}

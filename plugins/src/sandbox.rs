@@ -149,6 +149,7 @@ impl SandboxSettings {
                 ));
             }
         };
+        ctx.reads_file(&script);
         let mut config = SandboxConfig {
             preserve_data: opts.preserve_data,
             hostname: global.hostname.clone(),

@@ -118,6 +118,21 @@ pub(crate) struct TlsOptions {
     pub(crate) root_cafile: Option<String>,
 }
 
+impl TlsOptions {
+    /// The files these options name (certificate, key, CA files), for a reload to see them
+    /// change ([`BuildContext::reads_file`](hekate_engine::plugin::BuildContext::reads_file)).
+    pub(crate) fn files(&self) -> impl Iterator<Item = &str> {
+        [
+            &self.cert_file,
+            &self.key_file,
+            &self.client_cafile,
+            &self.root_cafile,
+        ]
+        .into_iter()
+        .filter_map(|f| f.as_deref())
+    }
+}
+
 impl Default for TlsOptions {
     /// The same defaults as an empty `[tls]` table.
     fn default() -> Self {

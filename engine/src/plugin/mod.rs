@@ -24,6 +24,7 @@
 mod ack;
 pub mod bridge;
 mod control;
+pub mod handover;
 mod input;
 mod kinds;
 pub mod log;

@@ -52,6 +52,7 @@ pub struct BuildContext<'a> {
     built: &'a HashMap<String, Built>,
     control: Option<&'a PipelineControl>,
     rendezvous: Option<&'a Rendezvous>,
+    files: std::cell::RefCell<Vec<std::path::PathBuf>>,
 }
 
 impl<'a> BuildContext<'a> {
@@ -62,7 +63,19 @@ impl<'a> BuildContext<'a> {
             built,
             control: None,
             rendezvous: None,
+            files: Default::default(),
         }
+    }
+
+    /// Notes a file the plugin reads to run (a Lua script, a TLS certificate or key): a reload
+    /// applies the plugin anew when the file's content changed, even if its section did not.
+    pub fn reads_file(&self, path: impl Into<std::path::PathBuf>) {
+        self.files.borrow_mut().push(path.into());
+    }
+
+    /// The files noted with [`reads_file`](Self::reads_file), in order.
+    pub fn files_read(&self) -> Vec<std::path::PathBuf> {
+        self.files.borrow().clone()
     }
 
     /// The same context, with the objects plugins share by name ([`Rendezvous`]).

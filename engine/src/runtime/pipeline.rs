@@ -122,11 +122,11 @@ impl Pipeline {
                     }
                     continue;
                 };
-                let result = {
+                let (result, files) = {
                     let ctx = BuildContext::new(&config.global, &built)
                         .with_control(&control)
                         .with_rendezvous(&rendezvous);
-                    (ty.build)(section, &ctx)
+                    ((ty.build)(section, &ctx), ctx.files_read())
                 };
                 let plugin = match result {
                     Ok(p) => p,
@@ -184,7 +184,7 @@ impl Pipeline {
                     route,
                     full_action,
                     buffering,
-                    section: canonical(section),
+                    section: canonical(section) + &fingerprint(&files),
                     uses: references(section).map(str::to_string).collect(),
                 });
             }
@@ -286,6 +286,26 @@ fn canonical(section: &hekate_config::PluginSection) -> String {
         toml::Value::String(section.type_name().to_string()),
     );
     sorted(&toml::Value::Table(doc))
+}
+
+/// The content of the files a plugin reads (its script, its certificates), as a digest appended
+/// to its canonical section: a reload sees a changed script as a changed plugin. A file that
+/// cannot be read counts as changed content too (its error names it at start).
+fn fingerprint(files: &[std::path::PathBuf]) -> String {
+    use std::hash::{Hash, Hasher};
+    if files.is_empty() {
+        return String::new();
+    }
+    // Old and new sections are compared within one process: std's fixed-key SipHash is enough.
+    let mut h = std::hash::DefaultHasher::new();
+    for f in files {
+        f.hash(&mut h);
+        match std::fs::read(f) {
+            Ok(bytes) => bytes.hash(&mut h),
+            Err(e) => e.kind().to_string().hash(&mut h),
+        }
+    }
+    format!(" # files {:016x}", h.finish())
 }
 
 /// The splitter, decoder and encoder sections a section uses.

@@ -74,6 +74,10 @@ impl Control {
     }
 }
 
+/// How long the connections of an input a reload stops are still read before their reads end
+/// (the listener passed to its successor at once).
+const RELOAD_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Settings every shard needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -143,7 +147,8 @@ pub(crate) enum ShardCommand {
         plan: InputPlan,
         ack: mpsc::Sender<Result<(), String>>,
     },
-    /// Stop input `plugin` here (a reload): it stops accepting, its connections are half-closed
+    /// Stop input `plugin` here (a reload): it stops accepting (its listener passes to a
+    /// successor on the same address), its connections are half-closed [`RELOAD_GRACE`] later
     /// and end once they routed what they read; `done` is incremented then.
     StopInput {
         plugin: usize,
@@ -545,9 +550,14 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
                     running_inputs = keep;
                     for i in &stopping {
                         i.stop.set();
-                        i.conns.shutdown_reads();
                     }
                     glommio::spawn_local(async move {
+                        // A connection accepted just now may not have sent yet: its first
+                        // bytes are read before its reads end.
+                        glommio::timer::sleep(RELOAD_GRACE).await;
+                        for i in &stopping {
+                            i.conns.shutdown_reads();
+                        }
                         for i in stopping {
                             i.task.await;
                         }

@@ -94,7 +94,8 @@ use hekate_engine::plugin::bridge::{self, BridgeSender, ForeignRuntime, SendErro
 use hekate_engine::plugin::log::warn_limited;
 use hekate_engine::plugin::{
     BuildContext, Built, FieldCollector, InputContext, InputPlugin, ListenAddress, LocalBoxFuture,
-    OptionSpec, PluginError, PluginType, RecordStream, ReportSink as _, StreamSpec, options_of,
+    OptionSpec, PluginError, PluginType, RecordStream, ReportSink as _, StreamSpec, handover,
+    options_of,
 };
 use hekate_model::writer::MessageWriter;
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -300,6 +301,10 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
     }
     let spec = ctx.stream_spec(section, "NullSplitter", None)?;
     let tls = crate::tls::server_config(section, opts.use_tls, opts.tls.as_ref())?;
+    opts.tls
+        .iter()
+        .flat_map(|t| t.files())
+        .for_each(|f| ctx.reads_file(f));
     Ok(Built::Input(Arc::new(HttpListenInput {
         address,
         settings: Arc::new(Settings {
@@ -376,12 +381,26 @@ impl InputPlugin for HttpListenInput {
         &self,
         ctx: InputContext,
     ) -> Result<LocalBoxFuture<'static, Result<(), PluginError>>, PluginError> {
-        let listener = bind(self.address).map_err(|e| {
+        let address = ListenAddress::Tcp(self.address);
+        let listener = match handover::adopt(address, ctx.shard) {
+            Some(fd) => {
+                let l = std::net::TcpListener::from(fd);
+                l.set_nonblocking(true).map(|()| l)
+            }
+            None => bind(self.address),
+        }
+        .and_then(|l| {
+            // Kept here for a reload that replaces this input on the same address.
+            let keep = l.try_clone()?;
+            Ok((l, keep))
+        })
+        .map_err(|e| {
             PluginError::Other(format!(
                 "HttpListenInput cannot listen on {}: {e}",
                 self.address
             ))
         })?;
+        let (listener, keep) = listener;
         let (tx, mut rx) = bridge::channel::<Received>(RING);
         let counts = Arc::new(Counts::default());
         let server = Server {
@@ -439,6 +458,7 @@ impl InputPlugin for HttpListenInput {
                     // What was answered 200 is still routed: the server stops, then the ring
                     // is drained until its sender is gone.
                     Next::Stop => {
+                        handover::park(address, ctx.shard, &keep);
                         runtime.stop();
                         stopping = true;
                     }

@@ -49,7 +49,7 @@ use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::log::warn_limited;
 use hekate_engine::plugin::{
     BuildContext, Built, FieldCollector, InputContext, InputPlugin, ListenAddress, LocalBoxFuture,
-    PluginError, PluginType, ReportSink as _, TaskGroup, options_of,
+    PluginError, PluginType, ReportSink as _, TaskGroup, handover, options_of,
 };
 use hekate_engine::stats::add;
 use hekate_model::statsd::lines;
@@ -278,13 +278,15 @@ impl InputPlugin for StatsdInput {
             dirty: Cell::new(false),
         });
         let max = self.max_msg_size;
+        let address = self.address;
         if self.tcp {
-            let listener = glommio::net::TcpListener::bind(self.address).map_err(|e| {
-                PluginError::Other(format!(
-                    "StatsdInput cannot listen on {}: {e}",
-                    self.address
-                ))
-            })?;
+            let (listener, keep) =
+                handover::tcp_listener(self.address, shard.ctx.shard).map_err(|e| {
+                    PluginError::Other(format!(
+                        "StatsdInput cannot listen on {}: {e}",
+                        self.address
+                    ))
+                })?;
             return Ok(Box::pin(async move {
                 let connections = TaskGroup::new();
                 loop {
@@ -308,13 +310,15 @@ impl InputPlugin for StatsdInput {
                         }
                     }
                 }
-                drop(listener);
+                let at = ListenAddress::Tcp(address);
+                handover::park(at, shard.ctx.shard, &keep);
+                drop((listener, keep));
                 connections.wait_idle().await;
                 shard.report(true);
                 Ok(())
             }));
         }
-        let socket = glommio::net::UdpSocket::bind(self.address).map_err(|e| {
+        let socket = handover::udp_socket(self.address, shard.ctx.shard).map_err(|e| {
             PluginError::Other(format!("StatsdInput cannot bind {}: {e}", self.address))
         })?;
         if self.receive_buffer_size > 0 {
@@ -331,22 +335,26 @@ impl InputPlugin for StatsdInput {
             }
         }
         Ok(Box::pin(async move {
-            let mut buf = vec![0u8; MAX_DATAGRAM];
             let mut batch = Datagrams::new(max);
             loop {
                 let ctx = &shard.ctx;
-                let received =
-                    future::or(async { Some(socket.recv_from(&mut buf).await) }, async {
+                // Wait with a peek, which a stop cancels without taking a datagram (a
+                // cancelled receive may have taken one, lost with it): what is queued at a
+                // reload stays in the socket for the input that takes it over.
+                let ready = future::or(
+                    async { Some(socket.peek_from(&mut [0u8; 1]).await) },
+                    async {
                         ctx.stopped().await;
                         None
-                    })
-                    .await;
-                match received {
+                    },
+                )
+                .await;
+                match ready {
                     None => break,
-                    Some(Ok((n, _))) => {
-                        shard.datagram(&buf[..n], max);
-                        // Under load more are queued: take them many per system call.
+                    Some(Ok(_)) => {
+                        // Take what is queued, many per system call.
                         batch.drain(socket.as_raw_fd(), &shard);
+                        glommio::yield_if_needed().await;
                     }
                     Some(Err(e)) => {
                         warn_limited!("Input '{}': receiving a datagram failed: {e}", ctx.name);
@@ -354,6 +362,7 @@ impl InputPlugin for StatsdInput {
                     }
                 }
             }
+            handover::park(ListenAddress::Udp(address), shard.ctx.shard, &socket);
             shard.report(true);
             Ok(())
         }))

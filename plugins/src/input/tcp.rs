@@ -85,7 +85,7 @@ use futures_lite::{AsyncRead, AsyncReadExt, future};
 use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::{
     BuildContext, Built, InputPlugin, ListenAddress, LocalBoxFuture, OptionSpec, PluginError,
-    PluginType, ReportSink as _, options_of,
+    PluginType, ReportSink as _, handover, options_of,
 };
 use hekate_engine::plugin::{FieldCollector, InputContext, StreamSpec, TaskGroup};
 use schemars::JsonSchema;
@@ -231,6 +231,10 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
     let mut spec = ctx.stream_spec(section, "HekaFramingSplitter", Some("ProtobufDecoder"))?;
     spec.signers = signer_keys(section, &opts.signer)?;
     let tls = crate::tls::server_config(section, opts.use_tls, opts.tls.as_ref())?;
+    opts.tls
+        .iter()
+        .flat_map(|t| t.files())
+        .for_each(|f| ctx.reads_file(f));
     Ok(Built::Input(Arc::new(TcpInput {
         name: section.name().to_string(),
         listen,
@@ -284,10 +288,10 @@ impl InputPlugin for TcpInput {
         });
         match &self.listen {
             Listen::Tcp(address) => {
-                let listener = glommio::net::TcpListener::bind(address).map_err(|e| {
+                let listener = handover::tcp_listener(*address, ctx.shard).map_err(|e| {
                     PluginError::Other(format!("TcpInput cannot listen on {address}: {e}"))
                 })?;
-                Ok(Box::pin(accept_tcp(listener, ctx, shared)))
+                Ok(Box::pin(accept_tcp(listener, *address, ctx, shared)))
             }
             Listen::Unix {
                 path,
@@ -384,7 +388,8 @@ impl Counts {
 
 /// Accepts TCP connections until the inputs stop; each is served by a task of its own.
 async fn accept_tcp(
-    listener: glommio::net::TcpListener,
+    (listener, keep): (glommio::net::TcpListener, std::os::fd::OwnedFd),
+    address: SocketAddr,
     ctx: InputContext,
     shared: Rc<Shared>,
 ) -> Result<(), PluginError> {
@@ -412,7 +417,9 @@ async fn accept_tcp(
         let fd = Some(stream.as_raw_fd());
         connections.spawn(serve(stream, fd, peer, ctx.clone(), Rc::clone(&shared)));
     }
-    drop(listener);
+    // A reload that replaces this input on the same address keeps the listener for it.
+    handover::park(ListenAddress::Tcp(address), ctx.shard, &keep);
+    drop((listener, keep));
     connections.wait_idle().await;
     Ok(())
 }

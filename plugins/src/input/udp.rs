@@ -39,6 +39,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -48,7 +49,7 @@ use hekate_engine::plugin::{
     BuildContext, Built, InputPlacement, InputPlugin, ListenAddress, LocalBoxFuture, PluginError,
     PluginType, options_of,
 };
-use hekate_engine::plugin::{InputContext, RecordStream, StreamSpec};
+use hekate_engine::plugin::{InputContext, RecordStream, StreamSpec, handover};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -171,7 +172,7 @@ impl InputPlugin for UdpInput {
         let set_hostname = self.set_hostname;
         match &self.listen {
             Listen::Udp(address) => {
-                let socket = glommio::net::UdpSocket::bind(address).map_err(|e| {
+                let socket = handover::udp_socket(*address, ctx.shard).map_err(|e| {
                     PluginError::Other(format!("UdpInput cannot bind {address}: {e}"))
                 })?;
                 Ok(Box::pin(receive(
@@ -210,22 +211,8 @@ enum Socket {
     Unix(glommio::net::UnixDatagram),
 }
 
-impl Socket {
-    /// The next datagram into `buf`: its length, and the sender's address as the hostname of
-    /// payload messages when `set_hostname` asks for it (local senders have none).
-    async fn recv(&self, buf: &mut [u8]) -> glommio::Result<(usize, Option<String>), ()> {
-        match self {
-            Socket::Udp {
-                socket,
-                set_hostname,
-            } => {
-                let (n, from) = socket.recv_from(buf).await?;
-                Ok((n, set_hostname.then(|| from.ip().to_string())))
-            }
-            Socket::Unix(socket) => Ok((socket.recv(buf).await?, None)),
-        }
-    }
-}
+/// Datagrams taken per wake-up before the input lets the shard's other tasks run.
+const DRAIN: usize = 64;
 
 /// Receives datagrams until the inputs stop; each is split on its own.
 async fn receive(
@@ -233,29 +220,98 @@ async fn receive(
     mut records: RecordStream,
     socket: Socket,
 ) -> Result<(), PluginError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        hekate_engine::plugin::log::warn_limited!(
+            "Input '{}': receiving a datagram failed: {e}",
+            ctx.name
+        );
+    };
     loop {
-        records.reserve(MAX_DATAGRAM);
-        let received = future::or(
-            async { Some(socket.recv(records.read_buf()).await) },
-            async {
-                ctx.stopped().await;
-                None
-            },
-        )
-        .await;
-        match received {
-            None => break,
-            Some(Ok((n, host))) => records.feed_datagram(n, host.as_deref()).await,
-            Some(Err(e)) => {
-                hekate_engine::plugin::log::warn_limited!(
-                    "Input '{}': receiving a datagram failed: {e}",
-                    ctx.name
-                );
-                glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+        match &socket {
+            Socket::Udp {
+                socket,
+                set_hostname,
+            } => {
+                // Wait until a datagram is queued with a peek, which a stop cancels without
+                // taking one (a cancelled receive may have taken one, lost with it): what is
+                // queued at a reload stays in the socket for the input that takes it over.
+                let ready = future::or(
+                    async { Some(socket.peek_from(&mut [0u8; 1]).await.map(drop)) },
+                    async {
+                        ctx.stopped().await;
+                        None
+                    },
+                )
+                .await;
+                match ready {
+                    None => break,
+                    Some(Err(e)) => {
+                        failed(&e);
+                        glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    Some(Ok(())) => {}
+                }
+                // Then what is queued, without waiting.
+                for _ in 0..DRAIN {
+                    records.reserve(MAX_DATAGRAM);
+                    match try_recv_from(socket, records.read_buf()) {
+                        Ok(Some((n, from))) => {
+                            let host = set_hostname.then(|| from.ip().to_string());
+                            records.feed_datagram(n, host.as_deref()).await;
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            failed(&e);
+                            break;
+                        }
+                    }
+                }
+                glommio::yield_if_needed().await;
+            }
+            Socket::Unix(unix) => {
+                records.reserve(MAX_DATAGRAM);
+                let received =
+                    future::or(async { Some(unix.recv(records.read_buf()).await) }, async {
+                        ctx.stopped().await;
+                        None
+                    })
+                    .await;
+                match received {
+                    None => break,
+                    Some(Ok(n)) => records.feed_datagram(n, None).await,
+                    Some(Err(e)) => {
+                        failed(&e);
+                        glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
             }
         }
     }
+    // A reload that replaces this input on the same address keeps the socket (and the
+    // datagrams waiting in it) for it.
+    if let Socket::Udp { socket, .. } = &socket
+        && let Ok(at) = socket.local_addr()
+    {
+        handover::park(ListenAddress::Udp(at), ctx.shard, socket);
+    }
     Ok(())
+}
+
+/// The next queued datagram into `buf` and its sender, without waiting (`None`: none queued).
+fn try_recv_from(
+    socket: &glommio::net::UdpSocket,
+    buf: &mut [u8],
+) -> std::io::Result<Option<(usize, std::net::SocketAddr)>> {
+    // SAFETY: the socket stays open for the duration of this call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(socket.as_raw_fd()) };
+    // SAFETY: initialised bytes are valid `MaybeUninit<u8>`, and the kernel only writes them.
+    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+    match socket2::SockRef::from(&fd).recv_from_with_flags(uninit, libc::MSG_DONTWAIT) {
+        Ok((n, from)) => Ok(from.as_socket().map(|a| (n, a))),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -183,7 +183,13 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
         reconnect_after: opts.reconnect_after,
         retries: common.retries,
         encoding: Encoding::from_section(section, ctx, Some("ProtobufEncoder"))?,
-        tls: crate::tls::client_config(section, opts.use_tls, opts.tls.as_ref(), &opts.address)?,
+        tls: {
+            opts.tls
+                .iter()
+                .flat_map(|t| t.files())
+                .for_each(|f| ctx.reads_file(f));
+            crate::tls::client_config(section, opts.use_tls, opts.tls.as_ref(), &opts.address)?
+        },
     })))
 }
 

@@ -416,6 +416,21 @@ impl Coordinator {
                     .is_some_and(|i| i.category == Category::Input)
             })
             .collect();
+        // Addresses a stopping input hands to a starting one: its sockets are kept for it.
+        let starting_addresses: Vec<ListenAddress> = d
+            .added
+            .iter()
+            .chain(d.changed.iter().map(|(_, i)| i))
+            .filter_map(|&i| new_plugins[i].as_ref())
+            .flat_map(addresses)
+            .collect();
+        crate::plugin::handover::expect(
+            stopping
+                .iter()
+                .filter_map(|&s| self.plugins[s].as_ref())
+                .flat_map(addresses)
+                .filter(|a| a.socket_addr().port() != 0 && starting_addresses.contains(a)),
+        );
         let mut stops = Vec::new();
         for p in stopping {
             let done = Arc::new(AtomicUsize::new(0));
@@ -599,6 +614,7 @@ impl Coordinator {
                 }
             }
         }
+        crate::plugin::handover::finish();
     }
 
     fn is_output(&self, p: usize) -> bool {
