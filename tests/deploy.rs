@@ -74,7 +74,12 @@ fn localized(example: &str, dir: &Path, ports: &[(&str, u16)]) -> String {
     text = text
         .replace("/var/log/hekate", &logs.display().to_string())
         .replace("/var/log/nginx", &logs.display().to_string())
-        .replace("/var/log/app", &logs.display().to_string());
+        .replace("/var/log/app", &logs.display().to_string())
+        // The Lua decoders the package installs, from the repository.
+        .replace(
+            "/usr/share/hekate/lua_decoders",
+            &root().join("config/lua_decoders").display().to_string(),
+        );
     if text.contains("/etc/hekate/aggregator-ca.pem") {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();

@@ -266,6 +266,9 @@ impl Drop for SandboxDecoder {
 }
 
 #[cfg(test)]
+mod linux_stats_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::common::testing::doc_sample;

@@ -13,7 +13,8 @@
 //! type = "FilePollingInput"
 //! ticker_interval = 5
 //! file_path = "/proc/loadavg"
-//! # decoder = "linux_loadavg_decoder"   (a SandboxDecoder running Heka's linux_loadavg.lua)
+//! # decoder = "loadavg_decoder"   (a SandboxDecoder running lua_decoders/linux_loadavg.lua,
+//! #                                as in config/examples/linux-stats.toml)
 //! ```
 //!
 //! Options: `file_path` (required), `ticker_interval` (5 s), plus the common input options.
