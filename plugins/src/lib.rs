@@ -44,6 +44,8 @@ pub mod splitter {
 
 /// Decoders.
 pub mod decoder {
+    mod capture_headers;
+    mod go_time;
     pub mod json;
     pub mod multi;
     mod original;
