@@ -50,6 +50,7 @@ pub mod decoder {
     pub mod multi;
     mod original;
     pub mod payload_regex;
+    pub mod payload_xml;
     pub mod protobuf;
     pub mod sandbox;
     pub mod scribble;
@@ -106,6 +107,7 @@ pub fn registry() -> Registry {
         decoder::syslog::TYPE,
         decoder::json::TYPE,
         decoder::payload_regex::TYPE,
+        decoder::payload_xml::TYPE,
         decoder::multi::TYPE,
         decoder::scribble::TYPE,
         decoder::stats_to_fields::TYPE,
