@@ -36,7 +36,7 @@
 //! - Each XPath (1.0) of `xpath_map` is evaluated with the document's root as the context node.
 //!   A path that selects nodes captures the string value of the first in document order (the
 //!   text of an element and all its descendants, an attribute's value); one that selects
-//!   nothing leaves no capture (`%name%` reads `<name>`, and a `Timestamp` or `Severity` path
+//!   nothing (or fails on this document) leaves no capture (`%name%` reads `<name>`, and a `Timestamp` or `Severity` path
 //!   leaves that header alone), as Heka's `xmlpath` does. An expression that computes a
 //!   string, number or boolean (`count(/order/item)`, `concat(…)`) captures its XPath string
 //!   value.
