@@ -44,10 +44,13 @@ pub mod splitter {
 
 /// Decoders.
 pub mod decoder {
+    mod capture_headers;
+    mod go_time;
     pub mod json;
     pub mod multi;
     mod original;
     pub mod payload_regex;
+    pub mod payload_xml;
     pub mod protobuf;
     pub mod sandbox;
     pub mod scribble;
@@ -104,6 +107,7 @@ pub fn registry() -> Registry {
         decoder::syslog::TYPE,
         decoder::json::TYPE,
         decoder::payload_regex::TYPE,
+        decoder::payload_xml::TYPE,
         decoder::multi::TYPE,
         decoder::scribble::TYPE,
         decoder::stats_to_fields::TYPE,

@@ -34,8 +34,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::original::{Headers, Original};
-use super::payload_regex::message_template;
-use super::template::MessageTemplate;
+use super::template::{MessageTemplate, message_template};
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {

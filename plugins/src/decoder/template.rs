@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use hekate_config::{ConfigError, PluginSection};
 use hekate_engine::plugin::DecodeError;
 use hekate_model::message::parse_uuid;
 use hekate_model::writer::MessageWriter;
@@ -15,6 +16,28 @@ use super::original::{Headers, Value, write_field};
 /// The value of a capture by name (Heka's substitutions); `None` when there is no such
 /// capture.
 pub(crate) type Captures<'f, 'c> = &'f dyn Fn(&str) -> Option<&'c str>;
+
+/// `message_fields` as a template; every value must be a string.
+pub(crate) fn message_template(
+    section: &PluginSection,
+    table: &toml::Table,
+) -> Result<MessageTemplate, ConfigError> {
+    let mut entries = Vec::with_capacity(table.len());
+    for (k, v) in table {
+        let Some(s) = v.as_str() else {
+            return Err(section.error_at_value(
+                &format!("message_fields.{k}"),
+                format!(
+                    "`message_fields` of [{}]: the value of {k:?} must be a string (a template), not {}",
+                    section.name(),
+                    v.type_str()
+                ),
+            ));
+        };
+        entries.push((k.as_str(), s));
+    }
+    Ok(MessageTemplate::new(entries))
+}
 
 /// A piece of a template value.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -64,8 +64,6 @@
 //! `message_fields` ({}), `timestamp_layout` (""), `timestamp_location` ("UTC"),
 //! `log_errors` (true).
 
-mod go_time;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -74,16 +72,15 @@ use hekate_engine::plugin::{
     BuildContext, Built, DecodeError, Decoded, DecodedMessages, Decoder, DecoderPlugin, PluginType,
     RecordSource, ReportSink, options_of,
 };
-use jiff::tz::TimeZone;
 use regex::{CaptureLocations, Regex};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::original::{Headers, Original};
-use super::template::MessageTemplate;
-pub(crate) use go_time::TimestampLayout;
+use super::capture_headers::{CaptureErrors, CaptureHeaders};
 #[cfg(test)]
-use go_time::Today;
+use super::go_time::{TimestampLayout, Today};
+use super::original::{Headers, Original};
+use super::template::{MessageTemplate, message_template};
 
 /// The registry entry.
 pub const TYPE: PluginType = PluginType {
@@ -138,10 +135,8 @@ struct Plan {
     names: Vec<Option<String>>,
     timestamp_group: Option<usize>,
     severity_group: Option<usize>,
-    severity_map: BTreeMap<String, i32>,
+    captures: CaptureHeaders,
     template: MessageTemplate,
-    layout: TimestampLayout,
-    zone: TimeZone,
     log_errors: bool,
 }
 
@@ -154,39 +149,6 @@ fn build(section: &PluginSection, _ctx: &BuildContext<'_>) -> Result<Built, Conf
     Ok(Built::Decoder(Arc::new(PayloadRegexDecoderPlugin {
         plan: Arc::new(configure(section)?),
     })))
-}
-
-/// `timestamp_location` as a zone.
-pub(crate) fn location(name: &str) -> Result<TimeZone, String> {
-    match name {
-        "" | "UTC" => Ok(TimeZone::UTC),
-        "Local" => Ok(TimeZone::system()),
-        _ => jiff::tz::db()
-            .get(name)
-            .map_err(|e| format!("unknown time zone {name:?}: {e}")),
-    }
-}
-
-/// `message_fields` as a template; every value must be a string.
-pub(crate) fn message_template(
-    section: &PluginSection,
-    table: &toml::Table,
-) -> Result<MessageTemplate, ConfigError> {
-    let mut entries = Vec::with_capacity(table.len());
-    for (k, v) in table {
-        let Some(s) = v.as_str() else {
-            return Err(section.error_at_value(
-                &format!("message_fields.{k}"),
-                format!(
-                    "`message_fields` of [{}]: the value of {k:?} must be a string (a template), not {}",
-                    section.name(),
-                    v.type_str()
-                ),
-            ));
-        };
-        entries.push((k.as_str(), s));
-    }
-    Ok(MessageTemplate::new(entries))
 }
 
 fn configure(section: &PluginSection) -> Result<Plan, ConfigError> {
@@ -214,27 +176,18 @@ fn configure(section: &PluginSection) -> Result<Plan, ConfigError> {
         })
         .collect();
     let group = |want: &str| names.iter().position(|n| n.as_deref() == Some(want));
-    let layout = TimestampLayout::new(&opts.timestamp_layout).map_err(|e| {
-        section.error_at_value(
-            "timestamp_layout",
-            format!("`timestamp_layout` of [{name}]: {e}"),
-        )
-    })?;
-    let zone = location(&opts.timestamp_location).map_err(|e| {
-        section.error_at_value(
-            "timestamp_location",
-            format!("`timestamp_location` of [{name}]: {e}"),
-        )
-    })?;
     Ok(Plan {
         timestamp_group: group("Timestamp"),
         severity_group: group("Severity"),
         template: message_template(section, &opts.message_fields)?,
+        captures: CaptureHeaders::new(
+            section,
+            &opts.timestamp_layout,
+            &opts.timestamp_location,
+            opts.severity_map,
+        )?,
         names,
         regex,
-        severity_map: opts.severity_map,
-        layout,
-        zone,
         log_errors: opts.log_errors,
     })
 }
@@ -246,8 +199,7 @@ impl DecoderPlugin for PayloadRegexDecoderPlugin {
             plan: Arc::clone(&self.plan),
             scratch: Vec::new(),
             no_match: 0,
-            timestamp_errors: 0,
-            severity_errors: 0,
+            errors: CaptureErrors::default(),
         })
     }
 }
@@ -258,8 +210,7 @@ struct PayloadRegexDecoder {
     locations: CaptureLocations,
     scratch: Vec<u8>,
     no_match: u64,
-    timestamp_errors: u64,
-    severity_errors: u64,
+    errors: CaptureErrors,
 }
 
 impl Decoder for PayloadRegexDecoder {
@@ -286,25 +237,12 @@ impl Decoder for PayloadRegexDecoder {
         let locations = &self.locations;
         let capture = |i: usize| locations.get(i).map(|(s, e)| &payload[s..e]);
         let mut headers = Headers::default();
-        if let Some(text) = plan.timestamp_group.and_then(capture)
-            && !text.is_empty()
-        {
-            match plan.layout.parse(text, &plan.zone, None) {
-                Some(ns) => headers.timestamp = Some(ns),
-                None => self.timestamp_errors += 1,
-            }
-        }
-        if let Some(text) = plan.severity_group.and_then(capture) {
-            match plan
-                .severity_map
-                .get(text)
-                .copied()
-                .or_else(|| text.parse().ok())
-            {
-                Some(s) => headers.severity = Some(s),
-                None => self.severity_errors += 1,
-            }
-        }
+        plan.captures.apply(
+            plan.timestamp_group.and_then(capture),
+            plan.severity_group.and_then(capture),
+            &mut headers,
+            &mut self.errors,
+        );
         let lookup = |name: &str| {
             let i = plan.names.iter().position(|n| n.as_deref() == Some(name))?;
             if Some(i) == plan.severity_group {
@@ -325,8 +263,7 @@ impl Decoder for PayloadRegexDecoder {
 
     fn report(&self, sink: &mut dyn ReportSink) {
         sink.int("NoMatchCount", self.no_match as i64, "count");
-        sink.int("TimestampErrorCount", self.timestamp_errors as i64, "count");
-        sink.int("SeverityErrorCount", self.severity_errors as i64, "count");
+        self.errors.report(sink);
     }
 }
 

@@ -4,6 +4,7 @@
 use super::*;
 use crate::common::testing::build_doc_sample;
 use hekate_model::message::{Field, Message, MessageView, uuid_string};
+use jiff::tz::TimeZone;
 
 const SRC: RecordSource<'static> = RecordSource {
     input: "logs",
