@@ -4,21 +4,28 @@
 //!
 //! Before it stops inputs, the reload says which addresses their successors will listen on
 //! ([`expect`]). An input that ends on one of them does not close its socket: it leaves a
-//! duplicate of it here, by address and shard ([`park`]). The successor, started on the same
-//! shard, takes it ([`tcp_listener`], [`udp_socket`], [`adopt`]) instead of binding a new one.
+//! duplicate of it here, by address and shard ([`park`]); a TCP input parks its [`Acceptor`],
+//! with the accept it has in flight, on its shard ([`Acceptor::park`]). The successor, started
+//! on the same shard, takes it ([`Acceptor::bind`], [`udp_socket`], [`adopt`]) instead of
+//! binding a new one.
 //! Meanwhile the kernel keeps queueing: connections wait in the listener's backlog, datagrams in
 //! the socket's receive buffer, and the successor takes them as they would have been taken
 //! without the reload. Once the successors started, the reload drops what nobody took
-//! ([`finish`]): a successor placed on fewer shards than its predecessor (a connection waiting
-//! in such a backlog is reset, as at any close of a listener).
+//! ([`finish`], and [`release_local`] on every shard): a successor placed on fewer shards than
+//! its predecessor, or of another kind (a connection waiting in such a backlog is reset, as at
+//! any close of a listener).
 //!
 //! Connections the old input had accepted are not handed over: they end as at shutdown (what
 //! they sent is read and routed, then they close), and their senders reconnect to the new one.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::rc::Rc;
 use std::sync::{Mutex, MutexGuard};
+
+use super::LocalBoxFuture;
 
 use super::ListenAddress;
 
@@ -80,32 +87,84 @@ pub fn adopt(address: ListenAddress, shard: usize) -> Option<OwnedFd> {
     parked().as_mut()?.sockets.remove(&(address, shard))
 }
 
-/// A TCP listener on `address` for `shard`: the one a stopped input handed over, or a new one
-/// (SO_REUSEPORT, so that every shard binds it); with a duplicate of its descriptor, to
-/// [`park`] when the input ends (glommio's listener does not show its own).
-pub fn tcp_listener(
+thread_local! {
+    /// Acceptors parked on this shard, by address, with the accept they have in flight.
+    static ACCEPTORS: RefCell<HashMap<SocketAddr, Acceptor>> = RefCell::new(HashMap::new());
+}
+
+/// A TCP listener of one shard whose accept is cancel-safe: an accept interrupted (by a stop)
+/// stays in flight and is finished by the next call, or by the successor the acceptor is
+/// parked for. (Dropping an io_uring accept that the kernel completed meanwhile would lose
+/// the connection it took.)
+pub struct Acceptor {
     address: SocketAddr,
-    shard: usize,
-) -> std::io::Result<(glommio::net::TcpListener, OwnedFd)> {
-    let fd = match adopt(ListenAddress::Tcp(address), shard) {
-        Some(fd) => fd,
-        None => {
-            use socket2::{Domain, Protocol, Socket, Type};
-            let s = Socket::new(
-                Domain::for_address(address),
-                Type::STREAM,
-                Some(Protocol::TCP),
-            )?;
-            s.set_reuse_port(true)?;
-            s.bind(&address.into())?;
-            s.listen(1024)?;
-            OwnedFd::from(s)
+    listener: Rc<glommio::net::TcpListener>,
+    pending: Option<LocalBoxFuture<'static, glommio::Result<glommio::net::TcpStream, ()>>>,
+}
+
+impl std::fmt::Debug for Acceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acceptor")
+            .field("address", &self.address)
+            .field("accepting", &self.pending.is_some())
+            .finish()
+    }
+}
+
+impl Acceptor {
+    /// The acceptor for `address` on `shard`: the one a stopped input of this shard parked, a
+    /// socket another kind of input handed over, or a new listener (SO_REUSEPORT, so that
+    /// every shard binds it).
+    pub fn bind(address: SocketAddr, shard: usize) -> std::io::Result<Acceptor> {
+        if let Some(a) = ACCEPTORS.with(|m| m.borrow_mut().remove(&address)) {
+            return Ok(a);
         }
-    };
-    let keep = fd.try_clone()?;
-    // SAFETY: the descriptor is a listening TCP socket owned by nothing else.
-    let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd.into_raw_fd()) };
-    Ok((listener, keep))
+        let listener = match adopt(ListenAddress::Tcp(address), shard) {
+            // SAFETY: the descriptor is a listening TCP socket owned by nothing else.
+            Some(fd) => unsafe { glommio::net::TcpListener::from_raw_fd(fd.into_raw_fd()) },
+            None => glommio::net::TcpListener::bind(address)?,
+        };
+        Ok(Acceptor {
+            address,
+            listener: Rc::new(listener),
+            pending: None,
+        })
+    }
+
+    /// The next connection. Cancel-safe: see [`Acceptor`].
+    pub async fn accept(&mut self) -> glommio::Result<glommio::net::TcpStream, ()> {
+        let listener = &self.listener;
+        let pending = self.pending.get_or_insert_with(|| {
+            let l = Rc::clone(listener);
+            Box::pin(async move { l.accept().await })
+        });
+        let accepted = pending.await;
+        self.pending = None;
+        accepted
+    }
+
+    /// The input ends: when a successor will listen on the same address, the acceptor (and its
+    /// accept in flight) waits for it on this shard; otherwise it closes.
+    pub fn park(self) {
+        if parked()
+            .as_ref()
+            .is_some_and(|p| p.expected.contains(&ListenAddress::Tcp(self.address)))
+        {
+            ACCEPTORS.with(|m| m.borrow_mut().insert(self.address, self));
+        }
+    }
+}
+
+/// Drops the acceptors parked on this shard that no successor took (after a reload started its
+/// inputs).
+pub(crate) fn release_local() {
+    let left = ACCEPTORS.with(|m| std::mem::take(&mut *m.borrow_mut()));
+    if !left.is_empty() {
+        tracing::info!(
+            "Reload: {} listener(s) of stopped inputs had no successor on their shard and were closed",
+            left.len()
+        );
+    }
 }
 
 /// A UDP socket on `address` for `shard`: the one a stopped input handed over (with the

@@ -154,6 +154,9 @@ pub(crate) enum ShardCommand {
         plugin: usize,
         done: Arc<AtomicUsize>,
     },
+    /// A reload started its inputs: listeners stopped inputs left here for a successor and no
+    /// successor took are closed.
+    ReleaseHandovers,
 }
 
 impl std::fmt::Debug for ShardCommand {
@@ -169,6 +172,7 @@ impl std::fmt::Debug for ShardCommand {
             },
             ShardCommand::StartInput { plan, .. } => write!(f, "StartInput({})", plan.name),
             ShardCommand::StopInput { plugin, .. } => write!(f, "StopInput({plugin})"),
+            ShardCommand::ReleaseHandovers => write!(f, "ReleaseHandovers"),
         }
     }
 }
@@ -544,6 +548,7 @@ async fn shard_main(plan: ShardPlan, ready: mpsc::Sender<Result<(), Vec<String>>
                     };
                     let _ = ack.send(result);
                 }
+                ShardCommand::ReleaseHandovers => crate::plugin::handover::release_local(),
                 ShardCommand::StopInput { plugin, done } => {
                     let (stopping, keep): (Vec<_>, Vec<_>) =
                         running_inputs.drain(..).partition(|i| i.plugin == plugin);

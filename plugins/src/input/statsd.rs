@@ -280,8 +280,8 @@ impl InputPlugin for StatsdInput {
         let max = self.max_msg_size;
         let address = self.address;
         if self.tcp {
-            let (listener, keep) =
-                handover::tcp_listener(self.address, shard.ctx.shard).map_err(|e| {
+            let mut acceptor =
+                handover::Acceptor::bind(self.address, shard.ctx.shard).map_err(|e| {
                     PluginError::Other(format!(
                         "StatsdInput cannot listen on {}: {e}",
                         self.address
@@ -291,7 +291,7 @@ impl InputPlugin for StatsdInput {
                 let connections = TaskGroup::new();
                 loop {
                     let ctx = &shard.ctx;
-                    let accepted = future::or(async { Some(listener.accept().await) }, async {
+                    let accepted = future::or(async { Some(acceptor.accept().await) }, async {
                         ctx.stopped().await;
                         None
                     })
@@ -310,9 +310,7 @@ impl InputPlugin for StatsdInput {
                         }
                     }
                 }
-                let at = ListenAddress::Tcp(address);
-                handover::park(at, shard.ctx.shard, &keep);
-                drop((listener, keep));
+                acceptor.park();
                 connections.wait_idle().await;
                 shard.report(true);
                 Ok(())

@@ -288,10 +288,10 @@ impl InputPlugin for TcpInput {
         });
         match &self.listen {
             Listen::Tcp(address) => {
-                let listener = handover::tcp_listener(*address, ctx.shard).map_err(|e| {
+                let acceptor = handover::Acceptor::bind(*address, ctx.shard).map_err(|e| {
                     PluginError::Other(format!("TcpInput cannot listen on {address}: {e}"))
                 })?;
-                Ok(Box::pin(accept_tcp(listener, *address, ctx, shared)))
+                Ok(Box::pin(accept_tcp(acceptor, ctx, shared)))
             }
             Listen::Unix {
                 path,
@@ -388,14 +388,13 @@ impl Counts {
 
 /// Accepts TCP connections until the inputs stop; each is served by a task of its own.
 async fn accept_tcp(
-    (listener, keep): (glommio::net::TcpListener, std::os::fd::OwnedFd),
-    address: SocketAddr,
+    mut acceptor: handover::Acceptor,
     ctx: InputContext,
     shared: Rc<Shared>,
 ) -> Result<(), PluginError> {
     let connections = TaskGroup::new();
     loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
+        let accepted = future::or(async { Some(acceptor.accept().await) }, async {
             ctx.stopped().await;
             None
         })
@@ -418,8 +417,7 @@ async fn accept_tcp(
         connections.spawn(serve(stream, fd, peer, ctx.clone(), Rc::clone(&shared)));
     }
     // A reload that replaces this input on the same address keeps the listener for it.
-    handover::park(ListenAddress::Tcp(address), ctx.shard, &keep);
-    drop((listener, keep));
+    acceptor.park();
     connections.wait_idle().await;
     Ok(())
 }

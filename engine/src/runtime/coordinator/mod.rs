@@ -486,7 +486,9 @@ mod tests {
                                 ShardCommand::StartInput { ack, .. } => {
                                     let _ = ack.send(Ok(()));
                                 }
-                                ShardCommand::ResetCounters(_) | ShardCommand::AddRoute(_) => {}
+                                ShardCommand::ResetCounters(_)
+                                | ShardCommand::AddRoute(_)
+                                | ShardCommand::ReleaseHandovers => {}
                             }
                         }
                     }

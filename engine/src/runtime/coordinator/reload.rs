@@ -615,6 +615,9 @@ impl Coordinator {
             }
         }
         crate::plugin::handover::finish();
+        for s in 0..shards {
+            self.command(s, ShardCommand::ReleaseHandovers);
+        }
     }
 
     fn is_output(&self, p: usize) -> bool {
