@@ -719,3 +719,59 @@ message_matcher = "Type == 'log'"
         .stderr()
         .contains("the configuration is unchanged")));
 }
+
+/// A changed output whose new configuration cannot start (its file cannot be created) runs its
+/// previous one: what was routed to it meanwhile, and what comes after, is delivered; a later
+/// reload with a configuration that starts applies it.
+#[test]
+fn a_changed_output_that_cannot_start_keeps_running_its_previous_configuration() {
+    let dir = temp_dir("reload-fallback");
+    let port = free_tcp_port();
+    let text = |path: &str| {
+        format!(
+            r#"{base}
+[out]
+type = "FileOutput"
+message_matcher = "TRUE"
+path = "{path}"
+flush_interval = 0
+"#,
+            base = base_config(&dir, port),
+        )
+    };
+    let hekate = Hekate::start(&dir, &text("out.hekad"), &[port]);
+    let out = dir.join("base/out.hekad");
+    send_tcp(port, &framed((0..10).map(|i| message("log", 0, i, 40))));
+    assert!(wait_for(Duration::from_secs(10), || file_seqs(&out).len() == 10));
+
+    // /proc refuses new directories: the FileOutput cannot open its new path.
+    reload(&hekate, &text("/proc/hekate-no-such-dir/out.hekad"));
+    let log = applied(&hekate, 1);
+    send_tcp(port, &framed((10..20).map(|i| message("log", 0, i, 40))));
+    assert!(
+        wait_for(Duration::from_secs(10), || file_seqs(&out).len() == 20),
+        "{:?}\n{}",
+        file_seqs(&out),
+        hekate.stderr()
+    );
+    let log = hekate.stderr() + &log;
+    assert!(
+        log.contains("output 'out' cannot start with its new configuration")
+            && log.contains("it runs its previous one"),
+        "{log}"
+    );
+
+    // The slot remembers the previous configuration: the new one is tried again, and one that
+    // starts is applied.
+    reload(&hekate, &text("second.hekad"));
+    applied(&hekate, 2);
+    send_tcp(port, &framed((20..30).map(|i| message("log", 0, i, 40))));
+    let second = dir.join("base/second.hekad");
+    assert!(
+        wait_for(Duration::from_secs(10), || file_seqs(&second).len() == 10),
+        "{}",
+        hekate.stderr()
+    );
+    assert_eq!(file_seqs(&out), (0..20).collect::<Vec<_>>());
+    assert_eq!(file_seqs(&second), (20..30).collect::<Vec<_>>());
+}

@@ -3,7 +3,7 @@
 //! not its address refuses no connection and loses no datagram.
 //!
 //! Before it stops inputs, the reload says which addresses their successors will listen on
-//! ([`expect`]). An input that ends on one of them does not close its socket: it leaves a
+//! (`expect`). An input that ends on one of them does not close its socket: it leaves a
 //! duplicate of it here, by address and shard ([`park`]); a TCP input parks its [`Acceptor`],
 //! with the accept it has in flight, on its shard ([`Acceptor::park`]). The successor, started
 //! on the same shard, takes it ([`Acceptor::bind`], [`udp_socket`], [`adopt`]) instead of
@@ -11,7 +11,7 @@
 //! Meanwhile the kernel keeps queueing: connections wait in the listener's backlog, datagrams in
 //! the socket's receive buffer, and the successor takes them as they would have been taken
 //! without the reload. Once the successors started, the reload drops what nobody took
-//! ([`finish`], and [`release_local`] on every shard): a successor placed on fewer shards than
+//! (`finish`, and `release_local` on every shard): a successor placed on fewer shards than
 //! its predecessor, or of another kind (a connection waiting in such a backlog is reset, as at
 //! any close of a listener).
 //!

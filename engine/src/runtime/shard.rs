@@ -94,6 +94,7 @@ pub(crate) struct Settings {
 }
 
 /// A filter or output instance to create on a shard.
+#[derive(Clone)]
 pub(crate) enum InstanceKind {
     Filter(Arc<dyn FilterPlugin>),
     Output(Arc<dyn OutputPlugin>),
@@ -110,6 +111,9 @@ pub(crate) struct InstancePlan {
     pub(crate) lifecycle: Arc<Lifecycle>,
     /// An output with `use_buffering`: its disk queue's options.
     pub(crate) buffering: Option<BufferingOptions>,
+    /// A reload's successor: the plugin it replaces, run instead when the new one cannot
+    /// start (its lanes hold what was routed to it meanwhile); the flag says it was.
+    pub(crate) fallback: Option<(InstanceKind, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 pub(crate) struct InputPlan {
@@ -301,39 +305,57 @@ impl ShardEnv {
             events: self.events.clone(),
         };
         let inbound = Inbound::new(inst.lanes, inst.bell, Arc::clone(&inst.lifecycle));
-        match inst.kind {
-            InstanceKind::Filter(p) => match p.new_filter(&pctx) {
-                Ok(f) => {
+        enum Made {
+            Filter(Box<dyn crate::plugin::Filter>),
+            Output(Box<dyn crate::plugin::Output>),
+        }
+        let make = |kind: &InstanceKind| match kind {
+            InstanceKind::Filter(p) => p.new_filter(&pctx).map(Made::Filter),
+            InstanceKind::Output(p) => p.new_output(&pctx).map(Made::Output),
+        };
+        let what = match inst.kind {
+            InstanceKind::Filter(_) => "filter",
+            InstanceKind::Output(_) => "output",
+        };
+        let made = match (make(&inst.kind), &inst.fallback) {
+            (Err(e), Some((previous, used))) => {
+                tracing::error!(
+                    "Reload: {what} '{}' cannot start with its new configuration: {e}; it runs its previous one (with the new message_matcher) until a reload that starts",
+                    inst.name
+                );
+                used.store(true, Ordering::Release);
+                make(previous)
+            }
+            (made, _) => made,
+        };
+        let made = match made {
+            Ok(m) => m,
+            Err(e) => {
+                inst.lifecycle.finished.store(true, Ordering::Release);
+                return Err(format!("{what} '{}' cannot start: {e}", inst.name));
+            }
+        };
+        match made {
+            Made::Filter(f) => {
+                live.fetch_add(1, Ordering::AcqRel);
+                Ok(glommio::spawn_local(run_filter(f, inbound, rctx)).detach())
+            }
+            Made::Output(o) => match inst.buffering {
+                None => {
                     live.fetch_add(1, Ordering::AcqRel);
-                    Ok(glommio::spawn_local(run_filter(f, inbound, rctx)).detach())
+                    Ok(glommio::spawn_local(run_output(o, inbound, rctx)).detach())
                 }
-                Err(e) => {
-                    inst.lifecycle.finished.store(true, Ordering::Release);
-                    Err(format!("filter '{}' cannot start: {e}", inst.name))
-                }
-            },
-            InstanceKind::Output(p) => match p.new_output(&pctx) {
-                Ok(o) => match inst.buffering {
-                    None => {
-                        live.fetch_add(1, Ordering::AcqRel);
-                        Ok(glommio::spawn_local(run_output(o, inbound, rctx)).detach())
-                    }
-                    Some(b) => {
-                        let queue = match self.open_queue(&inst.name, &b) {
-                            Ok(q) => q,
-                            Err(e) => {
-                                inst.lifecycle.finished.store(true, Ordering::Release);
-                                return Err(format!("output '{}' cannot start: {e}", inst.name));
-                            }
-                        };
-                        live.fetch_add(1, Ordering::AcqRel);
-                        let run = run_buffered_output(o, inbound, rctx, queue, b.full_action);
-                        Ok(glommio::spawn_local(run).detach())
-                    }
-                },
-                Err(e) => {
-                    inst.lifecycle.finished.store(true, Ordering::Release);
-                    Err(format!("output '{}' cannot start: {e}", inst.name))
+                Some(b) => {
+                    let queue = match self.open_queue(&inst.name, &b) {
+                        Ok(q) => q,
+                        Err(e) => {
+                            inst.lifecycle.finished.store(true, Ordering::Release);
+                            return Err(format!("output '{}' cannot start: {e}", inst.name));
+                        }
+                    };
+                    live.fetch_add(1, Ordering::AcqRel);
+                    let run = run_buffered_output(o, inbound, rctx, queue, b.full_action);
+                    Ok(glommio::spawn_local(run).detach())
                 }
             },
         }

@@ -154,6 +154,7 @@ impl Mesh<'_> {
                     matcher: matcher.clone(),
                     lifecycle,
                     buffering: None,
+                    fallback: None,
                 },
             ));
         }

@@ -6,18 +6,22 @@
 //! at run time (a sandbox manager), an input address held by someone else, or too few free
 //! plugin slots refuse the reload with one log line, and nothing changes. Otherwise the running
 //! plugins are compared with the new ones by section name and canonical options
-//! ([`PluginInfo::section`]); a plugin whose splitter, decoder or encoder changed counts as
+//! ([`PluginInfo::section`], which ends with a digest of the files the plugin read to build:
+//! its script, its certificates); a plugin whose splitter, decoder or encoder changed counts as
 //! changed. Then, in this order:
 //!
 //! 1. removed and changed **inputs** stop (they stop accepting; their connections route what they
-//!    read and end); unchanged inputs are not touched;
+//!    read and end); unchanged inputs are not touched; a stopping input whose address a starting
+//!    one takes leaves its sockets for it ([`crate::plugin::handover`]);
 //! 2. removed **filters and outputs** are taken out without loss: every router stops routing to
 //!    them, pushes what it held for them into their lanes, and their instances finish what the
 //!    lanes hold and close;
 //! 3. changed filters and outputs are swapped on every router in one step (each message goes to
 //!    the old or the new one, never both, never neither); the new instances start once the old
 //!    ones have finished and closed, so that an output writing the same file or queue directory
-//!    never has two writers; meanwhile their lanes fill (the inputs wait if they fill up);
+//!    never has two writers; meanwhile their lanes fill (the inputs wait if they fill up); a new
+//!    instance that cannot start runs the old plugin instead, on the same lanes
+//!    ([`InstancePlan::fallback`]);
 //! 4. added filters and outputs start, then get their routes;
 //! 5. added and changed inputs start.
 
@@ -33,7 +37,7 @@ use super::placement::{ConsumerInfo, Mesh, consumer_placement};
 use super::{COMMAND_TIMEOUT, Coordinator, Retirement};
 use crate::plugin::{Built, ListenAddress, Placement};
 use crate::runtime::pipeline::{Pipeline, PluginInfo};
-use crate::runtime::shard::{InputPlan, InstancePlan, ShardCommand};
+use crate::runtime::shard::{InputPlan, InstanceKind, InstancePlan, ShardCommand};
 
 /// Plugin slots reserved at start for plugins a reload adds or changes.
 pub(super) const RELOAD_SLOTS: usize = 32;
@@ -57,6 +61,9 @@ pub(super) struct PendingStart {
     /// The slot of the new one.
     pub(super) plugin: usize,
     pub(super) instances: Vec<(usize, InstancePlan)>,
+    /// A changed plugin: the one it replaces, which runs again if the new one cannot start
+    /// (raised: it did).
+    pub(super) previous: Option<(PluginInfo, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 impl std::fmt::Debug for PendingStart {
@@ -487,7 +494,19 @@ impl Coordinator {
             match info.category {
                 Category::Filter | Category::Output => {
                     let q = free.pop().expect("slots were counted");
-                    let (consumer, mut routes, instances) = self.plan_consumer(q, &info);
+                    let (consumer, mut routes, mut instances) = self.plan_consumer(q, &info);
+                    let previous = self.plugins[p].clone().and_then(|old| {
+                        let kind = match &old.built {
+                            Built::Filter(f) => InstanceKind::Filter(Arc::clone(f)),
+                            Built::Output(o) => InstanceKind::Output(Arc::clone(o)),
+                            _ => return None,
+                        };
+                        let used = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                        for (_, inst) in &mut instances {
+                            inst.fallback = Some((kind.clone(), Arc::clone(&used)));
+                        }
+                        Some((old, used))
+                    });
                     self.close(p, |s| routes[s].pop());
                     for (s, rest) in routes.iter_mut().enumerate() {
                         for route in rest.drain(..) {
@@ -499,6 +518,7 @@ impl Coordinator {
                         after: vec![p],
                         plugin: q,
                         instances,
+                        previous,
                     });
                     self.consumers.push(consumer);
                     self.plugins[q] = Some(info);
@@ -533,6 +553,7 @@ impl Coordinator {
                         after: removed_outputs.clone(),
                         plugin: q,
                         instances,
+                        previous: None,
                     });
                     self.consumers.push(consumer);
                     self.plugins[q] = Some(info);
@@ -756,7 +777,14 @@ impl Coordinator {
         for start in now {
             let q = start.plugin;
             match self.start_instances(start.instances) {
-                Ok(()) => tracing::info!("Reload: '{}' started", self.name(q)),
+                Ok(()) => match start.previous {
+                    // The previous configuration runs: a reload with the same new one tries
+                    // it again.
+                    Some((previous, used)) if used.load(Ordering::Acquire) => {
+                        self.plugins[q] = Some(previous);
+                    }
+                    _ => tracing::info!("Reload: '{}' started", self.name(q)),
+                },
                 Err(e) => {
                     // Its routes fill lanes nobody empties: drop them (what they hold is lost).
                     tracing::error!(
