@@ -195,7 +195,7 @@ fn kill_9_while_tailing_and_rotating_loses_no_line() {
     let mut w = Writer::new(&dir.join("logs"));
     let out = dir.join("out.hekad");
     let cfg = config(&dir, "");
-    let kills = 12;
+    let kills = 50;
     // Each run in a directory of its own: a Hekate removes its directory when dropped.
     let run_dir = |n: u64| {
         let d = dir.join(format!("run{n}"));
@@ -204,14 +204,20 @@ fn kill_9_while_tailing_and_rotating_loses_no_line() {
     };
     for cycle in 0..kills {
         let mut hekate = Hekate::start(&run_dir(cycle), &cfg, &[]);
-        let run_for = Duration::from_millis(200 + fastrand::u64(0..600));
-        let until = std::time::Instant::now() + run_for;
+        let started = std::time::Instant::now();
+        let until = started + Duration::from_millis(100 + fastrand::u64(0..500));
+        // One cycle in three rotates (rename and create) at a random moment while hekate reads,
+        // so that some kills land just after a rotation, before the new file is taken up.
+        let rotate_at =
+            (cycle % 3 == 2).then(|| started + Duration::from_millis(fastrand::u64(0..400)));
+        let mut rotated = false;
         while std::time::Instant::now() < until {
             w.lines(200);
+            if !rotated && rotate_at.is_some_and(|t| std::time::Instant::now() >= t) {
+                w.rotate_rename();
+                rotated = true;
+            }
             std::thread::sleep(Duration::from_millis(10));
-        }
-        if cycle % 4 == 3 {
-            w.rotate_rename();
         }
         hekate.signal(libc::SIGKILL);
         hekate.wait(Duration::from_secs(10));
@@ -221,10 +227,32 @@ fn kill_9_while_tailing_and_rotating_loses_no_line() {
     let mut hekate = Hekate::start(&run_dir(kills), &cfg, &[]);
     let counts = wait_all(&out, total);
     assert!(hekate.terminate().success(), "{}", hekate.stderr());
-    assert_eq!(
-        missing(&counts, total),
-        Vec::<u64>::new(),
-        "lines lost after {kills} kill -9"
+    let stderr = hekate.stderr();
+    let lost: Vec<u64> = (0..total).filter(|n| !counts.contains_key(n)).collect();
+    let files: Vec<String> = std::fs::read_dir(dir.join("logs"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let seq = |l: Option<&str>| {
+                l.and_then(|l| l.split(' ').nth(1))
+                    .unwrap_or("-")
+                    .to_string()
+            };
+            format!(
+                "{} {}..{}",
+                e.file_name().to_string_lossy(),
+                seq(text.lines().next()),
+                seq(text.lines().last())
+            )
+        })
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {total} lines lost after {kills} kill -9: {:?}…{:?}; files {files:?}\n{stderr}",
+        lost.len(),
+        lost.first(),
+        lost.last()
     );
     let twice: u64 = counts.values().map(|&c| u64::from(c - 1)).sum();
     eprintln!("{total} lines, {kills} kill -9: {twice} read again after a kill");

@@ -17,7 +17,8 @@
 //! **Rotation.** The file being read is followed by its open descriptor, not its name:
 //! - renamed and replaced (`create`): it is read to its end, then the file after it (the new
 //!   one) once the old one has had nothing new for half a second (the application may write into
-//!   it until it reopens its log);
+//!   it until it reopens its log), judged by its modification time too, so that a backlog of
+//!   files rotated while hekate was down is read without a pause per file;
 //! - truncated in place (`copytruncate`): reading restarts at 0 (counted in `Truncations`);
 //! - deleted: read to its end through the open descriptor, then the next file;
 //! - a file already read to its end never is again in this run, whatever name it has now.
@@ -544,16 +545,19 @@ impl Instance {
             let wakes = stream.wakes.get();
             match s.step().await {
                 Step::Read => glommio::yield_if_needed().await,
-                Step::Idle => {
+                idle @ (Step::Idle | Step::Wait(_)) => {
                     s.save_acknowledged(false);
                     // An idle stream keeps no read buffer (an input may have thousands).
                     s.records.release();
                     // Acknowledgements still coming in: look again soon for the journal.
-                    let wait = if s.acks.outstanding() > 0 {
+                    let mut wait = if s.acks.outstanding() > 0 {
                         self.input.check.min(ACK_POLL)
                     } else {
                         poll
                     };
+                    if let Step::Wait(at_most) = idle {
+                        wait = wait.min(at_most);
+                    }
                     let written = stream.bell.wait(|| stream.wakes.get() != wakes);
                     future::or(
                         self.ctx.stopped(),
@@ -640,6 +644,8 @@ enum Step {
     Read,
     /// Nothing to read now.
     Idle,
+    /// Nothing to read now; look again within this time at the latest.
+    Wait(Duration),
 }
 
 struct StreamReader {
@@ -853,10 +859,14 @@ impl StreamReader {
     /// At the end of the current file: truncated, rotated, or waiting for more.
     async fn at_end(&mut self) -> Step {
         let open = self.open.as_mut().expect("called with a file open");
-        let size = open
-            .file
-            .with_std(|f| f.metadata())
-            .map_or(open.offset, |m| m.len());
+        let meta = open.file.with_std(|f| f.metadata()).ok();
+        let size = meta.as_ref().map_or(open.offset, |m| m.len());
+        // How long the file has had nothing new (its modification time; a file rotated long
+        // ago has been quiet for longer than this run).
+        let quiet = meta
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or_default();
         if size < open.offset {
             self.inst.count(|c| c.truncations += 1);
             return self.truncated();
@@ -876,9 +886,12 @@ impl StreamReader {
         // on only once this one has had nothing new for ROTATE_GRACE.
         let open = self.open.as_mut().expect("open");
         let ended = *open.ended.get_or_insert_with(Instant::now);
-        if ended.elapsed() < ROTATE_GRACE {
+        let waited = ended.elapsed().max(quiet);
+        if waited < ROTATE_GRACE {
             self.poll_acks();
-            return Step::Idle;
+            // Look again when the grace is over, not at the next poll (seconds away with
+            // inotify: nothing writes to a rotated file to wake the stream).
+            return Step::Wait(ROTATE_GRACE - waited);
         }
         // A newer file exists, so this one is complete: deliver (or count) a partial last
         // record as the splitter says, then go on.
