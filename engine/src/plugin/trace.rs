@@ -56,6 +56,7 @@ pub fn trace(spec: &StreamSpec, origin: TraceOrigin<'_>, data: &[u8]) -> Vec<Tra
         severity: None,
         hostname: origin.hostname,
         fields: &[],
+        timestamp: hekate_model::writer::now_ns(),
     };
     let payload = |record: &[u8], failure: Option<bool>| {
         let mut out = Vec::new();
