@@ -133,6 +133,87 @@ fn row(
     }
 }
 
+/// RFC 3164 over UDP into hekate (`bench/configs/syslog-udp.toml`) at rising rates, each for a
+/// few seconds, until datagrams are lost: the row is the highest rate with none lost, the note
+/// says where loss began.
+fn udp_ladder(b: &Bench, dir: &Path) -> (Row, String) {
+    let label = "hekate, RFC 3164 over UDP (UdpInput → SyslogDecoder → FileOutput), highest rate \
+                 with no loss";
+    let secs = b.pick(1, 3) as f64;
+    let rates: &[f64] = if b.quick() {
+        &[50_000.0, 100_000.0]
+    } else {
+        &[
+            100_000.0,
+            200_000.0,
+            300_000.0,
+            400_000.0,
+            500_000.0,
+            600_000.0,
+            800_000.0,
+            1_000_000.0,
+        ]
+    };
+    let mut best: Option<Row> = None;
+    let mut tried = Vec::new();
+    let mut stop = None;
+    for &rate in rates {
+        let server = match hekate_server(b, dir, "syslog-udp", label, &[]) {
+            Ok(s) => s,
+            Err(e) => return (Row::not_run(label, e), "RFC 3164 over UDP: not run.".into()),
+        };
+        let mut spec = FloodSpec::text("syslog3164", 2, (rate * secs) as u64, "250").at_rate(rate);
+        spec.transport = "udp";
+        match measure(b, server, &spec) {
+            Err(e) => {
+                stop = Some(format!("at {}: {e}", si(rate)));
+                break;
+            }
+            Ok((m, commands)) => {
+                let achieved = m.msg_per_s();
+                tried.push(format!("{} → {}", si(rate), si(achieved)));
+                if m.delivery.lost > 0 || m.delivery.duplicates > 0 {
+                    stop = Some(format!(
+                        "at {} msg/s {} of {} datagrams were lost",
+                        si(rate),
+                        thousands(m.delivery.lost),
+                        thousands(m.delivery.sent)
+                    ));
+                    break;
+                }
+                let (mut r, _) = row(b, label, Ok((m, commands)), None);
+                if let Some(c) = r.cells.get_mut(2) {
+                    *c = "—".into();
+                }
+                best = Some(r);
+                if achieved < 0.8 * rate {
+                    stop = Some(format!(
+                        "no loss; the generator could not send faster than {} msg/s (its \
+                         ceiling here: UDP cannot push back, so hekate kept up with all of it)",
+                        si(achieved)
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    let note = format!(
+        "RFC 3164 over UDP (2 senders paced at the rate, {secs:.0} s per rung, rungs asked → \
+         delivered {}): {}; \
+         UdpInput asks for an 8 MiB receive buffer (`receive_buffer_size`, capped by \
+         `net.core.rmem_max`).",
+        tried.join(", "),
+        stop.unwrap_or_else(|| "no loss at any rung".into())
+    );
+    match best {
+        Some(r) => (r, note),
+        None => (
+            Row::failed(label, "datagrams lost at the lowest rung"),
+            note,
+        ),
+    }
+}
+
 /// hekate on `bench/configs/<config>.toml`, `hekate check`ed first.
 fn hekate_server(
     b: &Bench,
@@ -450,6 +531,9 @@ fn run(b: &mut Bench) -> Section {
     if !b.quick() {
         s.rows.push(loggen_row(b, &dir, n / 2));
     }
+    let (udp, note) = udp_ladder(b, &dir);
+    s.rows.push(udp);
+    s.notes.push(note);
     s.notes.push(format!(
         "Each system on core {}, the generator on core {}, the sink on core {}. The published \
          anchor (BENCHMARKS.md) is ~345k msg/s of 200 B for syslog-ng with loggen on the same \

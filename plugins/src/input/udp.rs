@@ -33,7 +33,9 @@
 //! ```
 //!
 //! Options: `address` (required), `net` ("udp", "udp4", "udp6" or "unixgram"),
-//! `unix_socket_perm` (unixgram: the socket file's mode, octal), `signer` subsections, `set_hostname` (false), plus the common input options. The default
+//! `unix_socket_perm` (unixgram: the socket file's mode, octal), `signer` subsections,
+//! `set_hostname` (false), `receive_buffer_size` (0: the system's default; raise it, and
+//! `net.core.rmem_max`, for bursts of syslog over UDP), plus the common input options. The default
 //! splitter is NullSplitter (one record per datagram) and the default decoder none, as in Heka;
 //! set `splitter = "HekaFramingSplitter"` and `decoder = "ProtobufDecoder"` for Heka streams.
 
@@ -90,6 +92,11 @@ struct Options {
     /// Hostname of payload messages = the sender's address.
     #[serde(default)]
     set_hostname: bool,
+    /// Bytes of the socket's receive buffer (SO_RCVBUF; the kernel caps it at
+    /// `net.core.rmem_max`); 0: the system's default. Bursts beyond what the buffer holds are
+    /// dropped by the kernel (counted in `/proc/net/snmp`, `RcvbufErrors`).
+    #[serde(default)]
+    receive_buffer_size: usize,
 }
 
 /// Where the input listens.
@@ -103,6 +110,7 @@ enum Listen {
 struct UdpInput {
     listen: Listen,
     set_hostname: bool,
+    receive_buffer_size: usize,
     spec: StreamSpec,
 }
 
@@ -140,6 +148,7 @@ fn build(section: &PluginSection, ctx: &BuildContext<'_>) -> Result<Built, Confi
     Ok(Built::Input(Arc::new(UdpInput {
         listen,
         set_hostname: opts.set_hostname,
+        receive_buffer_size: opts.receive_buffer_size,
         spec,
     })))
 }
@@ -175,6 +184,19 @@ impl InputPlugin for UdpInput {
                 let socket = handover::udp_socket(*address, ctx.shard).map_err(|e| {
                     PluginError::Other(format!("UdpInput cannot bind {address}: {e}"))
                 })?;
+                if self.receive_buffer_size > 0 {
+                    // SAFETY: the socket stays open for the duration of this call.
+                    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(socket.as_raw_fd()) };
+                    if let Err(e) =
+                        socket2::SockRef::from(&fd).set_recv_buffer_size(self.receive_buffer_size)
+                    {
+                        tracing::warn!(
+                            "Input '{}': cannot set the receive buffer to {} bytes: {e}",
+                            ctx.name,
+                            self.receive_buffer_size
+                        );
+                    }
+                }
                 Ok(Box::pin(receive(
                     ctx,
                     records,
@@ -321,6 +343,19 @@ mod tests {
     #[test]
     fn doc_sample_builds() {
         build_doc_sample(include_str!("udp.rs"));
+    }
+
+    #[test]
+    fn the_receive_buffer_size_is_an_option() {
+        build(
+            "[u]\ntype = \"UdpInput\"\naddress = \"127.0.0.1:1\"\nreceive_buffer_size = 8388608\n",
+        )
+        .unwrap();
+        let e = build(
+            "[u]\ntype = \"UdpInput\"\naddress = \"127.0.0.1:1\"\nreceive_buffer_size = -1\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("invalid value: integer `-1`"), "{e}");
     }
 
     #[test]
