@@ -30,7 +30,7 @@
 //! write wakes the stream reading the file at once, a file created, renamed or deleted makes the
 //! input rescan at once. Polling stays as the fallback: the directory is rescanned every
 //! `rescan_interval` and a stream at the end of its file looks again every
-//! `check_data_interval` (every 5 seconds at most often with inotify). Without inotify (its limits
+//! `check_data_interval` (every 10 seconds at most often with inotify, as Filebeat's `max_backoff`). Without inotify (its limits
 //! reached) the input says so and polls, as Heka does.
 //!
 //! **Placement.** The input runs on every worker shard; each stream is read by one shard (its
@@ -347,7 +347,7 @@ impl StreamShared {
 const ACK_POLL: Duration = Duration::from_millis(100);
 /// How long a stream at the end of its file waits for more when inotify tells it of writes
 /// (a fallback poll, for file systems that do not report every write).
-const WATCHED_POLL: Duration = Duration::from_secs(5);
+const WATCHED_POLL: Duration = Duration::from_secs(10);
 
 /// The input's own report fields on this shard (the report sums the shards).
 #[derive(Debug, Default)]
@@ -824,6 +824,12 @@ impl StreamReader {
                 Step::Idle
             };
         };
+        if open.size <= open.offset {
+            // Read up to the size last seen: whether the file grew is one fstat, not a buffer
+            // and a read (an idle stream of an input watching thousands wakes every few
+            // seconds).
+            return self.at_end().await;
+        }
         self.records
             .prepare(open.size.saturating_sub(open.offset) as usize);
         let want = self.records.read_buf().len().min(READ_BLOCK);
