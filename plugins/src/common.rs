@@ -10,6 +10,47 @@ use hekate_config::{ConfigError, PluginSection};
 use hekate_model::framing::SignerKeys;
 use serde::Deserialize;
 
+/// The UDP socket of a datagram input on `address` for this shard: the one a reload handed over
+/// (with the datagrams waiting in it) or a new one, with a receive buffer of `receive_buffer`
+/// bytes (0: the system's default; one the kernel refuses is logged, not fatal).
+pub(crate) fn udp_socket(
+    ctx: &hekate_engine::plugin::InputContext,
+    address: SocketAddr,
+    receive_buffer: usize,
+) -> std::io::Result<glommio::net::UdpSocket> {
+    use std::os::fd::AsRawFd as _;
+    let socket = hekate_engine::plugin::handover::udp_socket(address, ctx.shard)?;
+    if receive_buffer > 0 {
+        // SAFETY: the socket stays open for the duration of this call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(socket.as_raw_fd()) };
+        if let Err(e) = socket2::SockRef::from(&fd).set_recv_buffer_size(receive_buffer) {
+            tracing::warn!(
+                "Input '{}': cannot set the receive buffer to {receive_buffer} bytes: {e}",
+                ctx.name
+            );
+        }
+    }
+    Ok(socket)
+}
+
+/// Waits until a datagram is queued on `socket` (`Some`), or the input stops (`None`). The
+/// wait is a peek, which a stop cancels without taking a datagram (a cancelled receive may
+/// have taken one, lost with it): what is queued at a reload stays in the socket for the input
+/// that takes it over. The caller then takes what is queued without waiting.
+pub(crate) async fn datagram_ready(
+    ctx: &hekate_engine::plugin::InputContext,
+    socket: &glommio::net::UdpSocket,
+) -> Option<glommio::Result<(), ()>> {
+    futures_lite::future::or(
+        async { Some(socket.peek_from(&mut [0u8; 1]).await.map(drop)) },
+        async {
+            ctx.stopped().await;
+            None
+        },
+    )
+    .await
+}
+
 /// Resolves a Heka address: `host:port`, or `:port` for every interface.
 pub(crate) fn resolve_address(address: &str) -> Result<SocketAddr, String> {
     let full = if address.starts_with(':') {

@@ -316,38 +316,15 @@ impl InputPlugin for StatsdInput {
                 Ok(())
             }));
         }
-        let socket = handover::udp_socket(self.address, shard.ctx.shard).map_err(|e| {
-            PluginError::Other(format!("StatsdInput cannot bind {}: {e}", self.address))
-        })?;
-        if self.receive_buffer_size > 0 {
-            // SAFETY: the socket stays open for the duration of this call.
-            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(socket.as_raw_fd()) };
-            if let Err(e) =
-                socket2::SockRef::from(&fd).set_recv_buffer_size(self.receive_buffer_size)
-            {
-                tracing::warn!(
-                    "Input '{}': cannot set the receive buffer to {} bytes: {e}",
-                    shard.ctx.name,
-                    self.receive_buffer_size
-                );
-            }
-        }
+        let socket = crate::common::udp_socket(&shard.ctx, self.address, self.receive_buffer_size)
+            .map_err(|e| {
+                PluginError::Other(format!("StatsdInput cannot bind {}: {e}", self.address))
+            })?;
         Ok(Box::pin(async move {
             let mut batch = Datagrams::new(max);
             loop {
                 let ctx = &shard.ctx;
-                // Wait with a peek, which a stop cancels without taking a datagram (a
-                // cancelled receive may have taken one, lost with it): what is queued at a
-                // reload stays in the socket for the input that takes it over.
-                let ready = future::or(
-                    async { Some(socket.peek_from(&mut [0u8; 1]).await) },
-                    async {
-                        ctx.stopped().await;
-                        None
-                    },
-                )
-                .await;
-                match ready {
+                match crate::common::datagram_ready(ctx, &socket).await {
                     None => break,
                     Some(Ok(_)) => {
                         // Take what is queued, many per system call.

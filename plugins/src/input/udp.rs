@@ -181,22 +181,10 @@ impl InputPlugin for UdpInput {
         let set_hostname = self.set_hostname;
         match &self.listen {
             Listen::Udp(address) => {
-                let socket = handover::udp_socket(*address, ctx.shard).map_err(|e| {
-                    PluginError::Other(format!("UdpInput cannot bind {address}: {e}"))
-                })?;
-                if self.receive_buffer_size > 0 {
-                    // SAFETY: the socket stays open for the duration of this call.
-                    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(socket.as_raw_fd()) };
-                    if let Err(e) =
-                        socket2::SockRef::from(&fd).set_recv_buffer_size(self.receive_buffer_size)
-                    {
-                        tracing::warn!(
-                            "Input '{}': cannot set the receive buffer to {} bytes: {e}",
-                            ctx.name,
-                            self.receive_buffer_size
-                        );
-                    }
-                }
+                let socket = crate::common::udp_socket(&ctx, *address, self.receive_buffer_size)
+                    .map_err(|e| {
+                        PluginError::Other(format!("UdpInput cannot bind {address}: {e}"))
+                    })?;
                 Ok(Box::pin(receive(
                     ctx,
                     records,
@@ -254,18 +242,7 @@ async fn receive(
                 socket,
                 set_hostname,
             } => {
-                // Wait until a datagram is queued with a peek, which a stop cancels without
-                // taking one (a cancelled receive may have taken one, lost with it): what is
-                // queued at a reload stays in the socket for the input that takes it over.
-                let ready = future::or(
-                    async { Some(socket.peek_from(&mut [0u8; 1]).await.map(drop)) },
-                    async {
-                        ctx.stopped().await;
-                        None
-                    },
-                )
-                .await;
-                match ready {
+                match crate::common::datagram_ready(&ctx, socket).await {
                     None => break,
                     Some(Err(e)) => {
                         failed(&e);
