@@ -821,8 +821,51 @@ fn timestamp(plan: &Plan, nodes: &[Node<'_>], at: Option<u32>) -> Result<Option<
     })
 }
 
+/// The format most JSON logs use, read without jiff when the text has its plain shape.
+const ISO_UTC: &str = "%Y-%m-%dT%H:%M:%SZ";
+
+/// `YYYY-MM-DDTHH:MM:SSZ` read directly (`None`: another shape, or out of range; jiff then
+/// decides): what [`parse_time`] gives for [`ISO_UTC`] (jiff's `%S` takes no fraction), at a
+/// tenth of the cost (the jiff parser was 8% of the JSON path). Checked against jiff by a
+/// property test.
+fn iso_utc_ns(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || b[19] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let civil = crate::decoder::syslog::time::Civil {
+        year: num(0..4)? as i32,
+        month: num(5..7)? as u8,
+        day: num(8..10)? as u8,
+        hour: num(11..13)? as u8,
+        minute: num(14..16)? as u8,
+        second: num(17..19)? as u8,
+        nanos: 0,
+    };
+    // A leap second is left to jiff.
+    (civil.is_valid() && civil.second < 60).then(|| civil.as_utc_ns())?
+}
+
 /// `text` read with a jiff strftime `format`; UTC without an offset.
 fn parse_time(format: &str, text: &str) -> Option<i64> {
+    if format == ISO_UTC
+        && let Some(ns) = iso_utc_ns(text)
+    {
+        return Some(ns);
+    }
+    jiff_time(format, text)
+}
+
+/// `text` read with jiff's strftime parser.
+fn jiff_time(format: &str, text: &str) -> Option<i64> {
     let tm = jiff::fmt::strtime::parse(format, text).ok()?;
     // Without an offset, UTC (asking jiff for a timestamp first would build an error).
     let ts = match tm.offset() {

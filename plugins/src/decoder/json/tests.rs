@@ -412,3 +412,48 @@ proptest::proptest! {
         }
     }
 }
+
+/// The fast path for `%Y-%m-%dT%H:%M:%SZ` reads what jiff reads, and nothing jiff refuses:
+/// any text of its shape (impossible dates and times, fractions, which jiff's `%S` refuses)
+/// and near misses.
+#[test]
+fn the_iso_fast_path_agrees_with_jiff() {
+    use proptest::prelude::*;
+    let shaped = (
+        prop_oneof![0u32..10_000, 1600u32..2400],
+        0u32..14,
+        0u32..33,
+        0u32..26,
+        0u32..62,
+        0u32..62,
+        prop::option::of("[0-9]{0,11}"),
+    )
+        .prop_map(|(y, mo, d, h, mi, s, frac)| {
+            let frac = frac.map_or(String::new(), |f| format!(".{f}"));
+            format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}Z")
+        });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(20_000));
+    runner
+        .run(&prop_oneof![shaped, "[-0-9T:.Z ]{18,32}"], |text| {
+            if let Some(fast) = iso_utc_ns(&text) {
+                prop_assert_eq!(Some(fast), jiff_time(ISO_UTC, &text), "{}", text);
+            }
+            prop_assert_eq!(
+                parse_time(ISO_UTC, &text),
+                jiff_time(ISO_UTC, &text),
+                "{}",
+                text
+            );
+            Ok(())
+        })
+        .unwrap();
+    // The common cases take the fast path.
+    for text in [
+        "2026-12-07T18:15:02Z",
+        "2024-02-29T23:59:59Z",
+        "1970-01-01T00:00:00Z",
+    ] {
+        assert_eq!(iso_utc_ns(text), jiff_time(ISO_UTC, text), "{text}");
+        assert!(iso_utc_ns(text).is_some(), "{text}");
+    }
+}

@@ -65,7 +65,7 @@
 //! `procid`, `msgid`, `sd`).
 
 mod parse;
-mod time;
+pub(crate) mod time;
 
 use std::sync::Arc;
 

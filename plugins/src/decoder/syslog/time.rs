@@ -13,7 +13,7 @@ const NS_PER_DAY: i64 = SECS_PER_DAY * NS_PER_SEC;
 
 /// A wall-clock date and time as written in a timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Civil {
+pub(crate) struct Civil {
     pub year: i32,
     pub month: u8,
     pub day: u8,
