@@ -18,6 +18,7 @@ const VARS: &[(&str, &str)] = &[
     ("BENCH_BUFFERING", "true"),
     ("BENCH_LOG_DIR", "/tmp/hekate-bench-config-test/logs"),
     ("BENCH_RESCAN_INTERVAL", "1s"),
+    ("BENCH_DECODER", "syslog"),
     (
         "BENCH_OUTPUT_FILE",
         "/tmp/hekate-bench-config-test/out.hekad",

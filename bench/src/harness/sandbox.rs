@@ -39,7 +39,7 @@ const FILTER_TARGET: f64 = 2e6;
 const DECODER_TARGET: f64 = 2e5;
 
 /// Copies `bench/configs/lua/*.lua` into `<base_dir>/share/`.
-fn share_scripts(b: &Bench, base_dir: &Path) -> Result<(), String> {
+pub(super) fn share_scripts(b: &Bench, base_dir: &Path) -> Result<(), String> {
     let share = base_dir.join("share");
     std::fs::create_dir_all(&share)
         .map_err(|e| format!("cannot create {}: {e}", share.display()))?;

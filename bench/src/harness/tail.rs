@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use super::hekate::{self, HekateRun};
 use super::report::{Row, Section};
 use super::{Bench, Workload, si};
+use crate::load::{Format, LoadSpec, Ring};
+use crate::sizes::SizeDist;
 
 /// The workload.
 pub const WORKLOAD: Workload = Workload {
@@ -144,6 +146,105 @@ fn tail_rate(b: &Bench, name: &str, dir: &Path, total: u64) -> Result<Tailed, St
     }
     Ok(Tailed {
         bytes_per_sec: total as f64 / elapsed.as_secs_f64(),
+        commands: vec![hk.command.clone()],
+    })
+}
+
+/// `lines` lines of hekate-flood's `format` (its generator's records, numbered) into
+/// `dir/lines-0.log`; the total size.
+fn write_generated(dir: &Path, format: Format, lines: u64) -> Result<u64, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let spec = LoadSpec {
+        format,
+        sizes: SizeDist::Fixed(250),
+        ..LoadSpec::default()
+    };
+    let mut ring = Ring::build(&spec, 0, 1 << 20).map_err(|e| e.to_string())?;
+    let path = dir.join("lines-0.log");
+    let file = std::fs::File::create(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut total = 0;
+    for n in 0..lines {
+        let i = (n % ring.len() as u64) as usize;
+        ring.stamp(i, n, 0);
+        let record = ring.record(i);
+        total += record.len() as u64;
+        w.write_all(record)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    w.flush()
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(total)
+}
+
+/// Newlines in `path` from `*at` on, counted as the file grows (`*at` moves on).
+fn count_lines(path: &Path, at: &mut u64, count: &mut u64) {
+    use std::io::{Read as _, Seek as _};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return;
+    };
+    if f.seek(std::io::SeekFrom::Start(*at)).is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        *count += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+        *at += n as u64;
+    }
+}
+
+/// hekate reading the one file of `dir` through `decoder` until the output has a line for
+/// each of its `lines` lines: bytes of log per second.
+fn decoded_rate(
+    b: &Bench,
+    name: &str,
+    dir: &Path,
+    lines: u64,
+    bytes: u64,
+    decoder: &str,
+) -> Result<Tailed, String> {
+    let scratch = b.scratch(name);
+    super::sandbox::share_scripts(b, &scratch.join("base"))?;
+    let out = scratch.join("out.log");
+    let port = b.free_port();
+    let run = HekateRun::new("tail-decoded", &b.cores.sut, port, &scratch.join("base"))
+        .var("BENCH_LOG_DIR", dir.display().to_string())
+        .var("BENCH_OUTPUT_FILE", out.display().to_string())
+        .var("BENCH_RESCAN_INTERVAL", "1s".to_string())
+        .var("BENCH_DECODER", decoder.to_string());
+    run.check(b)?;
+    // SAFETY: sync has no preconditions (see tail_rate).
+    unsafe { libc::sync() };
+    let started = Instant::now();
+    let mut hk = run.start(b, &format!("{name}-hekate"), port)?;
+    let timeout = Duration::from_secs(b.pick(60, 300));
+    let (mut at, mut count) = (0, 0);
+    let done = loop {
+        count_lines(&out, &mut at, &mut count);
+        if count >= lines {
+            break Ok(started.elapsed());
+        }
+        if started.elapsed() > timeout {
+            break Err(format!(
+                "only {count} of {lines} messages out after {} s (decode failures?)",
+                timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let stopped = hekate::stop(&mut hk, Duration::from_secs(15));
+    let elapsed = done.map_err(|e| hekate::explain(e, &hk))?;
+    stopped?;
+    count_lines(&out, &mut at, &mut count);
+    if count != lines {
+        return Err(format!("the output has {count} lines, the input {lines}"));
+    }
+    Ok(Tailed {
+        bytes_per_sec: bytes as f64 / elapsed.as_secs_f64(),
         commands: vec![hk.command.clone()],
     })
 }
@@ -293,6 +394,75 @@ fn run(b: &mut Bench) -> Section {
             .commands(t.commands),
         ),
         Err(e) => s.rows.push(Row::failed("hekate, 10 files at once", e)),
+    }
+    // With a decoder: the same lines through SyslogDecoder (they are rsyslog's high-precision
+    // format without PRI), hekate-flood's JSON lines through JsonDecoder, its nginx access
+    // lines through the LPeg decoder of the sandbox workload.
+    let decoded_lines = b.pick(200_000, 1_000_000);
+    let json_dir = b.scratch("tail-json").join("logs");
+    let nginx_dir = b.scratch("tail-nginx").join("logs");
+    let syslog_dir = b.scratch("tail-syslog").join("logs");
+    let inputs = [
+        ("SyslogDecoder", "syslog", &syslog_dir, None),
+        ("JsonDecoder", "json", &json_dir, Some(Format::Json)),
+        (
+            "LPeg nginx decoder (SandboxDecoder)",
+            "nginx",
+            &nginx_dir,
+            Some(Format::Nginx),
+        ),
+    ];
+    for (what, decoder, dir, format) in inputs {
+        let label = format!("hekate, 1 file, {what}");
+        let written = match format {
+            Some(f) => write_generated(dir, f, decoded_lines),
+            None => write_files(dir, 1, decoded_lines),
+        };
+        let bytes = match written {
+            Ok(n) => n,
+            Err(e) => {
+                s.rows.push(Row::failed(&label, e));
+                continue;
+            }
+        };
+        match decoded_rate(
+            b,
+            &format!("tail-{decoder}"),
+            dir,
+            decoded_lines,
+            bytes,
+            decoder,
+        ) {
+            Ok(t) => {
+                let lines_per_sec = t.bytes_per_sec * decoded_lines as f64 / bytes as f64;
+                s.rows.push(
+                    Row::ok(
+                        &label,
+                        vec![
+                            format!("{:.2}", t.bytes_per_sec / 1e9),
+                            si(lines_per_sec),
+                            vs(t.bytes_per_sec),
+                            format!(
+                                "{decoded_lines} lines of {:.0} B{}",
+                                bytes as f64 / decoded_lines as f64,
+                                if decoder == "nginx" {
+                                    format!(
+                                        "; {:.1}× Hindsight's 99 k lines/s",
+                                        lines_per_sec / 99_000.0
+                                    )
+                                } else {
+                                    String::new()
+                                }
+                            ),
+                        ],
+                    )
+                    .cores(b.cores.sut.clone())
+                    .commands(t.commands),
+                );
+            }
+            Err(e) => s.rows.push(Row::failed(&label, e)),
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
     let idle_secs = b.pick(5, 20);
     for (rescan, label) in [
