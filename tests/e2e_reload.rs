@@ -720,6 +720,65 @@ message_matcher = "Type == 'log'"
         .contains("the configuration is unchanged")));
 }
 
+/// A reload applies a Lua module that a filter's script `require`s and that changed, though
+/// neither the script nor the section did.
+#[test]
+fn a_changed_lua_module_is_applied_by_a_reload() {
+    let dir = temp_dir("reload-module");
+    let port = free_tcp_port();
+    let modules = dir.join("modules");
+    std::fs::create_dir_all(&modules).unwrap();
+    let module = |tag: &str| format!("local M = {{}}\nM.tag = \"{tag}\"\nreturn M\n");
+    std::fs::write(modules.join("tagging.lua"), module("m1")).unwrap();
+    let script = dir.join("tag.lua");
+    std::fs::write(
+        &script,
+        "local tagging = require \"tagging\"\n\
+         function process_message()\n    inject_message({Type = tagging.tag, Payload = \"\",\n        \
+         Fields = {conn = read_message(\"Fields[conn]\"), seq = read_message(\"Fields[seq]\")}})\n    \
+         return 0\nend\n",
+    )
+    .unwrap();
+    let config = format!(
+        r#"{base}
+[tag]
+type = "SandboxFilter"
+filename = "{script}"
+module_directory = "{modules}"
+message_matcher = "Type == 'log'"
+{out}"#,
+        base = base_config(&dir, port),
+        script = script.display(),
+        modules = modules.display(),
+        out = file_output("out", "Type =~ /^heka.sandbox.m/"),
+    );
+    let hekate = Hekate::start(&dir, &config, &[port]);
+    let out = dir.join("base/out.hekad");
+    let types = || -> Vec<String> {
+        read_stream(&out)
+            .iter()
+            .filter_map(|m| m.r#type.clone())
+            .collect()
+    };
+    send_tcp(port, &framed((0..3).map(|i| message("log", 0, i, 30))));
+    assert!(wait_for(Duration::from_secs(10), || types().len() == 3));
+    std::fs::write(modules.join("tagging.lua"), module("m2")).unwrap();
+    hekate.signal(libc::SIGHUP);
+    let log = applied(&hekate, 1);
+    assert!(log.contains("changed tag"), "{log}");
+    send_tcp(port, &framed((3..6).map(|i| message("log", 0, i, 30))));
+    assert!(
+        wait_for(Duration::from_secs(10), || types().len() == 6),
+        "{:?}\n{}",
+        types(),
+        hekate.stderr()
+    );
+    assert_eq!(
+        types(),
+        [["heka.sandbox.m1"; 3], ["heka.sandbox.m2"; 3]].concat()
+    );
+}
+
 /// A changed output whose new configuration cannot start (its file cannot be created) runs its
 /// previous one: what was routed to it meanwhile, and what comes after, is delivered; a later
 /// reload with a configuration that starts applies it.

@@ -76,6 +76,25 @@ pub(crate) struct SandboxOptions {
     pub(crate) placement: Option<String>,
 }
 
+/// Every `*.lua` file under `dir` (modules in subdirectories too, `a.b` being `a/b.lua`, at
+/// most three levels down), in a stable order.
+fn lua_files(dir: &Path, depth: u32, found: &mut dyn FnMut(&Path)) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            if depth < 3 {
+                lua_files(&p, depth + 1, found);
+            }
+        } else if p.extension().is_some_and(|x| x == "lua") {
+            found(&p);
+        }
+    }
+}
+
 /// Limits a SandboxManagerFilter imposes on the filters it loads, whatever they ask for.
 #[derive(Debug, Clone)]
 pub(crate) struct ManagedLimits {
@@ -187,6 +206,10 @@ impl SandboxSettings {
             config.memory_limit = m.memory_limit;
             config.instruction_limit = m.instruction_limit;
             config.output_limit = m.output_limit;
+        }
+        // The modules the script may `require`: a reload sees them change too.
+        for dir in config.module_directory.split(';').filter(|d| !d.is_empty()) {
+            lua_files(Path::new(dir), 0, &mut |f| ctx.reads_file(f));
         }
         for (key, value) in &opts.config {
             let v = match value {
