@@ -662,30 +662,33 @@ set_hostname = {set_hostname}
     );
 }
 
-/// A reload applies a Lua script whose file changed though its section did not.
-#[test]
-fn a_changed_script_file_is_applied_by_a_reload() {
-    let dir = temp_dir("reload-script");
+/// The Lua filter of the file tests: a copy of each message, of the Type `tag` gives.
+fn tag_script(tag: &str) -> String {
+    format!(
+        "{tag}\nfunction process_message()\n    inject_message({{Type = TAG, Payload = \"\",\n        \
+         Fields = {{conn = read_message(\"Fields[conn]\"), seq = read_message(\"Fields[seq]\")}}}})\n    \
+         return 0\nend\n"
+    )
+}
+
+/// hekate with a SandboxFilter `tag` running `dir/tag.lua` (modules in `dir/modules`) over
+/// `log` messages, its copies written to `out`. Three messages go through, `edit` changes files
+/// under `dir` and a SIGHUP follows, then three more: the Types of the six copies, and hekate.
+fn types_across_an_edit(dir: &Path, edit: impl FnOnce(&Path)) -> (Vec<String>, Hekate) {
     let port = free_tcp_port();
-    let script = dir.join("tag.lua");
-    let lua = |tag: &str| {
-        format!(
-            "function process_message()\n    inject_message({{Type = \"{tag}\", Payload = \"\",\n        Fields = {{conn = read_message(\"Fields[conn]\"), seq = read_message(\"Fields[seq]\")}}}})\n    return 0\nend\n"
-        )
-    };
-    std::fs::write(&script, lua("v1")).unwrap();
     let config = format!(
         r#"{base}
 [tag]
 type = "SandboxFilter"
-filename = "{script}"
+filename = "{dir}/tag.lua"
+module_directory = "{dir}/modules"
 message_matcher = "Type == 'log'"
 {out}"#,
-        base = base_config(&dir, port),
-        script = script.display(),
-        out = file_output("out", "Type =~ /^heka.sandbox.v/"),
+        base = base_config(dir, port),
+        dir = dir.display(),
+        out = file_output("out", "Type =~ /^heka.sandbox./"),
     );
-    let hekate = Hekate::start(&dir, &config, &[port]);
+    let hekate = Hekate::start(dir, &config, &[port]);
     let out = dir.join("base/out.hekad");
     let types = || -> Vec<String> {
         read_stream(&out)
@@ -693,26 +696,34 @@ message_matcher = "Type == 'log'"
             .filter_map(|m| m.r#type.clone())
             .collect()
     };
-    send_tcp(port, &framed((0..5).map(|i| message("log", 0, i, 30))));
-    assert!(wait_for(Duration::from_secs(10), || types().len() == 5));
-
-    // The same config, the script edited: the filter is changed.
-    std::fs::write(&script, lua("v2")).unwrap();
+    send_tcp(port, &framed((0..3).map(|i| message("log", 0, i, 30))));
+    assert!(wait_for(Duration::from_secs(10), || types().len() == 3));
+    edit(dir);
     hekate.signal(libc::SIGHUP);
     let log = applied(&hekate, 1);
     assert!(log.contains("changed tag"), "{log}");
-    send_tcp(port, &framed((5..10).map(|i| message("log", 0, i, 30))));
+    send_tcp(port, &framed((3..6).map(|i| message("log", 0, i, 30))));
     assert!(
-        wait_for(Duration::from_secs(10), || types().len() == 10),
+        wait_for(Duration::from_secs(10), || types().len() == 6),
         "{:?}\n{}",
         types(),
         hekate.stderr()
     );
-    assert_eq!(
-        types(),
-        [["heka.sandbox.v1"; 5], ["heka.sandbox.v2"; 5]].concat()
-    );
+    (types(), hekate)
+}
 
+/// A reload applies a Lua script whose file changed though its section did not.
+#[test]
+fn a_changed_script_file_is_applied_by_a_reload() {
+    let dir = temp_dir("reload-script");
+    std::fs::write(dir.join("tag.lua"), tag_script("TAG = \"v1\"")).unwrap();
+    let (types, hekate) = types_across_an_edit(&dir, |dir| {
+        std::fs::write(dir.join("tag.lua"), tag_script("TAG = \"v2\"")).unwrap();
+    });
+    assert_eq!(
+        types,
+        [["heka.sandbox.v1"; 3], ["heka.sandbox.v2"; 3]].concat()
+    );
     // Unchanged file and config: nothing to do.
     hekate.signal(libc::SIGHUP);
     assert!(wait_for(Duration::from_secs(10), || hekate
@@ -725,56 +736,16 @@ message_matcher = "Type == 'log'"
 #[test]
 fn a_changed_lua_module_is_applied_by_a_reload() {
     let dir = temp_dir("reload-module");
-    let port = free_tcp_port();
-    let modules = dir.join("modules");
-    std::fs::create_dir_all(&modules).unwrap();
-    let module = |tag: &str| format!("local M = {{}}\nM.tag = \"{tag}\"\nreturn M\n");
-    std::fs::write(modules.join("tagging.lua"), module("m1")).unwrap();
-    let script = dir.join("tag.lua");
-    std::fs::write(
-        &script,
-        "local tagging = require \"tagging\"\n\
-         function process_message()\n    inject_message({Type = tagging.tag, Payload = \"\",\n        \
-         Fields = {conn = read_message(\"Fields[conn]\"), seq = read_message(\"Fields[seq]\")}})\n    \
-         return 0\nend\n",
-    )
-    .unwrap();
-    let config = format!(
-        r#"{base}
-[tag]
-type = "SandboxFilter"
-filename = "{script}"
-module_directory = "{modules}"
-message_matcher = "Type == 'log'"
-{out}"#,
-        base = base_config(&dir, port),
-        script = script.display(),
-        modules = modules.display(),
-        out = file_output("out", "Type =~ /^heka.sandbox.m/"),
-    );
-    let hekate = Hekate::start(&dir, &config, &[port]);
-    let out = dir.join("base/out.hekad");
-    let types = || -> Vec<String> {
-        read_stream(&out)
-            .iter()
-            .filter_map(|m| m.r#type.clone())
-            .collect()
-    };
-    send_tcp(port, &framed((0..3).map(|i| message("log", 0, i, 30))));
-    assert!(wait_for(Duration::from_secs(10), || types().len() == 3));
-    std::fs::write(modules.join("tagging.lua"), module("m2")).unwrap();
-    hekate.signal(libc::SIGHUP);
-    let log = applied(&hekate, 1);
-    assert!(log.contains("changed tag"), "{log}");
-    send_tcp(port, &framed((3..6).map(|i| message("log", 0, i, 30))));
-    assert!(
-        wait_for(Duration::from_secs(10), || types().len() == 6),
-        "{:?}\n{}",
-        types(),
-        hekate.stderr()
-    );
+    let module = |tag: &str| format!("return {{tag = \"{tag}\"}}\n");
+    std::fs::create_dir_all(dir.join("modules")).unwrap();
+    std::fs::write(dir.join("modules/tagging.lua"), module("m1")).unwrap();
+    let script = tag_script("local TAG = require(\"tagging\").tag");
+    std::fs::write(dir.join("tag.lua"), script).unwrap();
+    let (types, _hekate) = types_across_an_edit(&dir, |dir| {
+        std::fs::write(dir.join("modules/tagging.lua"), module("m2")).unwrap();
+    });
     assert_eq!(
-        types(),
+        types,
         [["heka.sandbox.m1"; 3], ["heka.sandbox.m2"; 3]].concat()
     );
 }
