@@ -447,11 +447,15 @@ fn the_iso_fast_path_agrees_with_jiff() {
             Ok(())
         })
         .unwrap();
+    // The configured format, as the decoder holds it, is the one the fast path serves.
+    assert_eq!(jiff_format("%Y-%m-%dT%H:%M:%SZ"), ISO_UTC);
     // The common cases take the fast path.
     for text in [
         "2026-12-07T18:15:02Z",
         "2024-02-29T23:59:59Z",
         "1970-01-01T00:00:00Z",
+        "2026-11-24T21:33:12.123Z",
+        "2026-11-24T21:33:12.123456789Z",
     ] {
         assert_eq!(iso_utc_ns(text), jiff_time(ISO_UTC, text), "{text}");
         assert!(iso_utc_ns(text).is_some(), "{text}");
