@@ -12,6 +12,7 @@
 //!
 //! The plugin API and the runtime live in `hekate-engine`, above this crate.
 
+pub mod bytes;
 pub mod framing;
 pub mod matcher;
 pub mod message;

@@ -8,7 +8,20 @@ use proptest::prelude::*;
 use prost::Message as _;
 
 fn field_strategy() -> impl Strategy<Value = Field> {
-    let name = prop::sample::select(vec!["status", "host", "bytes", "ratio", "ok", "raw", "a b"]);
+    // Names of every length class the index's key tells apart: short, exactly eight bytes,
+    // and longer ones that share their first eight bytes.
+    let name = prop::sample::select(vec![
+        "status",
+        "host",
+        "bytes",
+        "ratio",
+        "ok",
+        "raw",
+        "a b",
+        "duration",
+        "duration_ms",
+        "duration_us",
+    ]);
     let repr = prop::option::of(prop::sample::select(vec!["", "B", "ns", "count"]));
     (name, repr, 0..5usize, 1..4usize, any::<u64>()).prop_map(|(name, repr, kind, n, seed)| {
         let mut f = Field {
@@ -316,7 +329,7 @@ fn assert_indexed_agrees(msg: &Message, index: &mut FieldIndex) {
     let view = MessageView::new(&bytes).unwrap();
     let indexed = IndexedView::new(&view, index);
     let mut names: Vec<&[u8]> = msg.fields.iter().map(|f| f.name.as_bytes()).collect();
-    names.extend([&b"missing"[..], b""]);
+    names.extend([&b"missing"[..], b"", b"duration_ns", b"duratio", b"durationX"]);
     for name in names {
         for fi in 0..4 {
             for ai in 0..5 {

@@ -461,6 +461,19 @@ struct IndexedField {
     value_type: ValueType,
 }
 
+/// `a == b`, with short names compared inline: the router compares a few names per message,
+/// most of them of different lengths or first bytes, and a call to `memcmp` for each equal
+/// length cost more than the comparison.
+#[inline]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && match a.len() {
+            0 => true,
+            1..=16 => a[0] == b[0] && a.iter().zip(b).all(|(x, y)| x == y),
+            _ => a == b,
+        }
+}
+
 /// A [`MessageView`] whose field lookups go through a [`FieldIndex`]; reads exactly what the
 /// view reads (the same field for the same name and index, the same value).
 #[derive(Debug)]
@@ -564,7 +577,7 @@ impl MessageAccess for IndexedView<'_, '_> {
         let fields = self.index.fields.borrow();
         let mut seen = 0;
         for f in fields.iter() {
-            if f.name.of(buf) == name {
+            if same_name(f.name.of(buf), name) {
                 if seen == fi {
                     return FieldView {
                         buf: f.field.of(buf),
@@ -694,6 +707,7 @@ impl<'a> FieldView<'a> {
     }
 
     /// Name and value type in one pass over the field (`""` and STRING when malformed).
+    #[inline]
     fn name_and_type(&self) -> (&'a [u8], ValueType) {
         if let Some((name, vt)) = skim_field(self.buf) {
             return (

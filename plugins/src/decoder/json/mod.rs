@@ -737,9 +737,8 @@ fn name_hash(name: &[u8]) -> u64 {
         let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
         h = (h.rotate_left(5) ^ w).wrapping_mul(K);
     }
-    let mut tail = [0u8; 8];
-    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K)
+    let tail = hekate_model::bytes::head8(chunks.remainder());
+    (h.rotate_left(5) ^ tail).wrapping_mul(K)
 }
 
 /// Entries beyond which repeated names are found by sorting rather than by scanning.
