@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::message::UUID_SIZE;
+use crate::message::{UUID_SIZE, ViewLayout};
 use crate::varint;
 
 /// Nanoseconds since the Unix epoch.
@@ -39,17 +39,42 @@ pub fn random_uuid() -> [u8; UUID_SIZE] {
 
 /// Appends the fields of one encoded Heka message to a buffer, in any order the caller likes
 /// (tags may come in any order on the wire). Strings are written as given: callers pass UTF-8.
+///
+/// The writer keeps the layout of what it wrote ([`MessageWriter::layout`]), so that whoever
+/// routes the message gets its view without scanning the bytes again.
 #[derive(Debug)]
 pub struct MessageWriter<'a> {
     out: &'a mut Vec<u8>,
+    /// Where this message starts in `out`.
+    start: usize,
+    layout: ViewLayout,
+    /// False once [`MessageWriter::raw`] appended entries the layout does not know.
+    known: bool,
 }
 
 impl<'a> MessageWriter<'a> {
     /// Writes into `out` (appending).
     pub fn new(out: &'a mut Vec<u8>) -> Self {
-        Self { out }
+        let start = out.len();
+        Self {
+            out,
+            start,
+            layout: ViewLayout::empty(),
+            known: true,
+        }
     }
 
+    /// The layout of the message written so far (what [`MessageView::new`] would find in it),
+    /// for [`MessageView::with_layout`]; `None` after [`MessageWriter::raw`].
+    ///
+    /// [`MessageView::new`]: crate::message::MessageView::new
+    /// [`MessageView::with_layout`]: crate::message::MessageView::with_layout
+    pub fn layout(&self) -> Option<ViewLayout> {
+        self.known
+            .then(|| self.layout.finished(self.out.len() - self.start))
+    }
+
+    #[inline(always)]
     fn bytes(&mut self, tag: u8, v: &[u8]) -> &mut Self {
         if v.len() < 0x80 {
             self.out.extend_from_slice(&[(tag << 3) | 2, v.len() as u8]);
@@ -57,49 +82,69 @@ impl<'a> MessageWriter<'a> {
             self.out.push((tag << 3) | 2);
             varint::put(self.out, v.len() as u64);
         }
+        let at = self.out.len() - self.start;
+        self.layout.header_bytes(tag, at, v.len());
         self.out.extend_from_slice(v);
         self
     }
 
+    #[inline(always)]
     fn varint(&mut self, tag: u8, v: u64) -> &mut Self {
         self.out.push(tag << 3);
         varint::put(self.out, v);
+        self.layout.header_varint(tag, v);
         self
     }
 
+    /// Notes that a field entry starts here.
+    #[inline]
+    fn field_starts(&mut self) {
+        let at = self.out.len() - self.start;
+        self.layout.field_at(at);
+    }
+
     /// `uuid` (tag 1).
+    #[inline]
     pub fn uuid(&mut self, raw: &[u8]) -> &mut Self {
         self.bytes(1, raw)
     }
     /// `timestamp` (tag 2).
+    #[inline]
     pub fn timestamp(&mut self, ns: i64) -> &mut Self {
         self.varint(2, ns as u64)
     }
     /// `type` (tag 3).
+    #[inline]
     pub fn msg_type(&mut self, v: &[u8]) -> &mut Self {
         self.bytes(3, v)
     }
     /// `logger` (tag 4).
+    #[inline]
     pub fn logger(&mut self, v: &[u8]) -> &mut Self {
         self.bytes(4, v)
     }
     /// `severity` (tag 5).
+    #[inline]
     pub fn severity(&mut self, v: i32) -> &mut Self {
         self.varint(5, v as i64 as u64)
     }
     /// `payload` (tag 6).
+    #[inline]
     pub fn payload(&mut self, v: &[u8]) -> &mut Self {
         self.bytes(6, v)
     }
     /// `env_version` (tag 7).
+    #[inline]
     pub fn env_version(&mut self, v: &[u8]) -> &mut Self {
         self.bytes(7, v)
     }
     /// `pid` (tag 8).
+    #[inline]
     pub fn pid(&mut self, v: i32) -> &mut Self {
         self.varint(8, v as i64 as u64)
     }
     /// `hostname` (tag 9).
+    #[inline]
     pub fn hostname(&mut self, v: &[u8]) -> &mut Self {
         self.bytes(9, v)
     }
@@ -107,6 +152,9 @@ impl<'a> MessageWriter<'a> {
     /// Appends bytes that are already encoded message fields (e.g. fields written once by
     /// another writer and added to many messages).
     pub fn raw(&mut self, encoded: &[u8]) -> &mut Self {
+        if !encoded.is_empty() {
+            self.known = false;
+        }
         self.out.extend_from_slice(encoded);
         self
     }
@@ -129,6 +177,7 @@ impl<'a> MessageWriter<'a> {
         if !representation.is_empty() {
             body_len += 1 + varint::encoded_len(representation.len() as u64) + representation.len();
         }
+        self.field_starts();
         self.out.push((10 << 3) | 2);
         varint::put(self.out, body_len as u64);
         let body_start = self.out.len();
@@ -160,6 +209,7 @@ impl<'a> MessageWriter<'a> {
         let body = 2 + name.len() + 2 + v.len();
         if body < 0x80 {
             // The common case, every length one byte: four appends, no length computed twice.
+            self.field_starts();
             self.out.reserve(2 + body);
             self.out
                 .extend_from_slice(&[(10 << 3) | 2, body as u8, 0x0a, name.len() as u8]);
@@ -194,6 +244,20 @@ impl<'a> MessageWriter<'a> {
 
     /// A DOUBLE field with one value (what a Lua number becomes in lua_sandbox).
     pub fn field_double(&mut self, name: &str, v: f64) -> &mut Self {
+        let body = 14 + name.len();
+        if body < 0x80 {
+            // Every length one byte: written whole.
+            self.field_starts();
+            let d = v.to_le_bytes();
+            self.out.reserve(2 + body);
+            self.out
+                .extend_from_slice(&[(10 << 3) | 2, body as u8, 0x0a, name.len() as u8]);
+            self.out.extend_from_slice(name.as_bytes());
+            self.out.extend_from_slice(&[
+                0x10, 3, 0x3a, 8, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7],
+            ]);
+            return self;
+        }
         self.field(name.as_bytes(), 3, b"", 10, |b| {
             b.extend_from_slice(&[0x3a, 8]);
             b.extend_from_slice(&v.to_le_bytes());
@@ -202,6 +266,16 @@ impl<'a> MessageWriter<'a> {
 
     /// A BOOL field with one value.
     pub fn field_bool(&mut self, name: &str, v: bool) -> &mut Self {
+        let body = 7 + name.len();
+        if body < 0x80 {
+            // Every length one byte: written whole.
+            self.field_starts();
+            self.out
+                .extend_from_slice(&[(10 << 3) | 2, body as u8, 0x0a, name.len() as u8]);
+            self.out.extend_from_slice(name.as_bytes());
+            self.out.extend_from_slice(&[0x10, 4, 0x42, 1, u8::from(v)]);
+            return self;
+        }
         self.field(name.as_bytes(), 4, b"", 3, |b| {
             b.extend_from_slice(&[0x42, 1, u8::from(v)]);
         })
@@ -254,6 +328,90 @@ mod tests {
         let bytes = msg.fields.iter().find(|f| f.name == "bytes").unwrap();
         assert_eq!(bytes.representation.as_deref(), Some("B"));
         assert_eq!(bytes.value_integer, [4096]);
+    }
+
+    /// The layout a writer keeps is the one a scan of its bytes finds, whatever was written,
+    /// in any order, repeated, long or short, after other bytes in the buffer.
+    #[test]
+    fn the_writers_layout_is_what_a_scan_finds() {
+        use proptest::prelude::*;
+        #[derive(Debug, Clone)]
+        enum Op {
+            Bytes(u8, usize),
+            Varint(u8, i64),
+            FieldString(usize, usize),
+            FieldInt(i64, bool),
+            FieldDouble,
+            FieldBool,
+        }
+        let op = prop_oneof![
+            (prop::sample::select(vec![1u8, 3, 4, 6, 7, 9]), 0usize..300)
+                .prop_map(|(t, n)| Op::Bytes(t, n)),
+            (prop::sample::select(vec![2u8, 5, 8]), any::<i64>())
+                .prop_map(|(t, v)| Op::Varint(t, v)),
+            (0usize..140, 0usize..140).prop_map(|(a, b)| Op::FieldString(a, b)),
+            (any::<i64>(), any::<bool>()).prop_map(|(v, r)| Op::FieldInt(v, r)),
+            Just(Op::FieldDouble),
+            Just(Op::FieldBool),
+        ];
+        let mut runner = proptest::test_runner::TestRunner::default();
+        runner
+            .run(
+                &(0usize..20, prop::collection::vec(op, 0..12)),
+                |(prefix, ops)| {
+                    let mut buf = vec![0xAA; prefix];
+                    let mut w = MessageWriter::new(&mut buf);
+                    for op in &ops {
+                        match op {
+                            Op::Bytes(tag, n) => {
+                                let v = vec![b'x'; *n];
+                                match tag {
+                                    1 => w.uuid(&v),
+                                    3 => w.msg_type(&v),
+                                    4 => w.logger(&v),
+                                    6 => w.payload(&v),
+                                    7 => w.env_version(&v),
+                                    _ => w.hostname(&v),
+                                };
+                            }
+                            Op::Varint(tag, v) => {
+                                match tag {
+                                    2 => w.timestamp(*v),
+                                    5 => w.severity(*v as i32),
+                                    _ => w.pid(*v as i32),
+                                };
+                            }
+                            Op::FieldString(a, b) => {
+                                w.field_string(&"n".repeat(*a), &"v".repeat(*b));
+                            }
+                            Op::FieldInt(v, true) => {
+                                w.field_int_as("i", *v, "B");
+                            }
+                            Op::FieldInt(v, false) => {
+                                w.field_int("i", *v);
+                            }
+                            Op::FieldDouble => {
+                                w.field_double("d", 1.5);
+                            }
+                            Op::FieldBool => {
+                                w.field_bool("b", true);
+                            }
+                        }
+                    }
+                    let layout = w.layout().expect("no raw bytes were written");
+                    let scanned = MessageView::new(&buf[prefix..]).unwrap().layout();
+                    prop_assert_eq!(layout, scanned);
+                    Ok(())
+                },
+            )
+            .unwrap();
+        // Raw bytes make the layout unknown.
+        let mut buf = vec![];
+        let mut w = MessageWriter::new(&mut buf);
+        w.payload(b"p").raw(&[]);
+        assert!(w.layout().is_some());
+        w.raw(&[0x52, 0]);
+        assert!(w.layout().is_none());
     }
 
     #[test]

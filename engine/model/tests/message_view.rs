@@ -329,7 +329,13 @@ fn assert_indexed_agrees(msg: &Message, index: &mut FieldIndex) {
     let view = MessageView::new(&bytes).unwrap();
     let indexed = IndexedView::new(&view, index);
     let mut names: Vec<&[u8]> = msg.fields.iter().map(|f| f.name.as_bytes()).collect();
-    names.extend([&b"missing"[..], b"", b"duration_ns", b"duratio", b"durationX"]);
+    names.extend([
+        &b"missing"[..],
+        b"",
+        b"duration_ns",
+        b"duratio",
+        b"durationX",
+    ]);
     for name in names {
         for fi in 0..4 {
             for ai in 0..5 {

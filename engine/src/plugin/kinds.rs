@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::stats::{ReportField, ReportValue};
 use hekate_model::framing::SignerKeys;
-use hekate_model::message::{Message, MessageView};
+use hekate_model::message::{Message, MessageView, ViewLayout};
 
 /// A boxed, `!Send` future, as a shard runs them.
 pub type LocalBoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;
@@ -179,6 +179,9 @@ pub struct DecodeError(pub String);
 pub struct DecodedMessages {
     data: Vec<u8>,
     ends: Vec<usize>,
+    /// Each message's layout when its writer knew it ([`DecodedMessages::push_laid_out`]):
+    /// routed without a scan.
+    layouts: Vec<Option<ViewLayout>>,
 }
 
 impl DecodedMessages {
@@ -186,12 +189,49 @@ impl DecodedMessages {
     pub fn clear(&mut self) {
         self.data.clear();
         self.ends.clear();
+        self.layouts.clear();
     }
 
     /// Appends one encoded message.
     pub fn push_encoded(&mut self, bytes: &[u8]) {
         self.data.extend_from_slice(bytes);
         self.ends.push(self.data.len());
+        self.layouts.push(None);
+    }
+
+    /// Appends one message that `write` encodes straight into the buffer with a
+    /// [`MessageWriter`](hekate_model::writer::MessageWriter) and whose layout it returns
+    /// ([`MessageWriter::layout`](hekate_model::writer::MessageWriter::layout)), so that the
+    /// router need not scan it. When `write` fails, whatever it wrote is removed.
+    pub fn push_laid_out<E>(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<Option<ViewLayout>, E>,
+    ) -> Result<(), E> {
+        let mark = self.data.len();
+        match write(&mut self.data) {
+            Ok(layout) => {
+                // The router trusts the layout: every test that decodes checks it.
+                debug_assert_eq!(
+                    layout,
+                    layout.and_then(|_| MessageView::new(&self.data[mark..])
+                        .ok()
+                        .map(|v| v.layout())),
+                    "a writer's layout differs from a scan of its message"
+                );
+                self.ends.push(self.data.len());
+                self.layouts.push(layout);
+                Ok(())
+            }
+            Err(e) => {
+                self.data.truncate(mark);
+                Err(e)
+            }
+        }
+    }
+
+    /// The messages, in order, each with its layout when its writer gave it.
+    pub fn iter_laid_out(&self) -> impl Iterator<Item = (&[u8], Option<ViewLayout>)> {
+        self.iter().zip(self.layouts.iter().copied())
     }
 
     /// Appends one message that `write` encodes straight into the buffer (with a
@@ -205,6 +245,7 @@ impl DecodedMessages {
         match write(&mut self.data) {
             Ok(()) => {
                 self.ends.push(self.data.len());
+                self.layouts.push(None);
                 Ok(())
             }
             Err(e) => {
@@ -219,6 +260,7 @@ impl DecodedMessages {
         use prost::Message as _;
         msg.encode(&mut self.data).expect("a Vec grows as needed");
         self.ends.push(self.data.len());
+        self.layouts.push(None);
     }
 
     /// The messages, in order.

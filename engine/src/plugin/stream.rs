@@ -19,7 +19,7 @@ use super::log::warn_limited;
 use crate::mesh::RouterShard;
 use crate::stats::{PluginCounters, ShardStats, add};
 use hekate_model::framing::SignerKeys;
-use hekate_model::message::MessageView;
+use hekate_model::message::{MessageView, ViewLayout};
 use hekate_model::writer::{MessageWriter, now_ns, random_uuid};
 
 /// An input's record pipeline as configured: splitter, decoder and their options.
@@ -467,8 +467,13 @@ impl RecordSink {
     }
 
     fn route_decoded(&mut self, signer: Option<&str>, count: bool) {
-        for msg in self.decoded.iter() {
-            if let Err(e) = self.router.route_bytes(msg, signer, 0) {
+        for (msg, layout) in self.decoded.iter_laid_out() {
+            let routed = match layout {
+                Some(layout) => MessageView::with_layout(msg, layout)
+                    .map(|view| self.router.route(&view, signer, 0)),
+                None => self.router.route_bytes(msg, signer, 0),
+            };
+            if let Err(e) = routed {
                 warn_limited!(
                     "Input '{}': the decoder produced a malformed message: {e}",
                     self.input
@@ -499,7 +504,7 @@ impl RecordSink {
     /// Builds a message around a payload and routes it.
     fn payload_message(&mut self, record: &[u8], decode_failure: Option<bool>) {
         self.scratch.clear();
-        encode_payload_message(
+        let layout = encode_payload_message(
             &mut self.scratch,
             record,
             &PayloadOrigin {
@@ -512,7 +517,15 @@ impl RecordSink {
             },
             decode_failure,
         );
-        match MessageView::new(&self.scratch) {
+        // The writer knows where it put everything: no scan of what it just wrote.
+        debug_assert!(layout.is_none_or(|l| {
+            MessageView::new(&self.scratch).ok().map(|v| v.layout()) == Some(l)
+        }));
+        let view = match layout {
+            Some(layout) => MessageView::with_layout(&self.scratch, layout),
+            None => MessageView::new(&self.scratch),
+        };
+        match view {
             Ok(view) => {
                 self.router.route(&view, None, 0);
                 add(&self.stats.plugins[self.plugin].delivered, 1);
@@ -541,7 +554,7 @@ pub(crate) fn encode_payload_message(
     record: &[u8],
     origin: &PayloadOrigin<'_>,
     decode_failure: Option<bool>,
-) {
+) -> Option<ViewLayout> {
     // A payload is text: the common valid case is checked by the SIMD validator, and only
     // invalid UTF-8 is replaced.
     let payload: std::borrow::Cow<'_, [u8]> = if simdutf8::basic::from_utf8(record).is_ok() {
@@ -564,4 +577,5 @@ pub(crate) fn encode_payload_message(
     if let Some(flag) = decode_failure {
         w.field_bool("decode_failure", flag);
     }
+    w.layout()
 }

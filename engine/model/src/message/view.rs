@@ -246,6 +246,76 @@ pub struct ViewLayout {
     field_count: u32,
 }
 
+impl ViewLayout {
+    /// The layout of an empty message (the defaults a scan of no bytes gives).
+    pub(crate) fn empty() -> Self {
+        ViewLayout {
+            len: 0,
+            uuid: Span::default(),
+            msg_type: Span::default(),
+            logger: Span::default(),
+            payload: Span::default(),
+            env_version: Span::default(),
+            hostname: Span::default(),
+            timestamp: 0,
+            severity: 7,
+            pid: 0,
+            fields_start: 0,
+            field_count: 0,
+        }
+    }
+
+    /// Records a length-delimited header entry (tags 1, 3, 4, 6, 7, 9) whose value starts at
+    /// `start` (from the message's first byte) and is `len` bytes long, as a scan would.
+    #[inline(always)]
+    pub(crate) fn header_bytes(&mut self, tag: u8, start: usize, len: usize) {
+        let s = Span {
+            start: start as u32,
+            len: len as u32,
+        };
+        match tag {
+            1 => self.uuid = s,
+            3 => self.msg_type = s,
+            4 => self.logger = s,
+            6 => self.payload = s,
+            7 => self.env_version = s,
+            9 => self.hostname = s,
+            _ => {}
+        }
+    }
+
+    /// Records a varint header entry (tags 2, 5, 8), as a scan would read it.
+    #[inline(always)]
+    pub(crate) fn header_varint(&mut self, tag: u8, n: u64) {
+        match tag {
+            2 => self.timestamp = n as i64,
+            5 => self.severity = n as i32,
+            8 => self.pid = n as i32,
+            _ => {}
+        }
+    }
+
+    /// Records a field entry (tag 10) starting at `at`.
+    #[inline(always)]
+    pub(crate) fn field_at(&mut self, at: usize) {
+        if self.field_count == 0 {
+            self.fields_start = at as u32;
+        }
+        self.field_count += 1;
+    }
+
+    /// The layout of a message of `len` bytes; a message without fields has its fields start
+    /// at its end, as a scan gives.
+    #[inline(always)]
+    pub(crate) fn finished(mut self, len: usize) -> Self {
+        self.len = len as u32;
+        if self.field_count == 0 {
+            self.fields_start = len as u32;
+        }
+        self
+    }
+}
+
 impl<'a> MessageView<'a> {
     /// Scans the top level of `buf`, an encoded message.
     ///

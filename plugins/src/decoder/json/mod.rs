@@ -77,7 +77,7 @@ use hekate_engine::plugin::{
     BuildContext, Built, DecodeError, Decoded, DecodedMessages, Decoder, DecoderPlugin, PluginType,
     RecordSource, ReportSink, options_of,
 };
-use hekate_model::message::{MessageAccess as _, MessageView, parse_uuid};
+use hekate_model::message::{MessageAccess as _, MessageView, ViewLayout, parse_uuid};
 use hekate_model::writer::{MessageWriter, now_ns, random_uuid};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -629,12 +629,11 @@ impl JsonDecoder {
             let found = collect(plan, nodes, names, path, entries)?;
             drop_repeated(names, nodes, entries, order);
             let timestamp = timestamp(plan, nodes, found.timestamp)?;
-            out.push_with(|buf| {
+            out.push_laid_out(|buf| {
                 buf.reserve(record.len() + 64 + 8 * entries.len());
-                write(
+                Ok::<_, DecodeError>(write(
                     plan, nodes, &found, timestamp, names, entries, record, source, buf,
-                );
-                Ok::<(), DecodeError>(())
+                ))
             })
         });
         *kept = Some(tape.reset());
@@ -843,9 +842,7 @@ fn iso_utc_ns(text: &str) -> Option<i64> {
     let nanos = match &b[19..b.len() - 1] {
         [] => 0,
         // One to nine digits after the dot; anything else is jiff's to judge.
-        [b'.', f @ ..] if (1..=9).contains(&f.len()) => {
-            digits(f)? * 10u32.pow(9 - f.len() as u32)
-        }
+        [b'.', f @ ..] if (1..=9).contains(&f.len()) => digits(f)? * 10u32.pow(9 - f.len() as u32),
         _ => return None,
     };
     let civil = crate::decoder::syslog::time::Civil {
@@ -895,7 +892,7 @@ fn write(
     record: &[u8],
     source: &RecordSource<'_>,
     buf: &mut Vec<u8>,
-) {
+) -> Option<ViewLayout> {
     let text = |h: Header| match found.headers[h as usize].map(|i| &nodes[i as usize]) {
         Some(Node::String(s)) => Some(*s),
         _ => None,
@@ -952,55 +949,20 @@ fn write(
         }
         let name = e.name(names, nodes);
         match &nodes[e.node as usize] {
-            Node::String(s) => put_string(&mut w, name, s),
-            Node::Static(StaticNode::Bool(b)) => put_bool(&mut w, name, *b),
+            Node::String(s) => {
+                w.field_string(name, s);
+            }
+            Node::Static(StaticNode::Bool(b)) => {
+                w.field_bool(name, *b);
+            }
             n => {
                 if let Some(v) = number(n) {
-                    put_double(&mut w, name, v);
+                    w.field_double(name, v);
                 }
             }
         }
     }
-}
-
-// One-value fields, written whole when every length fits one byte (the common case: a few
-// appends, no length computed twice); the writer's general path otherwise.
-
-fn put_string(w: &mut MessageWriter<'_>, name: &str, v: &str) {
-    let body = 4 + name.len() + v.len();
-    if body < 0x80 {
-        w.raw(&[(10 << 3) | 2, body as u8, 0x0a, name.len() as u8])
-            .raw(name.as_bytes())
-            .raw(&[0x22, v.len() as u8])
-            .raw(v.as_bytes());
-    } else {
-        w.field_string(name, v);
-    }
-}
-
-fn put_double(w: &mut MessageWriter<'_>, name: &str, v: f64) {
-    let body = 14 + name.len();
-    if body < 0x80 {
-        let d = v.to_le_bytes();
-        w.raw(&[(10 << 3) | 2, body as u8, 0x0a, name.len() as u8])
-            .raw(name.as_bytes())
-            .raw(&[
-                0x10, 3, 0x3a, 8, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7],
-            ]);
-    } else {
-        w.field_double(name, v);
-    }
-}
-
-fn put_bool(w: &mut MessageWriter<'_>, name: &str, v: bool) {
-    let body = 7 + name.len();
-    if body < 0x80 {
-        w.raw(&[(10 << 3) | 2, body as u8, 0x0a, name.len() as u8])
-            .raw(name.as_bytes())
-            .raw(&[0x10, 4, 0x42, 1, u8::from(v)]);
-    } else {
-        w.field_bool(name, v);
-    }
+    w.layout()
 }
 
 #[cfg(test)]
