@@ -33,7 +33,9 @@
 //!   and the index serves every matcher ([`hekate_model::message::IndexedView`]); each matcher is evaluated
 //!   once, and the message bytes, with the layout the view found ([`hekate_model::message::ViewLayout`]), are
 //!   copied into the pending batch of each destination that matched, so the consumer gets its
-//!   view back without scanning the message again. A message that only passes through is never
+//!   view back without scanning the message again. A message hekate itself just wrote (a
+//!   payload message, or one from a native decoder) is not scanned at all: its
+//!   [`hekate_model::writer::MessageWriter`] kept the layout as it wrote. A message that only passes through is never
 //!   re-encoded: ProtobufEncoder writes the bytes it arrived in.
 //! - **Placement** ([`plugin::Placement`]). A *per-shard* plugin has an instance on every shard,
 //!   fed only by that shard's router. A *single* plugin has one instance on a home shard, fed by
