@@ -241,18 +241,7 @@ impl DecodedMessages {
         &mut self,
         write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let mark = self.data.len();
-        match write(&mut self.data) {
-            Ok(()) => {
-                self.ends.push(self.data.len());
-                self.layouts.push(None);
-                Ok(())
-            }
-            Err(e) => {
-                self.data.truncate(mark);
-                Err(e)
-            }
-        }
+        self.push_laid_out(|buf| write(buf).map(|()| None))
     }
 
     /// Appends one owned message, encoded.

@@ -248,6 +248,7 @@ pub struct ViewLayout {
 
 impl ViewLayout {
     /// The layout of an empty message (the defaults a scan of no bytes gives).
+    #[inline]
     pub(crate) fn empty() -> Self {
         ViewLayout {
             len: 0,
@@ -327,17 +328,8 @@ impl<'a> MessageView<'a> {
         }
         let mut v = ViewLayout {
             len: buf.len() as u32,
-            uuid: Span::default(),
-            msg_type: Span::default(),
-            logger: Span::default(),
-            payload: Span::default(),
-            env_version: Span::default(),
-            hostname: Span::default(),
-            timestamp: 0,
-            severity: 7,
-            pid: 0,
             fields_start: buf.len() as u32,
-            field_count: 0,
+            ..ViewLayout::empty()
         };
         let mut pos = 0;
         while pos < buf.len() {
