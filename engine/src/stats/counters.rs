@@ -8,6 +8,7 @@
 //! for reports.
 
 use std::cell::{Cell, RefCell};
+use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
@@ -52,7 +53,16 @@ pub struct PluginCounters {
     pub flushing_since: Cell<Option<Instant>>,
     match_tick: Cell<u32>,
     process_tick: Cell<u32>,
+    /// The histograms as last snapshotted, with what they held then ([`HistogramKey`]): a
+    /// snapshot shares them while nothing was recorded (an idle plugin copies nothing).
+    shared: RefCell<[Option<(HistogramKey, Arc<Histogram<u64>>)>; 2]>,
+    /// Times [`PluginCounters::reset`] ran: part of the [`HistogramKey`].
+    resets: Cell<u64>,
 }
+
+/// What a histogram held: its sample count and the resets before it (recording only adds, so
+/// the same key means the same contents).
+type HistogramKey = (u64, u64);
 
 impl Default for PluginCounters {
     fn default() -> Self {
@@ -71,6 +81,8 @@ impl Default for PluginCounters {
             flushing_since: Cell::new(None),
             match_tick: Cell::new(0),
             process_tick: Cell::new(0),
+            shared: RefCell::new([None, None]),
+            resets: Cell::new(0),
         }
     }
 }
@@ -134,6 +146,7 @@ impl PluginCounters {
         }
         self.match_ns.borrow_mut().reset();
         self.process_ns.borrow_mut().reset();
+        self.resets.set(self.resets.get() + 1);
         self.extra.borrow_mut().clear();
         self.flushing_since.set(None);
     }
@@ -141,6 +154,21 @@ impl PluginCounters {
     /// Replaces the plugin's own report fields.
     pub fn set_extra(&self, fields: Vec<ReportField>) {
         *self.extra.borrow_mut() = fields;
+    }
+
+    /// Histogram `which` for a snapshot: the last one's when nothing changed since, else a copy.
+    fn share(&self, which: usize, h: &RefCell<Histogram<u64>>) -> Arc<Histogram<u64>> {
+        let h = h.borrow();
+        let key = (h.len(), self.resets.get());
+        let mut shared = self.shared.borrow_mut();
+        match &shared[which] {
+            Some((k, arc)) if *k == key => Arc::clone(arc),
+            _ => {
+                let arc = Arc::new(h.clone());
+                shared[which] = Some((key, Arc::clone(&arc)));
+                arc
+            }
+        }
     }
 
     fn snapshot(&self) -> PluginSnapshot {
@@ -153,8 +181,8 @@ impl PluginCounters {
             injected: self.injected.get(),
             skipped_bytes: self.skipped_bytes.get(),
             rejected: self.rejected.get(),
-            match_ns: self.match_ns.borrow().clone(),
-            process_ns: self.process_ns.borrow().clone(),
+            match_ns: self.share(0, &self.match_ns),
+            process_ns: self.share(1, &self.process_ns),
             extra: self.extra.borrow().clone(),
             flushing_since: self.flushing_since.get(),
         }
@@ -217,9 +245,9 @@ pub struct PluginSnapshot {
     /// See [`PluginCounters::rejected`].
     pub rejected: u64,
     /// Sampled matcher latency (ns).
-    pub match_ns: Histogram<u64>,
+    pub match_ns: Arc<Histogram<u64>>,
     /// Sampled processing latency (ns).
-    pub process_ns: Histogram<u64>,
+    pub process_ns: Arc<Histogram<u64>>,
     /// The plugin's own report fields (from its instances; the last shard's win).
     pub extra: Vec<ReportField>,
     /// See [`PluginCounters::flushing_since`] (merged: the earliest).
@@ -237,8 +265,8 @@ impl Default for PluginSnapshot {
             injected: 0,
             skipped_bytes: 0,
             rejected: 0,
-            match_ns: new_histogram(),
-            process_ns: new_histogram(),
+            match_ns: Arc::new(new_histogram()),
+            process_ns: Arc::new(new_histogram()),
             extra: Vec::new(),
             flushing_since: None,
         }
@@ -256,9 +284,14 @@ impl PluginSnapshot {
         self.injected += other.injected;
         self.skipped_bytes += other.skipped_bytes;
         self.rejected += other.rejected;
-        // Both histograms have the same bounds, so adding cannot fail.
-        let _ = self.match_ns.add(&other.match_ns);
-        let _ = self.process_ns.add(&other.process_ns);
+        // Both histograms have the same bounds, so adding cannot fail; an empty one adds
+        // nothing and is not walked.
+        if !other.match_ns.is_empty() {
+            let _ = Arc::make_mut(&mut self.match_ns).add(&*other.match_ns);
+        }
+        if !other.process_ns.is_empty() {
+            let _ = Arc::make_mut(&mut self.process_ns).add(&*other.process_ns);
+        }
         if !other.extra.is_empty() {
             merge_extra(&mut self.extra, &other.extra);
         }
@@ -395,6 +428,35 @@ mod tests {
         c.reset();
         let s = c.snapshot();
         assert_eq!((s.received, s.process_ns.len(), s.extra.len()), (0, 0, 0));
+    }
+
+    /// Snapshots share a histogram while nothing was recorded, and never serve a stale one:
+    /// not after a record, not after a reset followed by as many records as before.
+    #[test]
+    fn snapshots_share_unchanged_histograms_only() {
+        let c = PluginCounters::default();
+        c.process_ns.borrow_mut().record(100).unwrap();
+        let a = c.snapshot();
+        let b = c.snapshot();
+        assert!(Arc::ptr_eq(&a.process_ns, &b.process_ns));
+        c.process_ns.borrow_mut().record(5_000).unwrap();
+        let d = c.snapshot();
+        assert!(!Arc::ptr_eq(&b.process_ns, &d.process_ns));
+        assert_eq!((b.process_ns.len(), d.process_ns.len()), (1, 2));
+        c.reset();
+        c.process_ns.borrow_mut().record(7_000_000).unwrap();
+        c.process_ns.borrow_mut().record(7_000_000).unwrap();
+        let e = c.snapshot();
+        assert_eq!(e.process_ns.len(), 2);
+        assert!(
+            e.process_ns.min() > 1_000_000,
+            "a stale histogram: {:?}",
+            e.process_ns.min()
+        );
+        // Merging into a shared histogram copies it first: the shard's own stays as it was.
+        let mut total = e.clone();
+        total.merge(&d);
+        assert_eq!((total.process_ns.len(), e.process_ns.len()), (4, 2));
     }
 
     #[test]

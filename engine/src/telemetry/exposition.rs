@@ -293,12 +293,12 @@ pub fn render(sample: &Sample, stopping: bool) -> String {
         (
             "hekate_plugin_match_duration_seconds",
             "matcher evaluation",
-            (|s| &s.match_ns) as fn(&PluginSnapshot) -> &Histogram<u64>,
+            (|s| &*s.match_ns) as fn(&PluginSnapshot) -> &Histogram<u64>,
         ),
         (
             "hekate_plugin_process_duration_seconds",
             "processing of a message",
-            |s| &s.process_ns,
+            |s| &*s.process_ns,
         ),
     ] {
         family(

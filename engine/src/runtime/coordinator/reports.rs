@@ -117,15 +117,22 @@ fn merge_shards(
     latest: &[Option<Arc<ShardSnapshot>>],
     plugins: usize,
 ) -> (Vec<PluginSnapshot>, u64, u64) {
-    let mut merged: Vec<PluginSnapshot> = (0..plugins).map(|_| PluginSnapshot::default()).collect();
+    // A plugin's sum starts as a copy of its first shard's numbers: an empty snapshot would
+    // allocate and zero two histograms per plugin for every report (most of an idle hekate's
+    // CPU with `report_interval = 1`).
+    let mut merged: Vec<Option<PluginSnapshot>> = vec![None; plugins];
     let (mut routed, mut refused) = (0, 0);
     for snap in latest.iter().flatten() {
         for (m, s) in merged.iter_mut().zip(&snap.plugins) {
-            m.merge(s);
+            match m {
+                Some(m) => m.merge(s),
+                None => *m = Some(s.clone()),
+            }
         }
         routed += snap.routed;
         refused += snap.inject_refused;
     }
+    let merged = merged.into_iter().map(Option::unwrap_or_default).collect();
     (merged, routed, refused)
 }
 
