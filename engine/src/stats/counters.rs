@@ -55,7 +55,7 @@ pub struct PluginCounters {
     process_tick: Cell<u32>,
     /// The histograms as last snapshotted, with what they held then ([`HistogramKey`]): a
     /// snapshot shares them while nothing was recorded (an idle plugin copies nothing).
-    shared: RefCell<[Option<(HistogramKey, Arc<Histogram<u64>>)>; 2]>,
+    shared: RefCell<[Option<SharedHistogram>; 2]>,
     /// Times [`PluginCounters::reset`] ran: part of the [`HistogramKey`].
     resets: Cell<u64>,
 }
@@ -63,6 +63,9 @@ pub struct PluginCounters {
 /// What a histogram held: its sample count and the resets before it (recording only adds, so
 /// the same key means the same contents).
 type HistogramKey = (u64, u64);
+
+/// A histogram as a snapshot shares it, with its [`HistogramKey`].
+type SharedHistogram = (HistogramKey, Arc<Histogram<u64>>);
 
 impl Default for PluginCounters {
     fn default() -> Self {
