@@ -267,7 +267,8 @@ impl ViewLayout {
     }
 
     /// Records a length-delimited header entry (tags 1, 3, 4, 6, 7, 9) whose value starts at
-    /// `start` (from the message's first byte) and is `len` bytes long, as a scan would.
+    /// `start` (from the message's first byte) and is `len` bytes long: what the scan and the
+    /// writer both record.
     #[inline(always)]
     pub(crate) fn header_bytes(&mut self, tag: u8, start: usize, len: usize) {
         let s = Span {
@@ -346,35 +347,18 @@ impl<'a> MessageView<'a> {
                         .checked_add(len)
                         .filter(|&e| e <= buf.len() as u64)
                         .ok_or(ViewError::Truncated(buf.len()))?;
-                    let s = Span {
-                        start: pos as u32,
-                        len: len as u32,
-                    };
-                    pos = end as usize;
-                    match tag {
-                        1 => v.uuid = s,
-                        3 => v.msg_type = s,
-                        4 => v.logger = s,
-                        6 => v.payload = s,
-                        7 => v.env_version = s,
-                        9 => v.hostname = s,
-                        _ => {
-                            if v.field_count == 0 {
-                                v.fields_start = at as u32;
-                            }
-                            v.field_count += 1;
-                        }
+                    if tag == 10 {
+                        v.field_at(at);
+                    } else {
+                        v.header_bytes(tag, pos, len as usize);
                     }
+                    pos = end as usize;
                     continue;
                 }
                 (tag @ (2 | 5 | 8), WT_VARINT) => {
                     pos += 1;
                     let n = varint(buf, &mut pos)?;
-                    match tag {
-                        2 => v.timestamp = n as i64,
-                        5 => v.severity = n as i32,
-                        _ => v.pid = n as i32,
-                    }
+                    v.header_varint(tag, n);
                     continue;
                 }
                 _ => {}
