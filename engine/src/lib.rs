@@ -35,7 +35,10 @@
 //!   copied into the pending batch of each destination that matched, so the consumer gets its
 //!   view back without scanning the message again. A message hekate itself just wrote (a
 //!   payload message, or one from a native decoder) is not scanned at all: its
-//!   [`hekate_model::writer::MessageWriter`] kept the layout as it wrote. A message that only passes through is never
+//!   [`hekate_model::writer::MessageWriter`] kept the layout as it wrote, and a native decoder's
+//!   writer also recorded where each field's name and value lie
+//!   ([`hekate_model::message::WrittenField`]), so its `Fields[...]` tests parse no field
+//!   either. A message that only passes through is never
 //!   re-encoded: ProtobufEncoder writes the bytes it arrived in.
 //! - **Placement** ([`plugin::Placement`]). A *per-shard* plugin has an instance on every shard,
 //!   fed only by that shard's router. A *single* plugin has one instance on a home shard, fed by

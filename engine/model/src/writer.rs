@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::message::{UUID_SIZE, ViewLayout};
+use crate::message::{UUID_SIZE, ValueType, ViewLayout, WrittenField};
 use crate::varint;
 
 /// Nanoseconds since the Unix epoch.
@@ -50,6 +50,8 @@ pub struct MessageWriter<'a> {
     layout: ViewLayout,
     /// False once [`MessageWriter::raw`] appended entries the layout does not know.
     known: bool,
+    /// Where each field written goes, when recording ([`MessageWriter::recording`]).
+    fields: Option<&'a mut Vec<WrittenField>>,
 }
 
 impl<'a> MessageWriter<'a> {
@@ -61,6 +63,39 @@ impl<'a> MessageWriter<'a> {
             start,
             layout: ViewLayout::empty(),
             known: true,
+            fields: None,
+        }
+    }
+
+    /// A writer that also appends to `fields` where each field it writes lies, so that the
+    /// message can be routed without parsing them
+    /// ([`MessageView::with_written_fields`](crate::message::MessageView::with_written_fields)).
+    /// What `fields` gains is valid only while [`MessageWriter::layout`] is known.
+    pub fn recording(out: &'a mut Vec<u8>, fields: &'a mut Vec<WrittenField>) -> Self {
+        Self {
+            fields: Some(fields),
+            ..Self::new(out)
+        }
+    }
+
+    /// Makes room for `additional` more bytes at once.
+    #[inline]
+    pub fn reserve(&mut self, additional: usize) {
+        self.out.reserve(additional);
+    }
+
+    /// Records the field just written: its name at `name_at` (in the output) and its value,
+    /// the last `value_len` bytes written.
+    #[inline(always)]
+    fn written(&mut self, name: &[u8], name_at: usize, value_len: usize, value_type: ValueType) {
+        if let Some(fields) = &mut self.fields {
+            fields.push(WrittenField::new(
+                name,
+                name_at - self.start,
+                self.out.len() - value_len - self.start,
+                value_len,
+                value_type,
+            ));
         }
     }
 
@@ -162,16 +197,18 @@ impl<'a> MessageWriter<'a> {
     /// A one-value field (tag 10), written in place: `value_len` is the length of what `value`
     /// appends (the value's own tag and bytes), so the field's length prefix is known before its
     /// body is written and nothing is built aside.
+    /// Writes a field whose value entry, `value_len` bytes, `value` appends; the value itself
+    /// is its last `value_bytes` bytes.
     fn field(
         &mut self,
         name: &[u8],
-        value_type: u8,
+        value_type: ValueType,
         representation: &[u8],
-        value_len: usize,
+        (value_len, value_bytes): (usize, usize),
         value: impl FnOnce(&mut Vec<u8>),
     ) -> &mut Self {
         let mut body_len = 1 + varint::encoded_len(name.len() as u64) + name.len() + value_len;
-        if value_type != 0 {
+        if value_type != ValueType::String {
             body_len += 2;
         }
         if !representation.is_empty() {
@@ -183,10 +220,11 @@ impl<'a> MessageWriter<'a> {
         let body_start = self.out.len();
         self.out.push(0x0a);
         varint::put(self.out, name.len() as u64);
+        let name_at = self.out.len();
         self.out.extend_from_slice(name);
-        if value_type != 0 {
+        if value_type != ValueType::String {
             self.out.push(0x10);
-            self.out.push(value_type);
+            self.out.push(value_type as u8);
         }
         if !representation.is_empty() {
             self.out.push(0x1a);
@@ -195,6 +233,7 @@ impl<'a> MessageWriter<'a> {
         }
         value(self.out);
         debug_assert_eq!(self.out.len() - body_start, body_len);
+        self.written(name, name_at, value_bytes, value_type);
         self
     }
 
@@ -213,13 +252,15 @@ impl<'a> MessageWriter<'a> {
             self.out.reserve(2 + body);
             self.out
                 .extend_from_slice(&[(10 << 3) | 2, body as u8, 0x0a, name.len() as u8]);
+            let name_at = self.out.len();
             self.out.extend_from_slice(name);
             self.out.extend_from_slice(&[0x22, v.len() as u8]);
             self.out.extend_from_slice(v);
+            self.written(name, name_at, v.len(), ValueType::String);
             return self;
         }
         let len = 1 + varint::encoded_len(v.len() as u64) + v.len();
-        self.field(name, 0, b"", len, |b| {
+        self.field(name, ValueType::String, b"", (len, v.len()), |b| {
             b.push(0x22);
             varint::put(b, v.len() as u64);
             b.extend_from_slice(v);
@@ -235,11 +276,18 @@ impl<'a> MessageWriter<'a> {
     pub fn field_int_as(&mut self, name: &str, v: i64, representation: &str) -> &mut Self {
         let n = varint::encoded_len(v as u64);
         let len = 1 + varint::encoded_len(n as u64) + n;
-        self.field(name.as_bytes(), 2, representation.as_bytes(), len, |b| {
-            b.push(0x32);
-            varint::put(b, n as u64);
-            varint::put(b, v as u64);
-        })
+        let value = (len, n);
+        self.field(
+            name.as_bytes(),
+            ValueType::Integer,
+            representation.as_bytes(),
+            value,
+            |b| {
+                b.push(0x32);
+                varint::put(b, n as u64);
+                varint::put(b, v as u64);
+            },
+        )
     }
 
     /// A DOUBLE field with one value (what a Lua number becomes in lua_sandbox).
@@ -252,13 +300,15 @@ impl<'a> MessageWriter<'a> {
             self.out.reserve(2 + body);
             self.out
                 .extend_from_slice(&[(10 << 3) | 2, body as u8, 0x0a, name.len() as u8]);
+            let name_at = self.out.len();
             self.out.extend_from_slice(name.as_bytes());
             self.out.extend_from_slice(&[
                 0x10, 3, 0x3a, 8, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7],
             ]);
+            self.written(name.as_bytes(), name_at, 8, ValueType::Double);
             return self;
         }
-        self.field(name.as_bytes(), 3, b"", 10, |b| {
+        self.field(name.as_bytes(), ValueType::Double, b"", (10, 8), |b| {
             b.extend_from_slice(&[0x3a, 8]);
             b.extend_from_slice(&v.to_le_bytes());
         })
@@ -272,11 +322,13 @@ impl<'a> MessageWriter<'a> {
             self.field_starts();
             self.out
                 .extend_from_slice(&[(10 << 3) | 2, body as u8, 0x0a, name.len() as u8]);
+            let name_at = self.out.len();
             self.out.extend_from_slice(name.as_bytes());
             self.out.extend_from_slice(&[0x10, 4, 0x42, 1, u8::from(v)]);
+            self.written(name.as_bytes(), name_at, 1, ValueType::Bool);
             return self;
         }
-        self.field(name.as_bytes(), 4, b"", 3, |b| {
+        self.field(name.as_bytes(), ValueType::Bool, b"", (3, 1), |b| {
             b.extend_from_slice(&[0x42, 1, u8::from(v)]);
         })
     }
@@ -341,8 +393,8 @@ mod tests {
             Varint(u8, i64),
             FieldString(usize, usize),
             FieldInt(i64, bool),
-            FieldDouble,
-            FieldBool,
+            FieldDouble(f64),
+            FieldBool(bool),
         }
         let op = prop_oneof![
             (prop::sample::select(vec![1u8, 3, 4, 6, 7, 9]), 0usize..300)
@@ -351,8 +403,8 @@ mod tests {
                 .prop_map(|(t, v)| Op::Varint(t, v)),
             (0usize..140, 0usize..140).prop_map(|(a, b)| Op::FieldString(a, b)),
             (any::<i64>(), any::<bool>()).prop_map(|(v, r)| Op::FieldInt(v, r)),
-            Just(Op::FieldDouble),
-            Just(Op::FieldBool),
+            (-1e300f64..1e300).prop_map(Op::FieldDouble),
+            any::<bool>().prop_map(Op::FieldBool),
         ];
         let mut runner = proptest::test_runner::TestRunner::default();
         runner
@@ -360,7 +412,8 @@ mod tests {
                 &(0usize..20, prop::collection::vec(op, 0..12)),
                 |(prefix, ops)| {
                     let mut buf = vec![0xAA; prefix];
-                    let mut w = MessageWriter::new(&mut buf);
+                    let mut fields = vec![];
+                    let mut w = MessageWriter::recording(&mut buf, &mut fields);
                     for op in &ops {
                         match op {
                             Op::Bytes(tag, n) => {
@@ -390,17 +443,35 @@ mod tests {
                             Op::FieldInt(v, false) => {
                                 w.field_int("i", *v);
                             }
-                            Op::FieldDouble => {
-                                w.field_double("d", 1.5);
+                            Op::FieldDouble(v) => {
+                                w.field_double("d", *v);
                             }
-                            Op::FieldBool => {
-                                w.field_bool("b", true);
+                            Op::FieldBool(v) => {
+                                w.field_bool("a_bool_named_at_length", *v);
                             }
                         }
                     }
                     let layout = w.layout().expect("no raw bytes were written");
-                    let scanned = MessageView::new(&buf[prefix..]).unwrap().layout();
-                    prop_assert_eq!(layout, scanned);
+                    let scan = MessageView::new(&buf[prefix..]).unwrap();
+                    prop_assert_eq!(layout, scan.layout());
+                    // The recorded fields read what a scan of the fields reads, by every name,
+                    // every repetition of it and past its one value.
+                    let written = MessageView::with_layout(&buf[prefix..], layout)
+                        .unwrap()
+                        .with_written_fields(&fields);
+                    let mut names: Vec<Vec<u8>> =
+                        scan.fields().map(|f| f.name().to_vec()).collect();
+                    names.extend([b"".to_vec(), b"n".repeat(9), b"absent".to_vec()]);
+                    for name in &names {
+                        for fi in 0..3 {
+                            for ai in 0..2 {
+                                prop_assert_eq!(
+                                    written.field_value(name, fi, ai),
+                                    scan.field_value(name, fi, ai)
+                                );
+                            }
+                        }
+                    }
                     Ok(())
                 },
             )

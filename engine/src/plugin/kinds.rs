@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::stats::{ReportField, ReportValue};
 use hekate_model::framing::SignerKeys;
-use hekate_model::message::{Message, MessageView, ViewLayout};
+use hekate_model::message::{Message, MessageView, ViewLayout, WrittenField};
+use hekate_model::writer::MessageWriter;
 
 /// A boxed, `!Send` future, as a shard runs them.
 pub type LocalBoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;
@@ -179,9 +180,13 @@ pub struct DecodeError(pub String);
 pub struct DecodedMessages {
     data: Vec<u8>,
     ends: Vec<usize>,
-    /// Each message's layout when its writer knew it ([`DecodedMessages::push_laid_out`]):
+    /// Each message's layout when its writer knew it ([`DecodedMessages::push_written`]):
     /// routed without a scan.
     layouts: Vec<Option<ViewLayout>>,
+    /// The fields of the messages whose layout is known, as their writer recorded them, one
+    /// message after the other; each message's end in `field_ends`.
+    fields: Vec<WrittenField>,
+    field_ends: Vec<u32>,
 }
 
 impl DecodedMessages {
@@ -190,6 +195,8 @@ impl DecodedMessages {
         self.data.clear();
         self.ends.clear();
         self.layouts.clear();
+        self.fields.clear();
+        self.field_ends.clear();
     }
 
     /// Appends one encoded message.
@@ -197,29 +204,67 @@ impl DecodedMessages {
         self.data.extend_from_slice(bytes);
         self.ends.push(self.data.len());
         self.layouts.push(None);
+        self.field_ends.push(self.fields.len() as u32);
     }
 
-    /// Appends one message that `write` encodes straight into the buffer with a
-    /// [`MessageWriter`](hekate_model::writer::MessageWriter) and whose layout it returns
-    /// ([`MessageWriter::layout`](hekate_model::writer::MessageWriter::layout)), so that the
-    /// router need not scan it. When `write` fails, whatever it wrote is removed.
-    pub fn push_laid_out<E>(
+    /// Appends one message that `write` encodes straight into the buffer with the
+    /// [`MessageWriter`] it is given, which records the message's layout and where each of its
+    /// fields lies, so that the router neither scans the message nor parses its fields. When
+    /// `write` fails, whatever it wrote is removed.
+    pub fn push_written<E>(
         &mut self,
-        write: impl FnOnce(&mut Vec<u8>) -> Result<Option<ViewLayout>, E>,
+        write: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mark = self.data.len();
+        let field_mark = self.fields.len();
+        let mut w = MessageWriter::recording(&mut self.data, &mut self.fields);
+        let result = write(&mut w);
+        let layout = w.layout();
+        if let Err(e) = result {
+            self.data.truncate(mark);
+            self.fields.truncate(field_mark);
+            return Err(e);
+        }
+        if layout.is_none() {
+            // Raw entries: the fields recorded may not be all of them.
+            self.fields.truncate(field_mark);
+        }
+        #[cfg(debug_assertions)]
+        check_written(&self.data[mark..], layout, &self.fields[field_mark..]);
+        self.ends.push(self.data.len());
+        self.layouts.push(layout);
+        self.field_ends.push(self.fields.len() as u32);
+        Ok(())
+    }
+
+    /// The messages, in order, each with its layout and its fields when its writer gave them.
+    pub fn iter_written(
+        &self,
+    ) -> impl Iterator<Item = (&[u8], Option<(ViewLayout, &[WrittenField])>)> {
+        let mut start = 0;
+        self.iter()
+            .zip(&self.layouts)
+            .zip(&self.field_ends)
+            .map(move |((msg, layout), &end)| {
+                let fields = &self.fields[start..end as usize];
+                start = end as usize;
+                (msg, layout.map(|l| (l, fields)))
+            })
+    }
+
+    /// Appends one message that `write` encodes straight into the buffer (with a
+    /// [`MessageWriter`], say): no copy. When `write` fails, whatever it wrote is removed and
+    /// nothing is appended.
+    pub fn push_with<E>(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
         let mark = self.data.len();
         match write(&mut self.data) {
-            Ok(layout) => {
-                // The router trusts the layout: every test that decodes checks it.
-                debug_assert_eq!(
-                    layout,
-                    layout.and_then(|_| MessageView::new(&self.data[mark..])
-                        .ok()
-                        .map(|v| v.layout())),
-                    "a writer's layout differs from a scan of its message"
-                );
+            Ok(()) => {
                 self.ends.push(self.data.len());
-                self.layouts.push(layout);
+                self.layouts.push(None);
+                self.field_ends.push(self.fields.len() as u32);
                 Ok(())
             }
             Err(e) => {
@@ -229,27 +274,13 @@ impl DecodedMessages {
         }
     }
 
-    /// The messages, in order, each with its layout when its writer gave it.
-    pub fn iter_laid_out(&self) -> impl Iterator<Item = (&[u8], Option<ViewLayout>)> {
-        self.iter().zip(self.layouts.iter().copied())
-    }
-
-    /// Appends one message that `write` encodes straight into the buffer (with a
-    /// [`MessageWriter`](hekate_model::writer::MessageWriter), say): no copy. When `write` fails,
-    /// whatever it wrote is removed and nothing is appended.
-    pub fn push_with<E>(
-        &mut self,
-        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        self.push_laid_out(|buf| write(buf).map(|()| None))
-    }
-
     /// Appends one owned message, encoded.
     pub fn push(&mut self, msg: &Message) {
         use prost::Message as _;
         msg.encode(&mut self.data).expect("a Vec grows as needed");
         self.ends.push(self.data.len());
         self.layouts.push(None);
+        self.field_ends.push(self.fields.len() as u32);
     }
 
     /// The messages, in order.
@@ -270,6 +301,34 @@ impl DecodedMessages {
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
+    }
+}
+
+/// The router trusts a writer's layout and fields: every test that decodes checks them against
+/// a scan of the message.
+#[cfg(debug_assertions)]
+fn check_written(msg: &[u8], layout: Option<ViewLayout>, fields: &[WrittenField]) {
+    use hekate_model::message::MessageAccess;
+    let Some(layout) = layout else {
+        return;
+    };
+    let scan = MessageView::new(msg).expect("a writer's message scans");
+    assert_eq!(
+        layout,
+        scan.layout(),
+        "a writer's layout differs from a scan of its message"
+    );
+    let written = MessageView::with_layout(msg, layout)
+        .expect("same length")
+        .with_written_fields(fields);
+    for (i, f) in scan.fields().enumerate() {
+        let name = f.name();
+        let fi = scan.fields().take(i).filter(|g| g.name() == name).count();
+        assert_eq!(
+            written.field_value(name, fi, 0),
+            scan.field_value(name, fi, 0),
+            "a writer's record of field {i} differs from a scan of its message"
+        );
     }
 }
 

@@ -467,10 +467,12 @@ impl RecordSink {
     }
 
     fn route_decoded(&mut self, signer: Option<&str>, count: bool) {
-        for (msg, layout) in self.decoded.iter_laid_out() {
-            let routed = match layout {
-                Some(layout) => MessageView::with_layout(msg, layout)
-                    .map(|view| self.router.route(&view, signer, 0)),
+        for (msg, written) in self.decoded.iter_written() {
+            let routed = match written {
+                Some((layout, fields)) => MessageView::with_layout(msg, layout).map(|view| {
+                    self.router
+                        .route(&view.with_written_fields(fields), signer, 0)
+                }),
                 None => self.router.route_bytes(msg, signer, 0),
             };
             if let Err(e) = routed {

@@ -18,4 +18,5 @@ pub use access::{
 pub use schema::{Field, Header, HmacHashFunction, Message, ValueType};
 pub use view::{
     FieldIndex, FieldView, FieldViews, IndexedView, MessageView, ViewError, ViewLayout,
+    WrittenField,
 };

@@ -8,6 +8,7 @@ use std::cell::{Cell, RefCell};
 
 use super::access::{FieldValue, MessageAccess};
 use super::schema::{Message, ValueType};
+use crate::bytes::head8;
 use crate::varint::VarintError;
 
 /// Why a byte string is not a well-formed message.
@@ -224,6 +225,69 @@ fn skip_group(buf: &[u8], pos: &mut usize, tag: u64, depth: u32) -> Result<(), V
 pub struct MessageView<'a> {
     buf: &'a [u8],
     at: ViewLayout,
+    /// Every field, as the writer of these bytes recorded it
+    /// ([`MessageView::with_written_fields`]); `None`: found by reading the fields.
+    written: Option<&'a [WrittenField]>,
+}
+
+/// A field as a [`MessageWriter`](crate::writer::MessageWriter) wrote it: where its name and
+/// its one value lie in the message, and the value's type. A message whose writer recorded its
+/// fields is routed without parsing them ([`MessageView::with_written_fields`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WrittenField {
+    /// The name's first eight bytes ([`head8`]): most names differ there.
+    head: u64,
+    name: Span,
+    /// The value's bytes: text, a varint, eight bytes of a double, one byte of a bool.
+    value: Span,
+    value_type: ValueType,
+}
+
+impl WrittenField {
+    /// The field whose name (`name`, at `name_at` from the message's first byte) was written
+    /// with one value of `value_type` whose bytes are at `value_at`, `value_len` long.
+    #[inline(always)]
+    pub(crate) fn new(
+        name: &[u8],
+        name_at: usize,
+        value_at: usize,
+        value_len: usize,
+        value_type: ValueType,
+    ) -> Self {
+        WrittenField {
+            head: head8(name),
+            name: Span {
+                start: name_at as u32,
+                len: name.len() as u32,
+            },
+            value: Span {
+                start: value_at as u32,
+                len: value_len as u32,
+            },
+            value_type,
+        }
+    }
+
+    /// The value, read from `buf`, the message.
+    #[inline]
+    fn value<'a>(&self, buf: &'a [u8]) -> Option<FieldValue<'a>> {
+        let v = self.value.of(buf);
+        Some(match self.value_type {
+            ValueType::String => FieldValue::String(v),
+            ValueType::Bytes => FieldValue::Bytes(v),
+            ValueType::Integer => FieldValue::Integer(varint(v, &mut 0).ok()? as i64),
+            ValueType::Double => FieldValue::Double(f64::from_le_bytes(v.try_into().ok()?)),
+            ValueType::Bool => FieldValue::Bool(*v.first()? != 0),
+        })
+    }
+
+    /// Whether this field's name, in `buf`, is `name`, whose [`head8`] is `head`.
+    #[inline(always)]
+    fn named(&self, buf: &[u8], name: &[u8], head: u64) -> bool {
+        self.head == head
+            && self.name.len as usize == name.len()
+            && (name.len() <= 8 || self.name.of(buf)[8..] == name[8..])
+    }
 }
 
 /// What [`MessageView::new`] found in a message, without the bytes: where each header lives, the
@@ -389,7 +453,11 @@ impl<'a> MessageView<'a> {
                 _ => {} // unknown tags are skipped, as protobuf requires
             }
         }
-        Ok(MessageView { buf, at: v })
+        Ok(MessageView {
+            buf,
+            at: v,
+            written: None,
+        })
     }
 
     /// The view of `buf` whose layout is `layout`, without scanning `buf` again. `layout` must
@@ -398,9 +466,25 @@ impl<'a> MessageView<'a> {
     #[inline]
     pub fn with_layout(buf: &'a [u8], layout: ViewLayout) -> Result<Self, ViewError> {
         if layout.len as usize == buf.len() {
-            Ok(MessageView { buf, at: layout })
+            Ok(MessageView {
+                buf,
+                at: layout,
+                written: None,
+            })
         } else {
             Self::new(buf)
+        }
+    }
+
+    /// This view, whose fields are `fields`: what the writer of these bytes recorded, every
+    /// field in order ([`MessageWriter::recording`](crate::writer::MessageWriter::recording)).
+    /// Lookups then read names and values where they lie, without parsing a field.
+    #[inline]
+    pub fn with_written_fields(self, fields: &'a [WrittenField]) -> Self {
+        debug_assert_eq!(fields.len(), self.at.field_count as usize);
+        MessageView {
+            written: Some(fields),
+            ..self
         }
     }
 
@@ -473,6 +557,9 @@ impl MessageAccess for MessageView<'_> {
         self.at.hostname.of(self.buf)
     }
     fn field_value(&self, name: &[u8], fi: usize, ai: usize) -> Option<FieldValue<'_>> {
+        if let Some(written) = self.written {
+            return written_value(self.buf, written, name, fi, ai);
+        }
         let mut seen = 0;
         for f in self.fields() {
             let (field_name, vt) = f.name_and_type();
@@ -485,6 +572,29 @@ impl MessageAccess for MessageView<'_> {
         }
         None
     }
+}
+
+/// Value `ai` of field `fi` named `name` among the `written` fields of `buf`: each holds one
+/// value, so only `ai == 0` has one.
+#[inline]
+fn written_value<'a>(
+    buf: &'a [u8],
+    written: &[WrittenField],
+    name: &[u8],
+    fi: usize,
+    ai: usize,
+) -> Option<FieldValue<'a>> {
+    let head = head8(name);
+    let mut seen = 0;
+    for f in written {
+        if f.named(buf, name, head) {
+            if seen == fi {
+                return if ai == 0 { f.value(buf) } else { None };
+            }
+            seen += 1;
+        }
+    }
+    None
 }
 
 /// Where each field of one message lives: its name, its value type and its bytes. Built by an
@@ -500,24 +610,13 @@ pub struct FieldIndex {
 
 #[derive(Clone, Copy, Debug)]
 struct IndexedField {
+    /// The name's first eight bytes ([`head8`]): most names differ there.
+    head: u64,
     /// The name, within the message's bytes (empty when absent or malformed).
     name: Span,
     /// The encoded field, within the message's bytes.
     field: Span,
     value_type: ValueType,
-}
-
-/// `a == b`, with short names compared inline: the router compares a few names per message,
-/// most of them of different lengths or first bytes, and a call to `memcmp` for each equal
-/// length cost more than the comparison.
-#[inline]
-fn same_name(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && match a.len() {
-            0 => true,
-            1..=16 => a[0] == b[0] && a.iter().zip(b).all(|(x, y)| x == y),
-            _ => a == b,
-        }
 }
 
 /// A [`MessageView`] whose field lookups go through a [`FieldIndex`]; reads exactly what the
@@ -569,6 +668,7 @@ impl<'v, 'a> IndexedView<'v, 'a> {
                 }
             };
             fields.push(IndexedField {
+                head: head8(name.of(buf)),
                 name,
                 field: span,
                 value_type,
@@ -616,14 +716,21 @@ impl MessageAccess for IndexedView<'_, '_> {
         self.view.hostname()
     }
     fn field_value(&self, name: &[u8], fi: usize, ai: usize) -> Option<FieldValue<'_>> {
+        if let Some(written) = self.view.written {
+            return written_value(self.view.buf, written, name, fi, ai);
+        }
         if !self.index.built.get() {
             self.build();
         }
         let buf = self.view.buf;
         let fields = self.index.fields.borrow();
+        let head = head8(name);
         let mut seen = 0;
         for f in fields.iter() {
-            if same_name(f.name.of(buf), name) {
+            if f.head == head
+                && f.name.len as usize == name.len()
+                && (name.len() <= 8 || f.name.of(buf)[8..] == name[8..])
+            {
                 if seen == fi {
                     return FieldView {
                         buf: f.field.of(buf),

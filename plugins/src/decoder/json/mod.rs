@@ -77,7 +77,7 @@ use hekate_engine::plugin::{
     BuildContext, Built, DecodeError, Decoded, DecodedMessages, Decoder, DecoderPlugin, PluginType,
     RecordSource, ReportSink, options_of,
 };
-use hekate_model::message::{MessageAccess as _, MessageView, ViewLayout, parse_uuid};
+use hekate_model::message::{MessageAccess as _, MessageView, parse_uuid};
 use hekate_model::writer::{MessageWriter, now_ns, random_uuid};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -258,8 +258,9 @@ struct Plan {
     /// The member of each header (only with `map_fields`).
     headers: [Option<String>; HEADER_COUNT],
     /// The members that are not fields (the timestamp's, then the mapped headers'), each with
-    /// its header (`None`: the timestamp), to check each top-level member against once.
-    special: Vec<(String, Option<usize>)>,
+    /// its header (`None`: the timestamp), to check each top-level member against once; with
+    /// the [`name_hash`] of each, compared first.
+    special: Vec<(String, u64, Option<usize>)>,
     /// The format, for jiff (`%S` followed by an optional fraction), and its variants for the
     /// offsets Lua's `%z` also reads (`+01:00`, `Z`); tried in turn.
     timestamp_formats: Vec<String>,
@@ -334,6 +335,10 @@ fn configure(section: &PluginSection) -> Result<Plan, ConfigError> {
                 .enumerate()
                 .filter_map(|(h, m)| m.as_ref().map(|m| (m.clone(), Some(h)))),
         )
+        .map(|(name, slot)| {
+            let hash = name_hash(name.as_bytes());
+            (name, hash, slot)
+        })
         .collect();
     Ok(Plan {
         message_type: lua.message_type.unwrap_or(opts.message_type),
@@ -629,11 +634,12 @@ impl JsonDecoder {
             let found = collect(plan, nodes, names, path, entries)?;
             drop_repeated(names, nodes, entries, order);
             let timestamp = timestamp(plan, nodes, found.timestamp)?;
-            out.push_laid_out(|buf| {
-                buf.reserve(record.len() + 64 + 8 * entries.len());
-                Ok::<_, DecodeError>(write(
-                    plan, nodes, &found, timestamp, names, entries, record, source, buf,
-                ))
+            out.push_written(|w| {
+                w.reserve(record.len() + 64 + 8 * entries.len());
+                write(
+                    plan, nodes, &found, timestamp, names, entries, record, source, w,
+                );
+                Ok::<_, DecodeError>(())
             })
         });
         *kept = Some(tape.reset());
@@ -669,9 +675,10 @@ fn collect(
                 let k = j;
                 let v = j + 1;
                 j = v + span(nodes, v);
+                let hash = name_hash(key.as_bytes());
                 let mut mapped = false;
-                for (name, slot) in &plan.special {
-                    if name != key {
+                for (name, name_hash, slot) in &plan.special {
+                    if *name_hash != hash || name != key {
                         continue;
                     }
                     match slot {
@@ -704,7 +711,7 @@ fn collect(
                         name_end: 0,
                         key: k as u32,
                         node: v as u32,
-                        hash: name_hash(key.as_bytes()),
+                        hash,
                     }),
                 }
             }
@@ -891,8 +898,8 @@ fn write(
     entries: &[Entry],
     record: &[u8],
     source: &RecordSource<'_>,
-    buf: &mut Vec<u8>,
-) -> Option<ViewLayout> {
+    w: &mut MessageWriter<'_>,
+) {
     let text = |h: Header| match found.headers[h as usize].map(|i| &nodes[i as usize]) {
         Some(Node::String(s)) => Some(*s),
         _ => None,
@@ -903,7 +910,6 @@ fn write(
             .and_then(number)
     };
     let mapped = |h: Header| plan.headers[h as usize].is_some();
-    let mut w = MessageWriter::new(buf);
     let uuid = text(Header::Uuid).and_then(|u| {
         <[u8; 16]>::try_from(u.as_bytes())
             .ok()
@@ -962,7 +968,6 @@ fn write(
             }
         }
     }
-    w.layout()
 }
 
 #[cfg(test)]

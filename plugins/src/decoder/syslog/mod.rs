@@ -74,7 +74,6 @@ use hekate_engine::plugin::{
     BuildContext, Built, DecodeError, Decoded, DecodedMessages, Decoder, DecoderPlugin, PluginType,
     RecordSource, ReportSink, options_of,
 };
-use hekate_model::message::ViewLayout;
 use hekate_model::writer::{MessageWriter, random_uuid};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -278,14 +277,8 @@ fn utf8<'a>(bytes: &'a [u8], scratch: &'a mut Vec<u8>, bad: &mut u64) -> &'a [u8
 }
 
 impl SyslogDecoder {
-    fn write(
-        &mut self,
-        s: &Syslog<'_>,
-        source: &RecordSource<'_>,
-        buf: &mut Vec<u8>,
-    ) -> Option<ViewLayout> {
+    fn write(&mut self, s: &Syslog<'_>, source: &RecordSource<'_>, w: &mut MessageWriter<'_>) {
         let set = self.set;
-        let mut w = MessageWriter::new(buf);
         w.uuid(&random_uuid());
         let timestamp = match s.timestamp {
             Some(ts) if set.has(Set::TIMESTAMP) => ts,
@@ -340,7 +333,7 @@ impl SyslogDecoder {
             }
         }
         if s.format != Format::Rfc5424 {
-            return w.layout();
+            return;
         }
         if set.has(Set::VERSION) {
             w.field_string_bytes(b"protocol-version", b"1");
@@ -375,7 +368,6 @@ impl SyslogDecoder {
                 );
             }
         }
-        w.layout()
     }
 }
 
@@ -388,11 +380,12 @@ impl Decoder for SyslogDecoder {
     ) -> Result<Decoded, DecodeError> {
         let parsed = parse(record, &mut self.clock)
             .map_err(|e| DecodeError(format!("not a syslog line: {e}")))?;
-        out.push_laid_out(|buf| {
+        out.push_written(|w| {
             // Room for the message (headers, and field names beside SD values), so that the
             // writes below never grow the buffer one step at a time.
-            buf.reserve(2 * record.len() + 128);
-            Ok::<_, DecodeError>(self.write(&parsed, source, buf))
+            w.reserve(2 * record.len() + 128);
+            self.write(&parsed, source, w);
+            Ok::<_, DecodeError>(())
         })?;
         Ok(Decoded::Messages(1))
     }
