@@ -261,6 +261,9 @@ struct Plan {
     /// its header (`None`: the timestamp), to check each top-level member against once; with
     /// the [`name_hash`] of each, compared first.
     special: Vec<(String, u64, Option<usize>)>,
+    /// Bit `hash % 64` of each special member's hash: a member whose bit is clear is no special
+    /// one, and most members are fields.
+    special_bits: u64,
     /// The format, for jiff (`%S` followed by an optional fraction), and its variants for the
     /// offsets Lua's `%z` also reads (`+01:00`, `Z`); tried in turn.
     timestamp_formats: Vec<String>,
@@ -326,7 +329,7 @@ fn configure(section: &PluginSection) -> Result<Plan, ConfigError> {
         }
     };
     let timestamp = lua.timestamp.or(opts.timestamp);
-    let special = timestamp
+    let special: Vec<(String, u64, Option<usize>)> = timestamp
         .iter()
         .map(|t| (t.clone(), None))
         .chain(
@@ -344,6 +347,7 @@ fn configure(section: &PluginSection) -> Result<Plan, ConfigError> {
         message_type: lua.message_type.unwrap_or(opts.message_type),
         payload_keep: lua.payload_keep.unwrap_or(opts.payload_keep),
         headers,
+        special_bits: special.iter().fold(0, |bits, (_, h, _)| bits | 1 << (h & 63)),
         special,
         timestamp_formats,
     })
@@ -677,7 +681,12 @@ fn collect(
                 j = v + span(nodes, v);
                 let hash = name_hash(key.as_bytes());
                 let mut mapped = false;
-                for (name, name_hash, slot) in &plan.special {
+                let specials: &[_] = if plan.special_bits & 1 << (hash & 63) != 0 {
+                    &plan.special
+                } else {
+                    &[]
+                };
+                for (name, name_hash, slot) in specials {
                     if *name_hash != hash || name != key {
                         continue;
                     }
