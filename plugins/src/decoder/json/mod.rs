@@ -347,7 +347,9 @@ fn configure(section: &PluginSection) -> Result<Plan, ConfigError> {
         message_type: lua.message_type.unwrap_or(opts.message_type),
         payload_keep: lua.payload_keep.unwrap_or(opts.payload_keep),
         headers,
-        special_bits: special.iter().fold(0, |bits, (_, h, _)| bits | 1 << (h & 63)),
+        special_bits: special
+            .iter()
+            .fold(0, |bits, (_, h, _)| bits | 1 << (h & 63)),
         special,
         timestamp_formats,
     })

@@ -349,6 +349,16 @@ const ACK_POLL: Duration = Duration::from_millis(100);
 /// (a fallback poll, for file systems that do not report every write).
 const WATCHED_POLL: Duration = Duration::from_secs(10);
 
+/// The time left until the next multiple of `period` since the process's first call: idle
+/// streams sleep until such a tick rather than for `period`, so that a thousand of them wake
+/// the shard once per period instead of a thousand times at scattered moments.
+fn until_tick(period: Duration) -> Duration {
+    static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    let period_ns = period.as_nanos().max(1);
+    let into = EPOCH.elapsed().as_nanos() % period_ns;
+    Duration::from_nanos((period_ns - into) as u64)
+}
+
 /// The input's own report fields on this shard (the report sums the shards).
 #[derive(Debug, Default)]
 struct Counts {
@@ -553,7 +563,7 @@ impl Instance {
                     let mut wait = if s.acks.outstanding() > 0 {
                         self.input.check.min(ACK_POLL)
                     } else {
-                        poll
+                        until_tick(poll)
                     };
                     if let Step::Wait(at_most) = idle {
                         wait = wait.min(at_most);
@@ -1013,5 +1023,27 @@ impl StreamReader {
                 self.acked = Some(c);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_streams_wake_on_a_shared_tick() {
+        let period = Duration::from_secs(10);
+        let first = Instant::now() + until_tick(period);
+        std::thread::sleep(Duration::from_millis(20));
+        let later = Instant::now() + until_tick(period);
+        let wait = until_tick(period);
+        assert!(wait > Duration::ZERO && wait <= period, "{wait:?}");
+        // Two streams going idle 20 ms apart wake at the same moment (or one period apart,
+        // when a tick fell between them).
+        let apart = later.duration_since(first);
+        assert!(
+            apart < Duration::from_millis(2) || apart.abs_diff(period) < Duration::from_millis(2),
+            "{apart:?}"
+        );
     }
 }
