@@ -172,16 +172,15 @@ fn an_unknown_log_level_is_refused() {
     assert!(stderr.contains("unknown log level \"loud\""), "{stderr}");
 }
 
-/// With no traffic the process uses less than 1% of a CPU.
+/// With no traffic the process uses less than 1% of a CPU (at the default `report_interval`:
+/// with `report_interval = 1` hekate injects its report messages every second and the
+/// pipeline routes, counts and writes them, which is traffic; that costs about 0.7% more of a
+/// core on a VM whose timer interrupts trap to the hypervisor).
 #[test]
 fn idle_cpu_stays_under_one_percent() {
     let dir = temp_dir("idle");
     let port = free_tcp_port();
-    let mut hekate = Hekate::start(
-        &dir,
-        &simple_config(&dir, port, "report_interval = 1"),
-        &[port],
-    );
+    let mut hekate = Hekate::start(&dir, &simple_config(&dir, port, ""), &[port]);
     // Past the start (and the heap trim a second after the harness's probe connection closed),
     // measured long enough that the clock tick (10 ms) is a tenth of the 1% budget.
     std::thread::sleep(Duration::from_secs(2));
