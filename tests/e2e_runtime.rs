@@ -5,7 +5,7 @@ mod common;
 
 use std::net::TcpListener;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -82,7 +82,15 @@ fn worker_threads_run_on_their_configured_cores() {
         let port = free_tcp_port();
         let global = format!("worker_cores = [{}, {}]", cores[0], cores[1]);
         let mut hekate = Hekate::start(&dir, &simple_config(&dir, port, &global), &[port]);
-        let threads = hekate.thread_affinities();
+        // The port answers once the first shard listens; the second may still be starting.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut threads = hekate.thread_affinities();
+        while !(0..2).all(|i| threads.iter().any(|t| t.0 == format!("hekate-shard{i}")))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+            threads = hekate.thread_affinities();
+        }
         for (i, core) in cores[..2].iter().enumerate() {
             let name = format!("hekate-shard{i}");
             let mine: Vec<_> = threads.iter().filter(|t| t.0 == name).collect();
