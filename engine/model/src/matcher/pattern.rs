@@ -1,8 +1,9 @@
 //! Regular expression literals: the fast paths and the RE2 dialect.
 //!
 //! Heka compiles `/.../` with Go's RE2 and replaces `^literal` by a prefix test and `literal$`
-//! by a suffix test. hekate does the same and adds two more exact rewrites: `^literal$` is an
-//! equality test and an unanchored `literal` a substring search. "Literal" means what Go means:
+//! by a suffix test. hekate does the same and adds three more exact rewrites: `^literal$` is an
+//! equality test, an unanchored `literal` a substring search, and an unanchored alternation of
+//! literals (`timeout|refused`) a search for each in turn. "Literal" means what Go means:
 //! ordinary characters plus escaped punctuation (`\.`, `\/`, `\$`, ...) and the escapes `\t \n \r
 //! \f \v \a`; anything else goes to the regex engine, which is always correct, only slower.
 //!
@@ -34,6 +35,8 @@ pub(crate) enum Pattern {
     Exact(Box<[u8]>),
     /// `literal`, unanchored.
     Contains(Box<memmem::Finder<'static>>),
+    /// `literal|literal|…`, unanchored: whether any of them occurs.
+    AnyOf(Box<[memmem::Finder<'static>]>),
     /// Anything else.
     Regex(Regex),
 }
@@ -57,6 +60,13 @@ impl Pattern {
                 memmem::Finder::new(&lit).into_owned(),
             )));
         }
+        if let Some(lits) = alternatives(pattern) {
+            return Ok(Pattern::AnyOf(
+                lits.iter()
+                    .map(|l| memmem::Finder::new(l).into_owned())
+                    .collect(),
+            ));
+        }
         Self::regex(pattern, pos).map(Pattern::Regex)
     }
 
@@ -78,6 +88,7 @@ impl Pattern {
             Pattern::Suffix(lit) => haystack.ends_with(lit),
             Pattern::Exact(lit) => haystack == &**lit,
             Pattern::Contains(finder) => finder.find(haystack).is_some(),
+            Pattern::AnyOf(finders) => finders.iter().any(|f| f.find(haystack).is_some()),
             Pattern::Regex(re) => re.is_match(haystack),
         }
     }
@@ -109,6 +120,31 @@ pub(crate) fn literal(pattern: &str) -> Option<Vec<u8>> {
         out.extend_from_slice(lit.encode_utf8(&mut buf).as_bytes());
     }
     Some(out)
+}
+
+/// The branches of `pattern` when it is two or more pure literals joined by `|` at its top
+/// level (split at every `|` not escaped; a `|` inside a class or a group leaves a branch that
+/// is no literal, so the pattern goes to the regex engine), else `None`.
+pub(crate) fn alternatives(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    let mut branches = Vec::new();
+    let mut start = 0;
+    let mut escaped = false;
+    for (i, c) in pattern.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '|' => {
+                branches.push(literal(&pattern[start..i])?);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if branches.is_empty() {
+        return None;
+    }
+    branches.push(literal(&pattern[start..])?);
+    Some(branches)
 }
 
 const ASCII_DIGIT: &str = "[0-9]";

@@ -716,6 +716,11 @@ fn fast_paths_are_chosen() {
         Pattern::Suffix(l) => format!("suffix {}", String::from_utf8_lossy(&l)),
         Pattern::Exact(l) => format!("exact {}", String::from_utf8_lossy(&l)),
         Pattern::Contains(f) => format!("contains {}", String::from_utf8_lossy(f.needle())),
+        Pattern::AnyOf(fs) => fs
+            .iter()
+            .map(|f| format!("contains {}", String::from_utf8_lossy(f.needle())))
+            .collect::<Vec<_>>()
+            .join(" or "),
         Pattern::Regex(_) => "regex".to_owned(),
     };
     assert_eq!(kind("^abc"), "prefix abc");
@@ -733,12 +738,20 @@ fn fast_paths_are_chosen() {
     assert_eq!(kind("$"), "suffix ");
     assert_eq!(kind("^$"), "exact ");
     assert_eq!(kind(""), "contains ");
+    assert_eq!(
+        kind("timeout|refused"),
+        "contains timeout or contains refused"
+    );
+    assert_eq!(kind("a\\||b"), "contains a| or contains b");
+    assert_eq!(kind("a\\\\|b"), "contains a\\ or contains b");
+    assert_eq!(kind("a|"), "contains a or contains ");
     for p in [
-        "^a.c", "\\d", "(?i)abc", "a{2}", "^a|b", "^ab*", "x[y]", "\\x41",
+        "^a.c", "\\d", "(?i)abc", "a{2}", "^a|b", "^ab*", "x[y]", "\\x41", "[a|b]", "(a|b)", "a|b$",
     ] {
         assert_eq!(kind(p), "regex", "{p}");
     }
     assert!(literal("abc\\").is_none());
+    assert!(Pattern::compile("a|b\\", 0).is_err());
     assert!(Pattern::compile("^abc\\", 0).is_err());
 }
 
@@ -774,6 +787,31 @@ fn re2_dialect_is_kept() {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// An unanchored alternation of literals takes the fast path and agrees with the regex
+    /// engine, whichever branch occurs where.
+    #[test]
+    fn alternations_of_literals_agree_with_regex(
+        lits in prop::collection::vec("[ab.*|\\\\é-]{0,4}", 2..4),
+        pre in "[ab|é-]{0,3}",
+        post in "[ab|é$-]{0,3}",
+    ) {
+        let pattern = lits.iter().map(|l| regex::escape(l)).collect::<Vec<_>>().join("|");
+        let fast = Pattern::compile(&pattern, 0).unwrap();
+        prop_assert!(matches!(fast, Pattern::AnyOf(_)), "{pattern} took no fast path");
+        let slow = Pattern::regex(&pattern, 0).unwrap();
+        let mut hays = vec![pre.clone(), String::new(), format!("{pre}{post}")];
+        for l in &lits {
+            hays.push(format!("{pre}{l}{post}"));
+        }
+        for hay in hays {
+            prop_assert_eq!(
+                fast.is_match(hay.as_bytes()),
+                slow.is_match(hay.as_bytes()),
+                "pattern {:?} on {:?}", pattern, hay
+            );
+        }
+    }
 
     /// `^lit`, `lit$`, `^lit$` and `lit` take fast paths that agree with the regex engine.
     #[test]
