@@ -202,39 +202,32 @@ impl DecodedMessages {
     /// Appends one encoded message.
     pub fn push_encoded(&mut self, bytes: &[u8]) {
         self.data.extend_from_slice(bytes);
+        self.end_message(None);
+    }
+
+    /// Closes the message written last, with its layout when its writer knew it.
+    fn end_message(&mut self, layout: Option<ViewLayout>) {
         self.ends.push(self.data.len());
-        self.layouts.push(None);
+        self.layouts.push(layout);
         self.field_ends.push(self.fields.len() as u32);
     }
 
     /// Appends one message that `write` encodes straight into the buffer with the
     /// [`MessageWriter`] it is given, which records the message's layout and where each of its
-    /// fields lies, so that the router neither scans the message nor parses its fields. When
-    /// `write` fails, whatever it wrote is removed.
-    pub fn push_written<E>(
-        &mut self,
-        write: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), E>,
-    ) -> Result<(), E> {
+    /// fields lies, so that the router neither scans the message nor parses its fields.
+    pub fn push_written(&mut self, write: impl FnOnce(&mut MessageWriter<'_>)) {
         let mark = self.data.len();
         let field_mark = self.fields.len();
         let mut w = MessageWriter::recording(&mut self.data, &mut self.fields);
-        let result = write(&mut w);
+        write(&mut w);
         let layout = w.layout();
-        if let Err(e) = result {
-            self.data.truncate(mark);
-            self.fields.truncate(field_mark);
-            return Err(e);
-        }
         if layout.is_none() {
             // Raw entries: the fields recorded may not be all of them.
             self.fields.truncate(field_mark);
         }
         #[cfg(debug_assertions)]
         check_written(&self.data[mark..], layout, &self.fields[field_mark..]);
-        self.ends.push(self.data.len());
-        self.layouts.push(layout);
-        self.field_ends.push(self.fields.len() as u32);
-        Ok(())
+        self.end_message(layout);
     }
 
     /// The messages, in order, each with its layout and its fields when its writer gave them.
@@ -262,9 +255,7 @@ impl DecodedMessages {
         let mark = self.data.len();
         match write(&mut self.data) {
             Ok(()) => {
-                self.ends.push(self.data.len());
-                self.layouts.push(None);
-                self.field_ends.push(self.fields.len() as u32);
+                self.end_message(None);
                 Ok(())
             }
             Err(e) => {
@@ -278,9 +269,7 @@ impl DecodedMessages {
     pub fn push(&mut self, msg: &Message) {
         use prost::Message as _;
         msg.encode(&mut self.data).expect("a Vec grows as needed");
-        self.ends.push(self.data.len());
-        self.layouts.push(None);
-        self.field_ends.push(self.fields.len() as u32);
+        self.end_message(None);
     }
 
     /// The messages, in order.

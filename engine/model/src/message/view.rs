@@ -280,14 +280,16 @@ impl WrittenField {
             ValueType::Bool => FieldValue::Bool(*v.first()? != 0),
         })
     }
+}
 
-    /// Whether this field's name, in `buf`, is `name`, whose [`head8`] is `head`.
-    #[inline(always)]
-    fn named(&self, buf: &[u8], name: &[u8], head: u64) -> bool {
-        self.head == head
-            && self.name.len as usize == name.len()
-            && (name.len() <= 8 || self.name.of(buf)[8..] == name[8..])
-    }
+/// Whether the name at `stored` in `buf`, whose [`head8`] is `stored_head`, is `name`, whose
+/// [`head8`] is `head`: the first eight bytes and the length decide most comparisons without
+/// reading the name.
+#[inline(always)]
+fn same_name(buf: &[u8], stored: Span, stored_head: u64, name: &[u8], head: u64) -> bool {
+    stored_head == head
+        && stored.len as usize == name.len()
+        && (name.len() <= 8 || stored.of(buf)[8..] == name[8..])
 }
 
 /// What [`MessageView::new`] found in a message, without the bytes: where each header lives, the
@@ -587,7 +589,7 @@ fn written_value<'a>(
     let head = head8(name);
     let mut seen = 0;
     for f in written {
-        if f.named(buf, name, head) {
+        if same_name(buf, f.name, f.head, name, head) {
             if seen == fi {
                 return if ai == 0 { f.value(buf) } else { None };
             }
@@ -727,10 +729,7 @@ impl MessageAccess for IndexedView<'_, '_> {
         let head = head8(name);
         let mut seen = 0;
         for f in fields.iter() {
-            if f.head == head
-                && f.name.len as usize == name.len()
-                && (name.len() <= 8 || f.name.of(buf)[8..] == name[8..])
-            {
+            if same_name(buf, f.name, f.head, name, head) {
                 if seen == fi {
                     return FieldView {
                         buf: f.field.of(buf),

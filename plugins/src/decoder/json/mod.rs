@@ -645,8 +645,8 @@ impl JsonDecoder {
                 write(
                     plan, nodes, &found, timestamp, names, entries, record, source, w,
                 );
-                Ok::<_, DecodeError>(())
-            })
+            });
+            Ok(())
         });
         *kept = Some(tape.reset());
         result.map(|()| Decoded::Messages(1))
