@@ -1,4 +1,4 @@
-//! The runtime through the real binary: core placement, idle CPU, refused configs and limits,
+//! The runtime through the real binary: core placement, an idle process sleeping, refused configs and limits,
 //! the embedded default configuration.
 
 mod common;
@@ -180,30 +180,35 @@ fn an_unknown_log_level_is_refused() {
     assert!(stderr.contains("unknown log level \"loud\""), "{stderr}");
 }
 
-/// With no traffic the process uses less than 1% of a CPU (at the default `report_interval`:
-/// with `report_interval = 1` hekate injects its report messages every second and the
-/// pipeline routes, counts and writes them, which is traffic; that costs about 0.7% more of a
-/// core on a VM whose timer interrupts trap to the hypervisor).
+/// With no traffic the process sleeps: its threads wake a few times a second (timers of the
+/// coordinator and the shards), not in a loop. Counted in wakeups, which do not depend on how
+/// fast or how loaded the machine is; the CPU bound only catches a thread that spins (one
+/// spinning thread is 100% of a core). The idle CPU figure itself (< 1% of a core with 1,000
+/// files watched) is the bench harness's: `scripts/bench tail`, in bench/RESULTS.md.
 #[test]
-fn idle_cpu_stays_under_one_percent() {
+fn an_idle_process_sleeps() {
     let dir = temp_dir("idle");
     let port = free_tcp_port();
     let mut hekate = Hekate::start(&dir, &simple_config(&dir, port, ""), &[port]);
-    // Past the start (and the heap trim a second after the harness's probe connection closed),
-    // measured long enough that the clock tick (10 ms) is a tenth of the 1% budget.
+    // Past the start (and the heap trim a second after the harness's probe connection closed).
     std::thread::sleep(Duration::from_secs(2));
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let before = hekate.cpu_ticks();
+    let (ticks, switches) = (hekate.cpu_ticks(), hekate.context_switches());
     let seconds = 10.0;
     std::thread::sleep(Duration::from_secs_f64(seconds));
-    let used = (hekate.cpu_ticks() - before) as f64 / hz;
-    eprintln!("idle hekate: {:.2}% CPU", used / seconds * 100.0);
-    assert!(
-        used / seconds < 0.01,
-        "idle hekate used {:.2}% CPU",
-        used / seconds * 100.0
+    let used = (hekate.cpu_ticks() - ticks) as f64 / hz / seconds;
+    let per_second = (hekate.context_switches() - switches) as f64 / seconds;
+    eprintln!(
+        "idle hekate: {:.2}% CPU, {per_second:.1} context switches a second",
+        used * 100.0
     );
+    // About 12 a second on the machines of this project.
+    assert!(
+        per_second < 100.0,
+        "idle hekate switched context {per_second:.1} times a second"
+    );
+    assert!(used < 0.05, "idle hekate used {:.2}% CPU", used * 100.0);
     assert!(hekate.terminate().success());
 }
 

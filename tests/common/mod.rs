@@ -176,6 +176,27 @@ impl Hekate {
         f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
     }
 
+    /// Context switches of every thread so far (voluntary and not): how often the process
+    /// was woken or preempted.
+    pub fn context_switches(&self) -> u64 {
+        let mut total = 0;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+            return 0;
+        };
+        for t in tasks.flatten() {
+            let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            total += status
+                .lines()
+                .filter_map(|l| {
+                    l.strip_prefix("voluntary_ctxt_switches:")
+                        .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+                })
+                .filter_map(|v| v.trim().parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        total
+    }
+
     /// (thread name, Cpus_allowed_list) of every thread.
     pub fn thread_affinities(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
