@@ -1,5 +1,5 @@
-//! The runtime through the real binary: core placement, an idle process sleeping, refused configs and limits,
-//! the embedded default configuration.
+//! The runtime through the real binary: core placement, an idle process sleeping, refused
+//! configs and limits, the embedded default configuration.
 
 mod common;
 
