@@ -7,8 +7,8 @@
 //! - ten files of N/10 lines each, read at once (ten streams): the total rate vs one file's;
 //! - 1,000 idle files watched for 10 s: hekate's CPU time, as a share of one core.
 //!
-//! Rates are taken between the moments the output holds 10% and 90% of the input ([`Progress`]);
-//! the whole run's rate is reported beside them.
+//! Rates are taken between the moments the output holds 10% and 90% of the input ([`Progress`]),
+//! the median of three runs; the whole run's rate is reported beside them.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -112,6 +112,8 @@ struct Tailed {
     /// writes at its `flush_interval`, Heka's 1 s, once the rest is through).
     whole_bytes_per_sec: f64,
     commands: Vec<String>,
+    /// The rate of every run, bytes per second, slowest first (this one is their median).
+    runs: Vec<f64>,
 }
 
 /// When a run's output passed 10% and 90% of what it will hold: the rate between the two is
@@ -154,6 +156,46 @@ impl Progress {
 
 /// hekate reading every file of `dir` until the output holds `total` bytes.
 fn tail_rate(b: &Bench, name: &str, dir: &Path, total: u64) -> Result<Tailed, String> {
+    median_of_runs(b, name, |name| tail_run(b, name, dir, total))
+}
+
+/// Runs `run` [`RUNS`] times (each with its own scratch directory, so that no journal or
+/// output of one is seen by the next) and keeps the run of the median rate: one run of a second
+/// or two moves by ±20% on these machines (page-cache writeback, a busy neighbour).
+fn median_of_runs(
+    b: &Bench,
+    name: &str,
+    mut run: impl FnMut(&str) -> Result<Tailed, String>,
+) -> Result<Tailed, String> {
+    let runs = b.pick(1, RUNS);
+    let mut done = Vec::new();
+    for k in 1..=runs {
+        let this = format!("{name}-{k}");
+        let result = run(&this);
+        // Each run leaves an output as large as its input: gone before the next starts.
+        let _ = std::fs::remove_dir_all(b.scratch(&this));
+        done.push(result?);
+    }
+    done.sort_by(|x, y| x.bytes_per_sec.total_cmp(&y.bytes_per_sec));
+    let rates: Vec<f64> = done.iter().map(|t| t.bytes_per_sec).collect();
+    let mut median = done.swap_remove(runs / 2);
+    median.runs = rates;
+    Ok(median)
+}
+
+/// Rates in bytes per second as GB/s, listed.
+fn gbps(rates: &[f64]) -> String {
+    rates
+        .iter()
+        .map(|r| format!("{:.2}", r / 1e9))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs of each rate; the median is reported.
+const RUNS: usize = 3;
+
+fn tail_run(b: &Bench, name: &str, dir: &Path, total: u64) -> Result<Tailed, String> {
     let scratch = b.scratch(name);
     let out = scratch.join("out.log");
     let port = b.free_port();
@@ -197,6 +239,7 @@ fn tail_rate(b: &Bench, name: &str, dir: &Path, total: u64) -> Result<Tailed, St
         bytes_per_sec: progress.rate().unwrap_or(whole),
         whole_bytes_per_sec: whole,
         commands: vec![hk.command.clone()],
+        runs: Vec::new(),
     })
 }
 
@@ -257,6 +300,19 @@ fn decoded_rate(
     bytes: u64,
     decoder: &str,
 ) -> Result<Tailed, String> {
+    median_of_runs(b, name, |name| {
+        decoded_run(b, name, dir, lines, bytes, decoder)
+    })
+}
+
+fn decoded_run(
+    b: &Bench,
+    name: &str,
+    dir: &Path,
+    lines: u64,
+    bytes: u64,
+    decoder: &str,
+) -> Result<Tailed, String> {
     let scratch = b.scratch(name);
     super::sandbox::share_scripts(b, &scratch.join("base"))?;
     let out = scratch.join("out.log");
@@ -301,6 +357,7 @@ fn decoded_rate(
         bytes_per_sec: progress.rate().map_or(whole, |l| l * bytes_per_line),
         whole_bytes_per_sec: whole,
         commands: vec![hk.command.clone()],
+        runs: Vec::new(),
     })
 }
 
@@ -347,7 +404,8 @@ fn run(b: &mut Bench) -> Section {
          FileOutput that writes the payloads back (`bench/configs/tail.toml`); the run ends when \
          the output holds as many bytes as the input (and they are compared by size). GB/s and \
          lines/s are the rate while the files stream: from the moment the output holds 10% of \
-         the input to the moment it holds 90%. The whole run's rate, in the detail column, also \
+         the input to the moment it holds 90%, the median of three runs (each run's rate is in \
+         the detail column). The whole run's rate, in the detail column too, also \
          holds hekate's start and the wait for FileOutput's last write, which comes at its \
          `flush_interval` (1 s, Heka's default) once everything else is through. The ceiling \
          is `cat` over the same files, cached, pinned to \
@@ -424,7 +482,8 @@ fn run(b: &mut Bench) -> Section {
                         si(t.bytes_per_sec / line_len),
                         vs(t.bytes_per_sec),
                         format!(
-                            "{lines} lines; whole run {:.2} GB/s",
+                            "{lines} lines; runs {} GB/s; whole run {:.2} GB/s",
+                            gbps(&t.runs),
                             t.whole_bytes_per_sec / 1e9
                         ),
                     ],
@@ -449,8 +508,9 @@ fn run(b: &mut Bench) -> Section {
                     vs(t.bytes_per_sec),
                     one_rate.map_or("—".into(), |o| {
                         format!(
-                            "{:.2}× one file's rate; whole run {:.2} GB/s",
+                            "{:.2}× one file's rate; runs {} GB/s; whole run {:.2} GB/s",
                             t.bytes_per_sec / o,
+                            gbps(&t.runs),
                             t.whole_bytes_per_sec / 1e9
                         )
                     }),
@@ -509,8 +569,13 @@ fn run(b: &mut Bench) -> Section {
                             si(lines_per_sec),
                             vs(t.bytes_per_sec),
                             format!(
-                                "{decoded_lines} lines of {:.0} B; whole run {:.2} GB/s{}",
+                                "{decoded_lines} lines of {:.0} B; runs {} lines/s; whole run {:.2} GB/s{}",
                                 bytes as f64 / decoded_lines as f64,
+                                t.runs
+                                    .iter()
+                                    .map(|r| si(r * decoded_lines as f64 / bytes as f64))
+                                    .collect::<Vec<_>>()
+                                    .join(", "),
                                 t.whole_bytes_per_sec / 1e9,
                                 if decoder == "nginx" {
                                     format!(
