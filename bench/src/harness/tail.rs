@@ -290,21 +290,8 @@ fn count_lines(path: &Path, at: &mut u64, count: &mut u64) {
     }
 }
 
-/// hekate reading the one file of `dir` through `decoder` until the output has a line for
-/// each of its `lines` lines: bytes of log per second.
-fn decoded_rate(
-    b: &Bench,
-    name: &str,
-    dir: &Path,
-    lines: u64,
-    bytes: u64,
-    decoder: &str,
-) -> Result<Tailed, String> {
-    median_of_runs(b, name, |name| {
-        decoded_run(b, name, dir, lines, bytes, decoder)
-    })
-}
-
+/// One run of hekate reading the one file of `dir` through `decoder` until the output has a
+/// line for each of its `lines` lines: bytes of log per second.
 fn decoded_run(
     b: &Bench,
     name: &str,
@@ -551,14 +538,10 @@ fn run(b: &mut Bench) -> Section {
                 continue;
             }
         };
-        match decoded_rate(
-            b,
-            &format!("tail-{decoder}"),
-            dir,
-            decoded_lines,
-            bytes,
-            decoder,
-        ) {
+        let rate = median_of_runs(b, &format!("tail-{decoder}"), |name| {
+            decoded_run(b, name, dir, decoded_lines, bytes, decoder)
+        });
+        match rate {
             Ok(t) => {
                 let lines_per_sec = t.bytes_per_sec * decoded_lines as f64 / bytes as f64;
                 s.rows.push(
