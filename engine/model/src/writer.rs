@@ -196,9 +196,8 @@ impl<'a> MessageWriter<'a> {
 
     /// A one-value field (tag 10), written in place: `value_len` is the length of what `value`
     /// appends (the value's own tag and bytes), so the field's length prefix is known before its
-    /// body is written and nothing is built aside.
-    /// Writes a field whose value entry, `value_len` bytes, `value` appends; the value itself
-    /// is its last `value_bytes` bytes.
+    /// body is written and nothing is built aside; the value itself is the last `value_bytes`
+    /// bytes appended.
     fn field(
         &mut self,
         name: &[u8],

@@ -349,13 +349,13 @@ const ACK_POLL: Duration = Duration::from_millis(100);
 /// (a fallback poll, for file systems that do not report every write).
 const WATCHED_POLL: Duration = Duration::from_secs(10);
 
-/// The time left until the next multiple of `period` since the process's first call: idle
-/// streams sleep until such a tick rather than for `period`, so that a thousand of them wake
-/// the shard once per period instead of a thousand times at scattered moments.
-fn until_tick(period: Duration) -> Duration {
+/// The time left at `now` until the next multiple of `period` since the process's first call:
+/// idle streams sleep until such a tick rather than for `period`, so that a thousand of them
+/// wake the shard once per period instead of a thousand times at scattered moments.
+fn until_tick(period: Duration, now: Instant) -> Duration {
     static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
     let period_ns = period.as_nanos().max(1);
-    let into = EPOCH.elapsed().as_nanos() % period_ns;
+    let into = now.saturating_duration_since(*EPOCH).as_nanos() % period_ns;
     Duration::from_nanos((period_ns - into) as u64)
 }
 
@@ -563,7 +563,7 @@ impl Instance {
                     let mut wait = if s.acks.outstanding() > 0 {
                         self.input.check.min(ACK_POLL)
                     } else {
-                        until_tick(poll)
+                        until_tick(poll, Instant::now())
                     };
                     if let Step::Wait(at_most) = idle {
                         wait = wait.min(at_most);
@@ -1033,17 +1033,23 @@ mod tests {
     #[test]
     fn idle_streams_wake_on_a_shared_tick() {
         let period = Duration::from_secs(10);
-        let first = Instant::now() + until_tick(period);
-        std::thread::sleep(Duration::from_millis(20));
-        let later = Instant::now() + until_tick(period);
-        let wait = until_tick(period);
-        assert!(wait > Duration::ZERO && wait <= period, "{wait:?}");
-        // Two streams going idle 20 ms apart wake at the same moment (or one period apart,
-        // when a tick fell between them).
-        let apart = later.duration_since(first);
-        assert!(
-            apart < Duration::from_millis(2) || apart.abs_diff(period) < Duration::from_millis(2),
-            "{apart:?}"
-        );
+        // The ticks count from the first call.
+        until_tick(period, Instant::now());
+        let now = Instant::now();
+        let first = now + until_tick(period, now);
+        assert!(first > now && first <= now + period);
+        // Streams going idle at any moment of the same period wake at the same instant; one
+        // going idle after it wakes one period later.
+        for later in [1, 20, 5_000] {
+            let then = now + Duration::from_millis(later);
+            let wake = then + until_tick(period, then);
+            if then < first {
+                assert_eq!(wake, first, "{later} ms later");
+            } else {
+                assert_eq!(wake, first + period, "{later} ms later");
+            }
+        }
+        let at_tick = first + until_tick(period, first);
+        assert_eq!(at_tick, first + period, "at a tick, the next one");
     }
 }
