@@ -20,7 +20,7 @@ use crate::mesh::RouterShard;
 use crate::stats::{PluginCounters, ShardStats, add};
 use hekate_model::framing::SignerKeys;
 use hekate_model::message::{MessageView, ViewLayout};
-use hekate_model::writer::{MessageWriter, now_ns, random_uuid};
+use hekate_model::writer::{MessageWriter, PayloadTemplate, now_ns, random_uuid};
 
 /// An input's record pipeline as configured: splitter, decoder and their options.
 #[derive(Debug, Clone)]
@@ -131,7 +131,7 @@ impl RecordStream {
             || (spec.decoder.is_none() && spec.splitter.use_message_bytes());
         let initial = spec.splitter.min_buffer_size().max(64 * 1024);
         let max = spec.splitter.max_record_size().max(initial).max(256 * 1024);
-        RecordStream {
+        let mut stream = RecordStream {
             buf: vec![0; initial],
             start: 0,
             end: 0,
@@ -158,8 +158,11 @@ impl RecordStream {
                 stats,
                 plugin,
                 received: 0,
+                template: PayloadTemplate::new(None, b"", None, b"", &[]),
             },
-        }
+        };
+        stream.sink.new_template();
+        stream
     }
 
     /// The free end of the read buffer. Unconsumed bytes are moved to the front first, and the
@@ -186,18 +189,21 @@ impl RecordStream {
     pub fn set_origin(&mut self, logger: &str, msg_type: Option<&str>) {
         self.sink.logger = Rc::from(logger);
         self.sink.msg_type = msg_type.map(Rc::from);
+        self.sink.new_template();
     }
 
     /// Gives payload messages this Severity (HttpListenInput: 6, as Heka's); by default they
     /// have none (Heka's default, 7).
     pub fn set_severity(&mut self, severity: Option<i32>) {
         self.sink.severity = severity;
+        self.sink.new_template();
     }
 
     /// Adds these encoded fields (written with a [`MessageWriter`]) to every message built from
     /// a payload, and shows them to decoders ([`RecordSource::fields`]).
     pub fn set_fields(&mut self, encoded: &[u8]) {
         self.sink.fields = Rc::from(encoded);
+        self.sink.new_template();
     }
 
     /// Bytes fed but not yet used up: the start of a record whose end has not been read. An
@@ -306,6 +312,7 @@ impl RecordStream {
             && *self.sink.hostname != *h
         {
             self.sink.hostname = Rc::from(h);
+            self.sink.new_template();
         }
         self.end += n;
         let router = Rc::clone(&self.sink.router);
@@ -395,11 +402,24 @@ struct RecordSink {
     /// When the bytes being split were read: the Timestamp of their payload messages (one
     /// clock read per read, not per record: it was a tenth of a core's time tailing a file).
     received: i64,
+    /// The headers and fields every payload message shares, encoded once.
+    template: PayloadTemplate,
 }
 
 impl RecordSink {
     fn counters(&self) -> &PluginCounters {
         &self.stats.plugins[self.plugin]
+    }
+
+    /// Encodes the shared part of payload messages again (the origin changed).
+    fn new_template(&mut self) {
+        self.template.set(
+            self.msg_type.as_deref().map(str::as_bytes),
+            self.logger.as_bytes(),
+            self.severity,
+            self.hostname.as_bytes(),
+            &self.fields,
+        );
     }
 
     fn skipped(&mut self, bytes: u64, why: Skip) {
@@ -506,19 +526,26 @@ impl RecordSink {
     /// Builds a message around a payload and routes it.
     fn payload_message(&mut self, record: &[u8], decode_failure: Option<bool>) {
         self.scratch.clear();
-        let layout = encode_payload_message(
-            &mut self.scratch,
-            record,
-            &PayloadOrigin {
-                logger: &self.logger,
-                msg_type: self.msg_type.as_deref(),
-                severity: self.severity,
-                hostname: &self.hostname,
-                fields: &self.fields,
-                timestamp: self.received,
-            },
-            decode_failure,
-        );
+        let layout = match decode_failure {
+            None => {
+                let payload = utf8_payload(record);
+                self.template
+                    .write(&mut self.scratch, &random_uuid(), self.received, &payload)
+            }
+            Some(_) => encode_payload_message(
+                &mut self.scratch,
+                record,
+                &PayloadOrigin {
+                    logger: &self.logger,
+                    msg_type: self.msg_type.as_deref(),
+                    severity: self.severity,
+                    hostname: &self.hostname,
+                    fields: &self.fields,
+                    timestamp: self.received,
+                },
+                decode_failure,
+            ),
+        };
         // The writer knows where it put everything: no scan of what it just wrote.
         debug_assert!(layout.is_none_or(|l| {
             MessageView::new(&self.scratch).ok().map(|v| v.layout()) == Some(l)
@@ -549,6 +576,17 @@ pub(crate) struct PayloadOrigin<'a> {
     pub(crate) timestamp: i64,
 }
 
+/// A payload is text: the common valid case is checked by the SIMD validator, and only invalid
+/// UTF-8 is replaced.
+#[inline]
+fn utf8_payload(record: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if simdutf8::basic::from_utf8(record).is_ok() {
+        std::borrow::Cow::Borrowed(record)
+    } else {
+        std::borrow::Cow::Owned(String::from_utf8_lossy(record).into_owned().into_bytes())
+    }
+}
+
 /// Encodes a message around a payload into `out` (Heka: Uuid, Timestamp, Logger = input name,
 /// Hostname, Payload), flagged with `decode_failure` when given.
 pub(crate) fn encode_payload_message(
@@ -557,13 +595,7 @@ pub(crate) fn encode_payload_message(
     origin: &PayloadOrigin<'_>,
     decode_failure: Option<bool>,
 ) -> Option<ViewLayout> {
-    // A payload is text: the common valid case is checked by the SIMD validator, and only
-    // invalid UTF-8 is replaced.
-    let payload: std::borrow::Cow<'_, [u8]> = if simdutf8::basic::from_utf8(record).is_ok() {
-        std::borrow::Cow::Borrowed(record)
-    } else {
-        std::borrow::Cow::Owned(String::from_utf8_lossy(record).into_owned().into_bytes())
-    };
+    let payload = utf8_payload(record);
     let mut w = MessageWriter::new(out);
     w.uuid(&random_uuid()).timestamp(origin.timestamp);
     if let Some(t) = origin.msg_type {

@@ -352,6 +352,25 @@ impl ViewLayout {
         }
     }
 
+    /// The layout of the same header entries written `by` bytes further into a message: the
+    /// spans of present headers move (an absent one keeps the empty span at 0 a scan gives it).
+    #[inline(always)]
+    pub(crate) fn shifted(mut self, by: usize) -> Self {
+        for s in [
+            &mut self.uuid,
+            &mut self.msg_type,
+            &mut self.logger,
+            &mut self.payload,
+            &mut self.env_version,
+            &mut self.hostname,
+        ] {
+            if s.start != 0 {
+                s.start += by as u32;
+            }
+        }
+        self
+    }
+
     /// Records a varint header entry (tags 2, 5, 8), as a scan would read it.
     #[inline(always)]
     pub(crate) fn header_varint(&mut self, tag: u8, n: u64) {
