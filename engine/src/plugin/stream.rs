@@ -183,6 +183,14 @@ impl RecordStream {
         &mut self.buf[self.end..]
     }
 
+    /// Reads in blocks of up to `bytes` rather than the default 64 KiB (a file input: fewer
+    /// reads per gigabyte; a buffer that size exists only while the stream has data, see
+    /// [`RecordStream::release`]).
+    pub fn set_block_size(&mut self, bytes: usize) {
+        self.initial = self.initial.max(bytes);
+        self.max_buf = self.max_buf.max(self.initial);
+    }
+
     /// Names the stream: payload messages get this Logger (and decoders see it as the
     /// source's), and this Type when one is given. For inputs that read several streams
     /// (LogstreamerInput: Logger = the stream's name, Type `logfile`).
