@@ -159,6 +159,7 @@ impl RecordStream {
                 plugin,
                 received: 0,
                 template: PayloadTemplate::new(None, b"", None, b"", &[]),
+                valid_utf8: 0..0,
             },
         };
         stream.sink.new_template();
@@ -388,14 +389,29 @@ impl RecordStream {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+            // One UTF-8 check of the whole block (SIMD, ASCII at a fraction of a cycle a byte)
+            // rather than one per record: payloads that lie in its valid part are not checked
+            // again.
+            // The block usually ends inside a line (perhaps inside a character): checked up to
+            // its last line end with the faster validator, and where that fails, to the first
+            // bad byte.
+            let rest = &data[at..];
+            let lines = memchr::memrchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+            let valid = if simdutf8::basic::from_utf8(&rest[..lines]).is_ok() {
+                lines
+            } else {
+                simdutf8::compat::from_utf8(rest).map_or_else(|e| e.valid_up_to(), |_| rest.len())
+            };
+            self.sink.valid_utf8 = rest.as_ptr() as usize..rest.as_ptr() as usize + valid;
             at += split_records(
                 &mut *self.splitter,
                 &mut self.sink,
                 &mut self.rest_of_cut,
-                &data[at..],
+                rest,
                 false,
                 Some((self.max_buf, self.keep_truncated)),
             );
+            self.sink.valid_utf8 = 0..0;
             // The splitter wants more than the rest: keep it, as much as the buffer takes (a
             // full buffer at its largest cuts the record, as in `feed`), in a buffer sized to it
             // when there is none (thousands of streams each holding a partial line stay small).
@@ -514,6 +530,8 @@ struct RecordSink {
     received: i64,
     /// The headers and fields every payload message shares, encoded once.
     template: PayloadTemplate,
+    /// The addresses of bytes being split that are known to be UTF-8 (checked as a block).
+    valid_utf8: std::ops::Range<usize>,
 }
 
 impl RecordSink {
@@ -638,7 +656,13 @@ impl RecordSink {
         self.scratch.clear();
         let layout = match decode_failure {
             None => {
-                let payload = utf8_payload(record);
+                let at = record.as_ptr() as usize;
+                let payload =
+                    if self.valid_utf8.start <= at && at + record.len() <= self.valid_utf8.end {
+                        std::borrow::Cow::Borrowed(record)
+                    } else {
+                        utf8_payload(record)
+                    };
                 self.template
                     .write(&mut self.scratch, &random_uuid(), self.received, &payload)
             }
@@ -853,8 +877,9 @@ mod tests {
     }
 
     /// Splitting where the bytes lie gives what copying them into the buffer gives: records
-    /// across reads of any size, empty lines, a partial last line, and records longer than the
-    /// largest buffer (cut and skipped, or delivered truncated).
+    /// across reads of any size, empty lines, a partial last line, records longer than the
+    /// largest buffer (cut and skipped, or delivered truncated), characters cut by a read and
+    /// invalid UTF-8 (replaced in both).
     #[test]
     fn feeding_bytes_in_place_is_feeding_them_through_the_buffer() {
         use proptest::prelude::*;
@@ -885,6 +910,12 @@ mod tests {
                     let mut data = Vec::new();
                     for (i, len) in lines.iter().enumerate() {
                         data.extend((0..*len).map(|k| b'a' + ((i + k) % 26) as u8));
+                        // Two-byte characters (cut by some reads) and invalid bytes (replaced).
+                        match i % 4 {
+                            1 => data.extend_from_slice("é".as_bytes()),
+                            2 => data.push(0xFF),
+                            _ => {}
+                        }
                         data.push(b'\n');
                     }
                     if partial {
