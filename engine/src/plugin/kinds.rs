@@ -216,6 +216,7 @@ impl DecodedMessages {
     /// [`MessageWriter`] it is given, which records the message's layout and where each of its
     /// fields lies, so that the router neither scans the message nor parses its fields.
     pub fn push_written(&mut self, write: impl FnOnce(&mut MessageWriter<'_>)) {
+        #[cfg(debug_assertions)]
         let mark = self.data.len();
         let field_mark = self.fields.len();
         let mut w = MessageWriter::recording(&mut self.data, &mut self.fields);
