@@ -42,8 +42,8 @@ pub fn random_uuid() -> [u8; UUID_SIZE] {
 /// written around two copies, with the bytes and layout [`MessageWriter`] gives the same message
 /// (tags in the order Uuid, Timestamp, Type, Logger, Severity, Hostname, Payload, fields).
 ///
-/// Tailing a file turns every line into such a message: writing each header anew was a fifth of
-/// the work per line.
+/// Tailing a file turns every line into such a message: writing each header anew was a tenth of
+/// the instructions per line (callgrind: 1,592 → 1,439).
 #[derive(Debug, Clone)]
 pub struct PayloadTemplate {
     /// The Type, Logger, Severity and Hostname entries.
